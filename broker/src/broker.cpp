@@ -1,0 +1,155 @@
+#include "shmbus/broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "shmbus/detail/registry.hpp"
+#include "shmbus/detail/topic_segment.hpp"
+#include "shmbus/error.hpp"
+#include "shmbus/names.hpp"
+
+namespace shmbus {
+namespace {
+
+using detail::registry;
+using detail::topic_segment;
+
+std::vector<detail::topic_params> to_params(const std::vector<topic_config>& topics) {
+  std::vector<detail::topic_params> out;
+  std::set<std::string> seen;
+  for (const auto& t : topics) {
+    if (!seen.insert(t.name).second)
+      throw_error(make_error_code(errc::invalid_argument), "topic '" + t.name + "' is given twice");
+    detail::topic_params p;
+    p.name = t.name;
+    p.max_message_size = t.max_message_size;
+    p.depth = t.depth;
+    p.type_size = t.type_size;
+    p.max_subscribers = t.max_subscribers;
+    detail::topic_geometry g{};
+    std::string why;
+    if (auto ec = detail::compute_geometry(p, g, &why)) throw_error(ec, why);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Marks a dead broker's topic closed before removing it, so that clients
+// still mapping it learn that it is gone instead of waiting for ever.
+void close_orphan_topic(const std::string& object, std::string_view bus) {
+  const std::string prefix = detail::bus_object_prefix(bus) + "t.";
+  if (object.rfind(prefix, 0) != 0) return;
+  std::error_code ec;
+  std::string what;
+  auto seg = topic_segment::open(bus, object.substr(prefix.size()), access::read_write, ec, what);
+  if (!ec) seg.close();
+}
+
+}  // namespace
+
+struct broker::impl {
+  std::string bus;
+  std::vector<detail::topic_params> params;
+  registry reg;
+  std::vector<topic_segment> topics;
+  unsigned stale_removed = 0;
+
+  void remove_objects() noexcept {
+    std::error_code ec;
+    for (auto& t : topics) {
+      t.close();
+      platform::shared_memory_region::remove(detail::topic_object_name(bus, t.name()), ec);
+    }
+    reg.mark_closed();
+    platform::shared_memory_region::remove(detail::registry_object_name(bus), ec);
+  }
+};
+
+unsigned broker::remove_stale(std::string_view bus) {
+  std::error_code ec;
+  std::string what;
+  registry r = registry::open(bus, ec, what);
+  if (!ec && platform::is_alive(r.broker()) && r.state() != detail::segment_state::closed) {
+    throw_error(make_error_code(errc::broker_running),
+                "a live broker (pid " + std::to_string(r.broker().pid) + ") already owns bus '" +
+                    std::string(bus) + "'");
+  }
+  unsigned removed = 0;
+  for (const std::string& object : platform::shared_memory_region::list(detail::bus_object_prefix(bus))) {
+    close_orphan_topic(object, bus);
+    if (platform::shared_memory_region::remove(object, ec)) ++removed;
+    if (ec) throw_error(ec, "shm_unlink('/" + object + "') of a stale object");
+  }
+  return removed;
+}
+
+broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
+  impl& m = *impl_;
+  m.bus = opts.bus.empty() ? default_bus_name() : opts.bus;
+  std::string why;
+  if (auto ec = validate_bus_name(m.bus, &why)) throw_error(ec, why);
+  if (opts.topics.empty())
+    throw_error(make_error_code(errc::invalid_argument), "the broker needs at least one topic");
+  m.params = to_params(opts.topics);
+  const platform::permissions perms{opts.mode};
+
+  // The registry is created first, with O_EXCL: it is the claim on the bus.
+  for (int attempt = 0;; ++attempt) {
+    std::error_code ec;
+    std::string what;
+    m.reg = registry::create(m.bus, m.params, perms, ec, what);
+    if (!ec) break;
+    if (ec != std::errc::file_exists || attempt == 1) throw_error(ec, what);
+    m.stale_removed = remove_stale(m.bus);
+    spdlog::warn("bus '{}': removed {} object(s) left by a broker that is no longer running", m.bus,
+                 m.stale_removed);
+  }
+  try {
+    for (const auto& p : m.params) {
+      std::error_code ec;
+      std::string what;
+      m.topics.push_back(topic_segment::create(m.bus, p, perms, ec, what));
+      if (ec) throw_error(ec, what);
+      spdlog::info("topic '{}': max_message_size {} B, depth {}{}", p.name, p.max_message_size, p.depth,
+                   p.type_size ? ", type size " + std::to_string(p.type_size) + " B" : std::string());
+    }
+  } catch (...) {
+    m.topics.erase(std::remove_if(m.topics.begin(), m.topics.end(), [](auto& t) { return !t.is_open(); }),
+                   m.topics.end());
+    m.remove_objects();
+    throw;
+  }
+  for (auto& t : m.topics) t.mark_ready();
+  m.reg.mark_ready();
+}
+
+broker::broker(broker&&) noexcept = default;
+broker& broker::operator=(broker&&) noexcept = default;
+
+broker::~broker() {
+  if (impl_) impl_->remove_objects();
+}
+
+const std::string& broker::bus() const noexcept { return impl_->bus; }
+
+unsigned broker::stale_objects_removed() const noexcept { return impl_->stale_removed; }
+
+void broker::maintain() {
+  impl_->reg.beat();
+  for (auto& t : impl_->topics) {
+    if (const unsigned n = t.reap_dead_subscribers(); n != 0)
+      spdlog::info("topic '{}': released {} subscriber slot(s) of exited processes", t.name(), n);
+  }
+}
+
+std::vector<topic_status> broker::status() const {
+  std::vector<topic_status> out;
+  for (const auto& t : impl_->topics) {
+    out.push_back({std::string(t.name()), t.newest(),
+                   t.header().mutex_recoveries.load(std::memory_order_relaxed), t.live_subscribers()});
+  }
+  return out;
+}
+
+}  // namespace shmbus

@@ -1,0 +1,266 @@
+#pragma once
+/// \file
+/// The shmbus client API: open a bus, then publish to or subscribe to its
+/// topics.
+///
+/// \code
+///   shmbus::bus bus;                                   // $SHMBUS_BUS or "default"
+///   auto pub = bus.make_publisher("prices");
+///   pub.publish("hello");
+///
+///   auto sub = bus.make_subscriber("prices");
+///   shmbus::message m;
+///   if (sub.wait(m, std::chrono::seconds(1)))
+///     std::cout << m.sequence() << ": " << m.text() << '\n';
+/// \endcode
+///
+/// Every call that can fail has a throwing overload (`std::system_error`,
+/// with a message naming the bus, topic or OS call) and an overload taking
+/// `std::error_code&`. Codes are `shmbus::errc` values or native OS codes.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+#include "shmbus/error.hpp"
+#include "shmbus/names.hpp"
+
+namespace shmbus {
+
+namespace detail {
+class topic_segment;
+class registry;
+}  // namespace detail
+
+/// A topic as the broker declared it.
+struct topic_info {
+  std::string name;
+  std::uint64_t max_message_size = 0;  ///< bytes
+  std::uint32_t depth = 0;             ///< 1 = latest value; N = ring of N
+  std::uint32_t type_size = 0;         ///< declared payload type size, 0 = raw bytes
+  std::uint64_t type_tag = 0;
+  std::uint32_t max_subscribers = 0;
+};
+
+/// Live figures of one topic, read from its segment.
+struct topic_stats {
+  topic_info info;
+  std::uint64_t published = 0;         ///< sequence of the newest message
+  std::uint64_t bytes_published = 0;
+  unsigned live_subscribers = 0;       ///< registered subscribers whose process runs
+  std::uint64_t mutex_recoveries = 0;  ///< publishers that died holding the mutex
+  std::int64_t last_publish_ns = 0;    ///< steady clock; 0 = never
+};
+
+/// Facts about one delivered message.
+struct message_info {
+  std::uint64_t sequence = 0;      ///< 1, 2, 3 ... per topic, set by the publisher
+  std::int64_t timestamp_ns = 0;   ///< publish time, steady (monotonic) clock, ns
+  std::size_t size = 0;            ///< payload bytes
+  std::uint64_t missed = 0;        ///< messages this subscriber skipped right before this one
+};
+
+/// A message copied out of shared memory; reusing one avoids allocation.
+class message {
+ public:
+  [[nodiscard]] const message_info& info() const noexcept { return info_; }
+  [[nodiscard]] std::uint64_t sequence() const noexcept { return info_.sequence; }
+  [[nodiscard]] std::int64_t timestamp_ns() const noexcept { return info_.timestamp_ns; }
+  [[nodiscard]] std::uint64_t missed() const noexcept { return info_.missed; }
+  [[nodiscard]] std::size_t size() const noexcept { return info_.size; }
+  [[nodiscard]] std::span<const std::byte> payload() const noexcept { return {buffer_.data(), info_.size}; }
+  [[nodiscard]] std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(buffer_.data()), info_.size};
+  }
+  /// The payload as a T; throws `errc::type_size_mismatch` if sizes differ.
+  template <class T>
+  [[nodiscard]] T as() const {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    if (info_.size != sizeof(T))
+      throw_error(make_error_code(errc::type_size_mismatch),
+                  "message of " + std::to_string(info_.size) + " bytes read as a " +
+                      std::to_string(sizeof(T)) + "-byte type");
+    T value;
+    std::memcpy(&value, buffer_.data(), sizeof(T));
+    return value;
+  }
+
+ private:
+  friend class subscriber;
+  message_info info_;
+  std::vector<std::byte> buffer_;
+};
+
+/// Publishes to one topic. Move-only; many publishers may share a topic
+/// (the topic's mutex serialises them).
+class publisher {
+ public:
+  publisher(publisher&&) noexcept;
+  publisher& operator=(publisher&&) noexcept;
+  ~publisher();
+
+  /// Copies `payload` into the topic and wakes subscribers. Returns the
+  /// message's sequence. Errors: message_too_large, topic_closed.
+  std::uint64_t publish(std::span<const std::byte> payload);
+  std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
+  std::uint64_t publish(std::string_view text) { return publish(std::as_bytes(std::span(text))); }
+
+  /// Publishes a trivially copyable value. If the topic declares a type size,
+  /// it was checked against the publisher's type when opened.
+  template <class T>
+  std::uint64_t publish_value(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    return publish(std::as_bytes(std::span<const T, 1>(&value, 1)));
+  }
+
+  [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
+  /// Mutex recoveries this topic has gone through (publishers that died holding it).
+  [[nodiscard]] std::uint64_t mutex_recoveries() const noexcept;
+
+ private:
+  friend class bus;
+  publisher(std::unique_ptr<detail::topic_segment> seg, topic_info info);
+  std::unique_ptr<detail::topic_segment> seg_;
+  topic_info info_;
+};
+
+/// Reads one topic. Starts after the newest message at the time it opened
+/// (`latest()` fetches that one). Move-only; not thread-safe (one reader
+/// thread per subscriber; open several subscribers for several threads).
+class subscriber {
+ public:
+  using duration = std::chrono::nanoseconds;
+
+  subscriber(subscriber&&) noexcept;
+  subscriber& operator=(subscriber&&) noexcept;
+  ~subscriber();
+
+  /// Copies the next message into `m` if there is one. Never blocks.
+  bool try_read(message& m);
+  bool try_read(message& m, std::error_code& ec) noexcept;
+
+  /// Blocks until a message arrives (copied into `m`) or `timeout` passes
+  /// (returns false). No timeout: waits for ever. Throws topic_closed when
+  /// the broker stops.
+  bool wait(message& m, std::optional<duration> timeout = std::nullopt);
+  bool wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept;
+
+  /// Jumps to the newest message (counting what it skips as missed) and
+  /// copies it into `m`; false if nothing was ever published.
+  bool latest(message& m);
+
+  /// Copies the next message into `buffer`. Errors: buffer_too_small (the
+  /// message stays unread, so nothing is lost).
+  std::optional<message_info> try_read(std::span<std::byte> buffer);
+  std::optional<message_info> try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept;
+
+  /// Typed reads; sizeof(T) was checked against the topic when opened.
+  template <class T>
+  bool try_read(T& out, message_info* info = nullptr) {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    auto got = try_read(std::as_writable_bytes(std::span<T, 1>(&out, 1)));
+    if (got && info != nullptr) *info = *got;
+    return got.has_value();
+  }
+
+  /// Zero-copy read: calls `f(const message_info&, std::span<const std::byte>)`
+  /// on the message where it lies in shared memory, then checks that the
+  /// publisher did not overwrite it meanwhile. If it did, `f` is called again
+  /// on the next available message; only the last call saw a valid message,
+  /// so `f` should only copy or compute, never act. Returns false when no
+  /// message is available.
+  template <class F>
+  bool read_view(F&& f);
+
+  /// Waits (up to `timeout`) until a message is available, without reading it.
+  bool wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept;
+
+  [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
+  /// Total messages this subscriber was told it missed.
+  [[nodiscard]] std::uint64_t missed_total() const noexcept { return missed_total_; }
+  [[nodiscard]] std::uint64_t received_total() const noexcept { return received_total_; }
+
+ private:
+  friend class bus;
+  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry);
+  void account(const message_info& info) noexcept;
+  bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
+
+  std::unique_ptr<detail::topic_segment> seg_;
+  topic_info info_;
+  int entry_ = -1;
+  std::uint64_t next_ = 1;
+  std::uint64_t pending_missed_ = 0;
+  std::uint64_t missed_total_ = 0;
+  std::uint64_t received_total_ = 0;
+};
+
+template <class F>
+bool subscriber::read_view(F&& f) {
+  auto call = [](void* ctx, const message_info& i, std::span<const std::byte> p) {
+    (*static_cast<std::remove_reference_t<F>*>(ctx))(i, p);
+  };
+  return read_view_impl(&f, call);
+}
+
+/// A connection to one bus: reads its registry, checks that its broker is
+/// alive, and opens topics.
+class bus {
+ public:
+  /// Opens the bus `name` (default: $SHMBUS_BUS, else "default"). Errors:
+  /// invalid_name, no_broker, permission_denied, abi_mismatch, corrupt_segment.
+  explicit bus(std::string_view name = {});
+  bus(std::string_view name, std::error_code& ec) noexcept;
+  bus(bus&&) noexcept;
+  bus& operator=(bus&&) noexcept;
+  ~bus();
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] std::vector<topic_info> topics() const;
+  /// False once the broker has stopped or died.
+  [[nodiscard]] bool broker_alive() const noexcept;
+  [[nodiscard]] std::uint64_t broker_pid() const noexcept;
+  /// Figures of every topic (opens each segment read-only).
+  [[nodiscard]] std::vector<topic_stats> stats() const;
+
+  /// `type_size` 0 = raw bytes. Errors: unknown_topic, type_size_mismatch,
+  /// permission_denied, corrupt_segment, abi_mismatch, topic_closed.
+  publisher make_publisher(std::string_view topic, std::size_t type_size = 0);
+  publisher make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
+  subscriber make_subscriber(std::string_view topic, std::size_t type_size = 0);
+  subscriber make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
+
+  template <class T>
+  publisher make_publisher(std::string_view topic) {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    return make_publisher(topic, sizeof(T));
+  }
+  template <class T>
+  subscriber make_subscriber(std::string_view topic) {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    return make_subscriber(topic, sizeof(T));
+  }
+
+ private:
+  void open(std::string_view name, std::error_code& ec, std::string& what);
+  publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                           std::string& what) const;
+  subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                             std::string& what) const;
+  std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size,
+                                                    topic_info& info, std::error_code& ec,
+                                                    std::string& what) const;
+  std::string name_;
+  std::unique_ptr<detail::registry> registry_;
+};
+
+}  // namespace shmbus

@@ -1,0 +1,439 @@
+#include "shmbus/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "shmbus/detail/registry.hpp"
+#include "shmbus/detail/topic_segment.hpp"
+
+namespace shmbus {
+namespace {
+
+using detail::registry;
+using detail::topic_segment;
+
+// OS codes that have a shmbus meaning become shmbus codes; the native code
+// and the call stay in the message.
+std::error_code translate(std::error_code ec, std::string& what) {
+  if (ec.category() != std::system_category()) return ec;
+  const int native = ec.value();
+  if (native == EACCES || native == EPERM) {
+    what += ": " + ec.message() + " (errno " + std::to_string(native) + ")";
+    return make_error_code(errc::permission_denied);
+  }
+  return ec;
+}
+
+topic_info info_of(const detail::topic_params& p) {
+  return {p.name, p.max_message_size, p.depth, p.type_size, p.type_tag, p.max_subscribers};
+}
+
+std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) + "'"; }
+
+}  // namespace
+
+// ---- bus -------------------------------------------------------------------
+
+bus::bus(std::string_view name) {
+  std::error_code ec;
+  std::string what;
+  open(name, ec, what);
+  if (ec) throw_error(ec, what);
+}
+
+bus::bus(std::string_view name, std::error_code& ec) noexcept {
+  try {
+    std::string what;
+    open(name, ec, what);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
+  name_ = name.empty() ? default_bus_name() : std::string(name);
+  if ((ec = validate_bus_name(name_, &what))) return;
+  auto r = std::make_unique<registry>(registry::open(name_, ec, what));
+  if (ec == std::errc::no_such_file_or_directory) {
+    ec = make_error_code(errc::no_broker);
+    what = "no broker is running on bus '" + name_ + "'";
+    return;
+  }
+  if (ec) {
+    ec = translate(ec, what);
+    return;
+  }
+  if (!r->broker_alive()) {
+    ec = make_error_code(errc::no_broker);
+    what = "no broker is running on bus '" + name_ + "' (its broker, pid " +
+           std::to_string(r->broker().pid) + ", " +
+           (r->state() == detail::segment_state::ready ? "is gone" : "is not ready") + ")";
+    return;
+  }
+  registry_ = std::move(r);
+}
+
+bus::bus(bus&&) noexcept = default;
+bus& bus::operator=(bus&&) noexcept = default;
+bus::~bus() = default;
+
+std::vector<topic_info> bus::topics() const {
+  std::vector<topic_info> out;
+  for (const auto& e : registry_->topics()) out.push_back(info_of(detail::params_of(e)));
+  return out;
+}
+
+bool bus::broker_alive() const noexcept { return registry_ && registry_->broker_alive(); }
+
+std::uint64_t bus::broker_pid() const noexcept { return registry_ ? registry_->broker().pid : 0; }
+
+std::vector<topic_stats> bus::stats() const {
+  std::vector<topic_stats> out;
+  for (const auto& e : registry_->topics()) {
+    topic_stats st;
+    st.info = info_of(detail::params_of(e));
+    std::error_code ec;
+    std::string what;
+    auto seg = topic_segment::open(name_, st.info.name, access::read_only, ec, what);
+    if (ec) throw_error(translate(ec, what), what);
+    const auto& h = seg.header();
+    st.published = seg.newest();
+    st.bytes_published = h.bytes_published.load(std::memory_order_relaxed);
+    st.live_subscribers = seg.live_subscribers();
+    st.mutex_recoveries = h.mutex_recoveries.load(std::memory_order_relaxed);
+    st.last_publish_ns = h.last_publish_ns.load(std::memory_order_relaxed);
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size_t type_size,
+                                               topic_info& info, std::error_code& ec,
+                                               std::string& what) const {
+  what = bus_label(name_) + ", topic '" + std::string(topic) + "'";
+  if ((ec = validate_topic_name(topic, &what))) return nullptr;
+  const detail::topic_entry* entry = registry_->find(topic);
+  if (entry == nullptr) {
+    ec = make_error_code(errc::unknown_topic);
+    std::string known;
+    for (const auto& e : registry_->topics())
+      known += (known.empty() ? "" : ", ") + std::string(detail::fixed_string(e.name));
+    what = bus_label(name_) + " has no topic '" + std::string(topic) + "' (topics: " +
+           (known.empty() ? "none" : known) + ")";
+    return nullptr;
+  }
+  info = info_of(detail::params_of(*entry));
+  if (type_size != 0) {
+    const bool declared = info.type_size != 0;
+    if ((declared && type_size != info.type_size) || type_size > info.max_message_size) {
+      ec = make_error_code(errc::type_size_mismatch);
+      what = "topic '" + info.name + "' " +
+             (declared ? "declares a " + std::to_string(info.type_size) + "-byte type"
+                       : "holds at most " + std::to_string(info.max_message_size) + " bytes") +
+             ", the caller's type is " + std::to_string(type_size) + " bytes";
+      return nullptr;
+    }
+  }
+  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, topic, access::read_write, ec, what));
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) {
+      ec = make_error_code(errc::topic_closed);
+      what = "topic '" + info.name + "' is listed but its segment is gone (broker stopping?)";
+    } else {
+      ec = translate(ec, what);
+    }
+    return nullptr;
+  }
+  const auto& h = seg->header();
+  if (h.max_message_size != entry->max_message_size || h.depth != entry->depth ||
+      h.type_size != entry->type_size) {
+    ec = make_error_code(errc::corrupt_segment);
+    what = "topic '" + info.name + "': segment parameters differ from the bus registry";
+    return nullptr;
+  }
+  if (seg->closed()) {
+    ec = make_error_code(errc::topic_closed);
+    what = "topic '" + info.name + "' was closed by its broker";
+    return nullptr;
+  }
+  return seg;
+}
+
+publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                              std::string& what) const {
+  topic_info info;
+  auto seg = open_topic(topic, type_size, info, ec, what);
+  if (ec) return publisher(nullptr, {});
+  return publisher(std::move(seg), std::move(info));
+}
+
+subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                                std::string& what) const {
+  topic_info info;
+  auto seg = open_topic(topic, type_size, info, ec, what);
+  if (ec) return subscriber(nullptr, {}, -1);
+  const int entry = seg->register_subscriber(ec);
+  if (ec) {
+    what = "topic '" + info.name + "': all " + std::to_string(info.max_subscribers) +
+           " subscriber slots are in use by live processes";
+    return subscriber(nullptr, {}, -1);
+  }
+  return subscriber(std::move(seg), std::move(info), entry);
+}
+
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
+  std::error_code ec;
+  std::string what;
+  publisher p = open_publisher(topic, type_size, ec, what);
+  if (ec) throw_error(ec, what);
+  return p;
+}
+
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
+  try {
+    std::string what;
+    return open_publisher(topic, type_size, ec, what);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return publisher(nullptr, {});
+  }
+}
+
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size) {
+  std::error_code ec;
+  std::string what;
+  subscriber s = open_subscriber(topic, type_size, ec, what);
+  if (ec) throw_error(ec, what);
+  return s;
+}
+
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
+  try {
+    std::string what;
+    return open_subscriber(topic, type_size, ec, what);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return subscriber(nullptr, {}, -1);
+  }
+}
+
+// ---- publisher -------------------------------------------------------------
+
+publisher::publisher(std::unique_ptr<topic_segment> seg, topic_info info)
+    : seg_(std::move(seg)), info_(std::move(info)) {}
+publisher::publisher(publisher&&) noexcept = default;
+publisher& publisher::operator=(publisher&&) noexcept = default;
+publisher::~publisher() = default;
+
+std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
+  if (!seg_) {
+    ec = make_error_code(errc::invalid_argument);
+    return 0;
+  }
+  const std::uint64_t recoveries = seg_->header().mutex_recoveries.load(std::memory_order_relaxed);
+  const std::uint64_t seq = seg_->publish(payload, ec);
+  if (seg_->header().mutex_recoveries.load(std::memory_order_relaxed) != recoveries) {
+    try {
+      spdlog::warn("shmbus: topic '{}': a publisher died holding the topic mutex; recovered "
+                   "(recoveries so far: {}, half-written messages discarded: {})",
+                   info_.name, seg_->header().mutex_recoveries.load(),
+                   seg_->header().torn_discarded.load());
+    } catch (...) {
+    }
+  }
+  return seq;
+}
+
+std::uint64_t publisher::publish(std::span<const std::byte> payload) {
+  std::error_code ec;
+  const std::uint64_t seq = publish(payload, ec);
+  if (ec == errc::message_too_large)
+    throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
+                        " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
+  if (ec) throw_error(ec, "publish to topic '" + info_.name + "'");
+  return seq;
+}
+
+std::uint64_t publisher::mutex_recoveries() const noexcept {
+  return seg_ ? seg_->header().mutex_recoveries.load(std::memory_order_relaxed) : 0;
+}
+
+// ---- subscriber ------------------------------------------------------------
+
+subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry)
+    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry) {
+  if (seg_) next_ = seg_->newest() + 1;
+}
+
+subscriber::subscriber(subscriber&& o) noexcept
+    : seg_(std::move(o.seg_)),
+      info_(std::move(o.info_)),
+      entry_(std::exchange(o.entry_, -1)),
+      next_(o.next_),
+      pending_missed_(o.pending_missed_),
+      missed_total_(o.missed_total_),
+      received_total_(o.received_total_) {}
+
+subscriber& subscriber::operator=(subscriber&& o) noexcept {
+  if (this != &o) {
+    if (seg_) seg_->unregister_subscriber(entry_);
+    seg_ = std::move(o.seg_);
+    info_ = std::move(o.info_);
+    entry_ = std::exchange(o.entry_, -1);
+    next_ = o.next_;
+    pending_missed_ = o.pending_missed_;
+    missed_total_ = o.missed_total_;
+    received_total_ = o.received_total_;
+  }
+  return *this;
+}
+
+subscriber::~subscriber() {
+  if (seg_) seg_->unregister_subscriber(entry_);
+}
+
+void subscriber::account(const message_info& info) noexcept {
+  missed_total_ += info.missed;
+  ++received_total_;
+  if (entry_ < 0) return;
+  auto& e = seg_->subscribers()[static_cast<std::size_t>(entry_)];
+  e.read_seq.store(info.sequence, std::memory_order_relaxed);
+  e.missed.store(missed_total_, std::memory_order_relaxed);
+  e.received.store(received_total_, std::memory_order_relaxed);
+}
+
+std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept {
+  if (!seg_) {
+    ec = make_error_code(errc::invalid_argument);
+    return std::nullopt;
+  }
+  detail::read_meta meta;
+  const auto status = seg_->read(next_, buffer, meta, ec);
+  if (ec) return std::nullopt;
+  if (status == detail::read_status::empty) return std::nullopt;
+  // Skips found on an attempt that could not deliver are reported with the
+  // message that is finally delivered.
+  pending_missed_ += meta.missed;
+  if (status == detail::read_status::buffer_too_small) {
+    ec = make_error_code(errc::buffer_too_small);
+    return std::nullopt;
+  }
+  message_info info{meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0)};
+  account(info);
+  return info;
+}
+
+std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
+  std::error_code ec;
+  auto got = try_read(buffer, ec);
+  if (ec == errc::buffer_too_small)
+    throw_error(ec, "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
+                        "-byte buffer cannot hold the next message");
+  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  return got;
+}
+
+bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
+  try {
+    if (m.buffer_.size() < info_.max_message_size) m.buffer_.resize(info_.max_message_size);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return false;
+  }
+  auto got = try_read(std::span<std::byte>(m.buffer_), ec);
+  if (!got) return false;
+  m.info_ = *got;
+  return true;
+}
+
+bool subscriber::try_read(message& m) {
+  std::error_code ec;
+  const bool got = try_read(m, ec);
+  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  return got;
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!seg_) {
+    ec = make_error_code(errc::invalid_argument);
+    return false;
+  }
+  using clock = platform::named_event::clock;
+  std::optional<clock::time_point> deadline;
+  if (timeout) deadline = clock::now() + *timeout;
+  auto& event = seg_->event();
+  for (;;) {
+    // Token before the check: a publish after the check bumps the token, so
+    // the wait below returns at once instead of sleeping through it.
+    const auto token = event.prepare_wait();
+    if (seg_->newest() >= next_) return true;
+    if (seg_->closed()) {
+      ec = make_error_code(errc::topic_closed);
+      return false;
+    }
+    auto* entry = entry_ >= 0 ? &seg_->subscribers()[static_cast<std::size_t>(entry_)] : nullptr;
+    if (entry) entry->waiting.store(1, std::memory_order_relaxed);
+    bool signaled = false;
+    try {
+      signaled = event.wait(token, deadline);
+    } catch (...) {
+    }
+    if (entry) entry->waiting.store(0, std::memory_order_relaxed);
+    if (!signaled) return seg_->newest() >= next_;
+  }
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  for (;;) {
+    if (try_read(m, ec) || ec) return !ec;
+    std::optional<duration> left;
+    if (timeout) {
+      left = *timeout - (clock::now() - start);
+      if (left->count() < 0) left = duration::zero();
+    }
+    if (!wait_available(left, ec)) return false;
+  }
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout) {
+  std::error_code ec;
+  const bool got = wait(m, timeout, ec);
+  if (ec == errc::topic_closed)
+    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
+  if (ec) throw_error(ec, "wait on topic '" + info_.name + "'");
+  return got;
+}
+
+bool subscriber::latest(message& m) {
+  const std::uint64_t newest = seg_->newest();
+  if (newest == 0) return false;
+  // Already consumed (next_ > newest): the newest is delivered again.
+  if (next_ <= newest) pending_missed_ += newest - next_;
+  next_ = newest;
+  return try_read(m);
+}
+
+bool subscriber::read_view_impl(void* ctx,
+                                void (*call)(void*, const message_info&, std::span<const std::byte>)) {
+  std::error_code ec;
+  message_info delivered;
+  const bool got = seg_->read_in_place(
+      next_,
+      [&](const detail::read_meta& meta, std::span<const std::byte> payload) {
+        delivered = {meta.sequence, meta.timestamp_ns, meta.size, pending_missed_ + meta.missed};
+        call(ctx, delivered, payload);
+      },
+      ec);
+  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  if (!got) return false;
+  pending_missed_ = 0;
+  account(delivered);
+  return true;
+}
+
+}  // namespace shmbus

@@ -1,0 +1,21 @@
+# Warnings and sanitizers, applied through an interface target so that only
+# shmbus's own targets get them (never a consumer's).
+add_library(shmbus_build_options INTERFACE)
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  target_compile_options(shmbus_build_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+  if(SHMBUS_WERROR)
+    target_compile_options(shmbus_build_options INTERFACE -Werror)
+  endif()
+elseif(MSVC)
+  target_compile_options(shmbus_build_options INTERFACE /W4 /permissive-)
+endif()
+
+if(SHMBUS_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(SHMBUS_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT SHMBUS_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "SHMBUS_SANITIZE must be '', 'address' or 'thread', not '${SHMBUS_SANITIZE}'")
+endif()

@@ -1,0 +1,192 @@
+#pragma once
+/// \file
+/// The bytes shmbus puts in shared memory: the bus registry and the topic
+/// segment. Every struct is standard layout with fixed-width fields and
+/// always-lock-free atomics, so processes built by different compilers agree
+/// on it. Anything read from a mapping is checked by the `validate_*`
+/// functions before a single other field is trusted.
+///
+/// Topic segment:  [topic_header][subscriber_entry x max_subscribers][slot x slot_count]
+/// Registry:       [registry_header][topic_entry x topic_count]
+///
+/// `alignas(64)` puts fields written by different parties on different cache
+/// lines (the x86/ARM line size), so a subscriber polling `write_seq` does not
+/// keep losing its line to statistics the publisher bumps, and two
+/// subscribers' entries never share a line.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+
+#include "shmbus/platform/named_event.hpp"
+#include "shmbus/platform/named_mutex.hpp"
+
+namespace shmbus::detail {
+
+inline constexpr std::size_t cache_line = 64;
+inline constexpr std::uint32_t abi_version = 1;
+inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
+inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
+
+inline constexpr std::uint64_t max_message_size_limit = 1ULL << 30;  // 1 GiB
+inline constexpr std::uint32_t max_depth_limit = 1U << 20;
+inline constexpr std::uint32_t default_max_subscribers = 64;
+inline constexpr std::uint32_t max_subscribers_limit = 4096;
+inline constexpr std::uint32_t max_topics_limit = 4096;
+
+using a_u32 = std::atomic<std::uint32_t>;
+using a_u64 = std::atomic<std::uint64_t>;
+using a_i64 = std::atomic<std::int64_t>;
+static_assert(a_u32::is_always_lock_free && a_u64::is_always_lock_free &&
+                  a_i64::is_always_lock_free,
+              "shared-memory atomics must be lock-free: a lock would live in one process only");
+
+/// Segment life: the broker writes `ready` last; `closed` tells clients the
+/// broker stopped or a new broker replaced this segment.
+enum class segment_state : std::uint32_t { initializing = 0, ready = 1, closed = 2 };
+
+struct topic_header {
+  // Line 0: immutable after creation, validated on open.
+  std::uint64_t magic;
+  std::uint32_t abi_version;
+  std::uint32_t header_size;        ///< sizeof(topic_header)
+  std::uint64_t total_size;         ///< bytes of the whole segment
+  std::uint64_t max_message_size;   ///< largest payload a slot holds
+  std::uint32_t depth;              ///< messages a subscriber may fall behind
+  std::uint32_t slot_count;         ///< slots in the ring (>= depth + 1, >= 3)
+  std::uint64_t slot_stride;        ///< bytes per slot, header included
+  std::uint32_t max_subscribers;    ///< entries in the subscriber table
+  std::uint32_t type_size;          ///< declared sizeof of the payload type, 0 = raw bytes
+  std::uint64_t type_tag;           ///< declared type tag, 0 = none
+  // Line 1.
+  alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
+  // Line 2: lifecycle, written by the broker.
+  alignas(cache_line) a_u32 state;
+  std::uint32_t reserved0;
+  std::uint64_t broker_pid;
+  // Own line: the mutex (publishers only).
+  alignas(cache_line) unsigned char mutex_storage[platform::named_mutex::storage_size];
+  // Own line: what subscribers poll. Written once per publish.
+  alignas(cache_line) a_u64 write_seq;  ///< sequence of the newest complete message, 0 = none
+  // Own line: the event's futex word (waiters set bits in it).
+  alignas(cache_line) unsigned char event_storage[platform::named_event::storage_size];
+  // Own line: statistics, publisher-written under the mutex.
+  alignas(cache_line) a_u64 bytes_published;
+  a_u64 mutex_recoveries;   ///< times a publisher died holding the mutex
+  a_u64 torn_discarded;     ///< half-written slots discarded by recovery
+  a_i64 last_publish_ns;
+};
+
+/// One registered subscriber. `state`: 0 free, 1 claimed (being filled), 2 live.
+struct alignas(cache_line) subscriber_entry {
+  a_u32 state;
+  a_u32 waiting;            ///< 1 while blocked in wait()
+  a_u64 pid;
+  a_u64 start_time;
+  a_u64 read_seq;           ///< last sequence consumed, for lag reporting
+  a_u64 missed;             ///< messages reported missed so far
+  a_u64 received;
+};
+
+/// Per-slot header; the payload follows it. `seq` is a seqlock word:
+/// 2s-1 while message s is being written, 2s once it is complete, 0 never
+/// written.
+struct alignas(cache_line) slot_header {
+  a_u64 seq;
+  std::uint64_t size;
+  std::int64_t timestamp_ns;
+  std::uint64_t reserved;
+};
+
+struct registry_header {
+  std::uint64_t magic;
+  std::uint32_t abi_version;
+  std::uint32_t header_size;   ///< sizeof(registry_header)
+  std::uint64_t total_size;
+  std::uint32_t entry_size;    ///< sizeof(topic_entry)
+  std::uint32_t topic_count;
+  alignas(cache_line) char bus[64];
+  alignas(cache_line) a_u32 state;
+  std::uint32_t reserved0;
+  std::uint64_t broker_pid;
+  std::uint64_t broker_start_time;
+  std::int64_t started_ns;
+  alignas(cache_line) a_i64 heartbeat_ns;
+};
+
+struct topic_entry {
+  char name[64];
+  std::uint64_t max_message_size;
+  std::uint32_t depth;
+  std::uint32_t type_size;
+  std::uint64_t type_tag;
+  std::uint32_t max_subscribers;
+  std::uint32_t reserved0;
+};
+
+static_assert(std::is_standard_layout_v<topic_header>);
+static_assert(std::is_standard_layout_v<subscriber_entry>);
+static_assert(std::is_standard_layout_v<slot_header>);
+static_assert(std::is_standard_layout_v<registry_header>);
+static_assert(std::is_standard_layout_v<topic_entry>);
+static_assert(sizeof(topic_header) % cache_line == 0);
+static_assert(sizeof(subscriber_entry) == cache_line);
+static_assert(sizeof(slot_header) == cache_line);
+static_assert(sizeof(topic_entry) == 96);
+static_assert(alignof(topic_header) == cache_line);
+
+/// Parameters of one topic; what the broker is asked to create.
+struct topic_params {
+  std::string name;
+  std::uint64_t max_message_size = 4096;
+  std::uint32_t depth = 1;
+  std::uint32_t type_size = 0;
+  std::uint64_t type_tag = 0;
+  std::uint32_t max_subscribers = default_max_subscribers;
+};
+
+/// The derived geometry of a topic segment.
+struct topic_geometry {
+  std::uint32_t slot_count;
+  std::uint64_t slot_stride;
+  std::uint64_t subscribers_offset;
+  std::uint64_t slots_offset;
+  std::uint64_t total_size;
+};
+
+/// Checks the parameters (ranges, name, overflow) and computes the layout.
+/// Returns `errc::invalid_argument`/`invalid_name` with `why` filled.
+std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std::string* why);
+
+/// Writes a fresh header into zeroed memory (state stays `initializing`).
+void init_topic_header(void* base, const topic_params& p, const topic_geometry& g);
+
+/// Checks a mapped topic segment: size, magic, ABI, header size, geometry,
+/// name. `expected_name` may be empty to skip the name check.
+std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name,
+                               std::string* why);
+
+/// Checks a mapped registry: size, magic, ABI, header and entry sizes, count.
+std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why);
+
+/// Reads a NUL-terminated name from a fixed field without running past it.
+std::string_view fixed_string(const char (&field)[64]) noexcept;
+void set_fixed_string(char (&field)[64], std::string_view value) noexcept;
+
+inline topic_header& header_of(void* base) noexcept { return *static_cast<topic_header*>(base); }
+inline subscriber_entry* subscribers_of(void* base, const topic_header& h) noexcept {
+  return reinterpret_cast<subscriber_entry*>(static_cast<std::byte*>(base) + h.header_size);
+}
+inline registry_header& registry_of(void* base) noexcept {
+  return *static_cast<registry_header*>(base);
+}
+inline topic_entry* topic_entries_of(void* base) noexcept {
+  return reinterpret_cast<topic_entry*>(static_cast<std::byte*>(base) + sizeof(registry_header));
+}
+
+}  // namespace shmbus::detail

@@ -1,0 +1,52 @@
+#pragma once
+/// \file
+/// The bus registry: one small segment per bus listing its topics, the
+/// broker's identity and a heartbeat. Clients read it (mapped read-only) to
+/// discover topics and to tell a live broker from a dead one.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "shmbus/detail/layout.hpp"
+#include "shmbus/platform/process.hpp"
+#include "shmbus/platform/shared_memory.hpp"
+
+namespace shmbus::detail {
+
+class registry {
+ public:
+  registry() = default;
+
+  /// Creates the registry for `topics` (state `initializing`).
+  static registry create(std::string_view bus, std::span<const topic_params> topics,
+                         platform::permissions perms, std::error_code& ec, std::string& what);
+  /// Opens and validates the registry of a bus; mapped read-only.
+  static registry open(std::string_view bus, std::error_code& ec, std::string& what);
+
+  [[nodiscard]] bool is_open() const noexcept { return region_.is_open(); }
+  [[nodiscard]] const registry_header& header() const noexcept { return registry_of(region_.data()); }
+  [[nodiscard]] std::span<const topic_entry> topics() const noexcept;
+  [[nodiscard]] const topic_entry* find(std::string_view topic) const noexcept;
+  [[nodiscard]] segment_state state() const noexcept;
+  [[nodiscard]] platform::process_identity broker() const noexcept;
+  /// Ready, and its broker process still exists.
+  [[nodiscard]] bool broker_alive() const noexcept;
+
+  // Broker side.
+  void mark_ready() noexcept;
+  void mark_closed() noexcept;
+  void beat() noexcept;
+
+ private:
+  platform::shared_memory_region region_;
+};
+
+/// Parameters recorded for a topic in the registry.
+topic_params params_of(const topic_entry& e);
+
+}  // namespace shmbus::detail

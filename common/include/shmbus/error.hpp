@@ -1,0 +1,69 @@
+#pragma once
+/// \file
+/// shmbus's error codes. Every failure is reported either by throwing
+/// `std::system_error` (whose `what()` names the call and the object) or, with
+/// the `std::error_code&` overloads, by setting the code and returning.
+///
+/// OS failures keep their native code (`errno` / `GetLastError()`) in
+/// `std::system_category()`; failures of shmbus's own rules use
+/// `shmbus::error_category()`.
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace shmbus {
+
+/// shmbus's own error conditions.
+enum class errc {
+  ok = 0,
+  no_broker,            ///< no live broker owns the bus
+  broker_running,       ///< a live broker already owns the bus
+  unknown_topic,        ///< the bus has no topic of that name
+  message_too_large,    ///< the message exceeds the topic's max_message_size
+  buffer_too_small,     ///< the caller's buffer cannot hold the message
+  type_size_mismatch,   ///< sizeof(T) differs from the topic's declared type size
+  abi_mismatch,         ///< the segment was made by an incompatible shmbus
+  corrupt_segment,      ///< the shared memory does not hold a valid shmbus segment
+  permission_denied,    ///< the OS refused access to a shmbus object
+  invalid_name,         ///< a bus or topic name breaks the naming rules
+  invalid_argument,     ///< a parameter is out of range
+  topic_closed,         ///< the broker that made this topic stopped or was replaced
+  too_many_subscribers, ///< every subscriber slot of the topic is in use
+  config_error,         ///< a configuration file or flag could not be parsed
+  already_exists,       ///< the object exists and the intent was create_only
+  not_found,            ///< the object does not exist and the intent was open_only
+};
+
+/// The category of `shmbus::errc` codes; its name is "shmbus".
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+/// What shmbus throws: a `std::system_error` whose `what()` is one readable
+/// line. For shmbus codes the context is the whole sentence ("no broker is
+/// running on bus 'x'"); for OS codes it names the call and object and the
+/// OS's text and native code follow ("shm_open('/shmbus.x.registry'):
+/// Permission denied [errno 13]").
+class error : public std::system_error {
+ public:
+  error(std::error_code ec, const std::string& context);
+  const char* what() const noexcept override { return text_.c_str(); }
+
+ private:
+  std::string text_;
+};
+
+/// Throws `shmbus::error(ec, context)`.
+[[noreturn]] void throw_error(std::error_code ec, const std::string& context);
+
+/// Sets `ec` if `out` is non-null, else throws with `context`. Lets one
+/// implementation serve both the throwing and the `error_code&` overloads.
+void report(std::error_code* out, std::error_code ec, const std::string& context);
+
+}  // namespace shmbus
+
+template <>
+struct std::is_error_code_enum<shmbus::errc> : std::true_type {};

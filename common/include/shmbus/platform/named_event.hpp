@@ -1,0 +1,65 @@
+#pragma once
+/// \file
+/// An inter-process event with manual-reset semantics and no lost wake-up.
+///
+/// A waiter first takes a `token` (the event's current generation), re-checks
+/// its own condition, then waits on the token. `set()` releases every waiter
+/// whose token is older than the set, including one that has taken its token
+/// but not yet gone to sleep; the event needs no reset, so one waiter's reset
+/// can never swallow another's wake-up.
+///
+/// POSIX: a futex word in caller-provided shared storage (generation << 1 |
+/// sleepers bit); `set()` skips the wake system call when nobody sleeps.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "shmbus/open_mode.hpp"
+
+namespace shmbus::platform {
+
+class named_event {
+ public:
+  /// Bytes of shared storage the event needs.
+  static constexpr std::size_t storage_size = 64;
+
+  using token = std::uint32_t;
+  using clock = std::chrono::steady_clock;
+
+  named_event() noexcept = default;
+  named_event(create_only_t, std::string_view name, void* storage);
+  named_event(create_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
+  named_event(open_only_t, std::string_view name, void* storage);
+  named_event(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
+
+  named_event(named_event&& other) noexcept;
+  named_event& operator=(named_event&& other) noexcept;
+  named_event(const named_event&) = delete;
+  named_event& operator=(const named_event&) = delete;
+  ~named_event();
+
+  /// The generation to wait on; take it *before* checking the condition.
+  [[nodiscard]] token prepare_wait() const noexcept;
+
+  /// Sleeps until a `set()` later than `t`, or until `deadline`. Returns true
+  /// when set, false on timeout. Spurious returns are possible only as `true`
+  /// after a set; callers re-check their condition either way.
+  bool wait(token t, std::optional<clock::time_point> deadline);
+
+  /// Releases every current waiter. Costs no system call when none sleeps.
+  void set() noexcept;
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+ private:
+  void* storage_ = nullptr;
+  void* native_handle_ = nullptr;
+  std::string name_;
+};
+
+}  // namespace shmbus::platform

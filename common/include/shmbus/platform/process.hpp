@@ -1,0 +1,31 @@
+#pragma once
+/// \file
+/// Process identity that survives PID reuse: a PID plus the process's start
+/// time, so a recycled PID never makes a dead process look alive.
+
+#include <chrono>
+#include <cstdint>
+
+namespace shmbus::platform {
+
+struct process_identity {
+  std::uint64_t pid = 0;
+  std::uint64_t start_time = 0;  ///< OS-specific start stamp (Linux: jiffies since boot)
+};
+
+/// This process.
+process_identity current_process() noexcept;
+
+/// True when the process still runs (a process we may not signal counts as
+/// alive); false when it is gone or its PID now names another process.
+bool is_alive(const process_identity& p) noexcept;
+
+/// Nanoseconds on the system-wide monotonic clock, comparable across processes.
+std::int64_t monotonic_ns() noexcept;
+
+/// Waits up to `timeout` for SIGINT/SIGTERM (Ctrl-C / console close on
+/// Windows). Returns true when one arrived. The first call installs the
+/// handling; call it from one thread.
+bool wait_for_termination_request(std::chrono::milliseconds timeout);
+
+}  // namespace shmbus::platform

@@ -1,0 +1,64 @@
+#include "shmbus/error.hpp"
+
+namespace shmbus {
+namespace {
+
+class shmbus_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "shmbus"; }
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::ok: return "success";
+      case errc::no_broker: return "no broker is running on the bus";
+      case errc::broker_running: return "a live broker already owns the bus";
+      case errc::unknown_topic: return "unknown topic";
+      case errc::message_too_large: return "message larger than the topic's max_message_size";
+      case errc::buffer_too_small: return "buffer too small for the message";
+      case errc::type_size_mismatch: return "type size does not match the topic's declared type size";
+      case errc::abi_mismatch: return "segment made by an incompatible shmbus version (ABI mismatch)";
+      case errc::corrupt_segment: return "shared memory does not hold a valid shmbus segment";
+      case errc::permission_denied: return "permission denied";
+      case errc::invalid_name: return "invalid name";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::topic_closed: return "topic closed: its broker stopped or was restarted";
+      case errc::too_many_subscribers: return "too many subscribers on the topic";
+      case errc::config_error: return "configuration error";
+      case errc::already_exists: return "object already exists";
+      case errc::not_found: return "object not found";
+    }
+    return "unknown shmbus error " + std::to_string(value);
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const shmbus_category category;
+  return category;
+}
+
+namespace {
+std::string describe(std::error_code ec, const std::string& context) {
+  if (ec.category() == error_category()) return context.empty() ? ec.message() : context;
+  std::string text = context.empty() ? std::string() : context + ": ";
+  text += ec.message();
+  if (ec.category() == std::system_category())
+    text += " [native error " + std::to_string(ec.value()) + "]";
+  return text;
+}
+}  // namespace
+
+error::error(std::error_code ec, const std::string& context)
+    : std::system_error(ec, context), text_(describe(ec, context)) {}
+
+void throw_error(std::error_code ec, const std::string& context) { throw error(ec, context); }
+
+void report(std::error_code* out, std::error_code ec, const std::string& context) {
+  if (out != nullptr) {
+    *out = ec;
+    return;
+  }
+  if (ec) throw_error(ec, context);
+}
+
+}  // namespace shmbus

@@ -1,0 +1,128 @@
+#include "shmbus/platform/named_event.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <ctime>
+#include <new>
+#include <utility>
+
+#include "os_error.hpp"
+#include "shmbus/error.hpp"
+
+// The futex word: generation << 1 | sleepers. Publishers (serialised by the
+// topic mutex) bump the generation and clear the sleepers bit in one atomic
+// exchange, so they learn in the same instruction whether anybody must be
+// woken. A waiter sets the bit with a CAS on the same word before it sleeps,
+// and FUTEX_WAIT re-checks the whole word in the kernel, so a set() between
+// the waiter's check and its sleep makes the wait return at once. A waiter
+// killed while asleep leaves the bit set; the next set() clears it, at the
+// cost of one needless wake call.
+
+namespace shmbus::platform {
+namespace {
+
+using word_t = std::atomic<std::uint32_t>;
+static_assert(word_t::is_always_lock_free);
+static_assert(sizeof(word_t) == sizeof(std::uint32_t), "futex needs a plain 32-bit word");
+
+constexpr std::uint32_t sleepers_bit = 1;
+
+word_t& word(void* storage) noexcept { return *static_cast<word_t*>(storage); }
+
+long futex(void* addr, int op, std::uint32_t val, const timespec* ts) noexcept {
+  // Not FUTEX_PRIVATE: waiters and wakers live in different processes.
+  return ::syscall(SYS_futex, addr, op, val, ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+timespec to_timespec(named_event::clock::time_point tp) noexcept {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+  if (ns <= 0) return {0, 0};
+  return {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+}  // namespace
+
+named_event::named_event(create_only_t, std::string_view name, void* storage) {
+  std::error_code ec;
+  *this = named_event(create_only, name, storage, ec);
+}
+
+named_event::named_event(create_only_t, std::string_view name, void* storage,
+                         std::error_code& ec) noexcept
+    : storage_(storage) {
+  ec.clear();
+  new (storage) word_t(0);
+  try {
+    name_ = std::string(name);
+  } catch (...) {
+  }
+}
+
+named_event::named_event(open_only_t, std::string_view name, void* storage)
+    : storage_(storage), name_(name) {}
+
+named_event::named_event(open_only_t, std::string_view name, void* storage,
+                         std::error_code& ec) noexcept
+    : storage_(storage) {
+  ec.clear();
+  try {
+    name_ = std::string(name);
+  } catch (...) {
+  }
+}
+
+named_event::named_event(named_event&& other) noexcept
+    : storage_(std::exchange(other.storage_, nullptr)),
+      native_handle_(std::exchange(other.native_handle_, nullptr)),
+      name_(std::move(other.name_)) {}
+
+named_event& named_event::operator=(named_event&& other) noexcept {
+  storage_ = std::exchange(other.storage_, nullptr);
+  native_handle_ = std::exchange(other.native_handle_, nullptr);
+  name_ = std::move(other.name_);
+  return *this;
+}
+
+named_event::~named_event() = default;
+
+named_event::token named_event::prepare_wait() const noexcept {
+  return word(storage_).load(std::memory_order_seq_cst) & ~sleepers_bit;
+}
+
+bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
+  word_t& w = word(storage_);
+  timespec abs{};
+  if (deadline) abs = to_timespec(*deadline);
+  for (;;) {
+    std::uint32_t cur = w.load(std::memory_order_seq_cst);
+    if ((cur & ~sleepers_bit) != t) return true;
+    if ((cur & sleepers_bit) == 0 &&
+        !w.compare_exchange_weak(cur, cur | sleepers_bit, std::memory_order_seq_cst)) {
+      continue;  // the word moved: re-check the generation
+    }
+    if (deadline && clock::now() >= *deadline) return false;
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so an
+    // EINTR retry does not stretch the timeout.
+    const long r = futex(&w, FUTEX_WAIT_BITSET, cur | sleepers_bit, deadline ? &abs : nullptr);
+    if (r == -1 && errno == ETIMEDOUT) {
+      return (w.load(std::memory_order_seq_cst) & ~sleepers_bit) != t;
+    }
+    // Woken, EAGAIN (word changed) or EINTR: loop and re-check.
+  }
+}
+
+void named_event::set() noexcept {
+  word_t& w = word(storage_);
+  std::uint32_t cur = w.load(std::memory_order_relaxed);
+  // Next generation, sleepers bit cleared, in one RMW so no sleeper is missed.
+  while (!w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
+  }
+  if ((cur & sleepers_bit) != 0) futex(&w, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
+}  // namespace shmbus::platform

@@ -1,0 +1,117 @@
+#include "shmbus/detail/registry.hpp"
+
+#include <new>
+
+#include "shmbus/error.hpp"
+#include "shmbus/names.hpp"
+
+namespace shmbus::detail {
+
+registry registry::create(std::string_view bus, std::span<const topic_params> topics,
+                          platform::permissions perms, std::error_code& ec, std::string& what) {
+  if (topics.size() > max_topics_limit) {
+    ec = make_error_code(errc::invalid_argument);
+    what = "a bus holds at most " + std::to_string(max_topics_limit) + " topics";
+    return {};
+  }
+  const std::size_t size = sizeof(registry_header) + topics.size() * sizeof(topic_entry);
+  const std::string object = registry_object_name(bus);
+  registry r;
+  r.region_ = platform::shared_memory_region(create_only, object, size, perms, ec);
+  if (ec) {
+    what = "create registry '" + object + "'";
+    return {};
+  }
+  auto* h = new (r.region_.data()) registry_header{};
+  h->abi_version = abi_version;
+  h->header_size = sizeof(registry_header);
+  h->total_size = size;
+  h->entry_size = sizeof(topic_entry);
+  h->topic_count = static_cast<std::uint32_t>(topics.size());
+  set_fixed_string(h->bus, bus);
+  const platform::process_identity me = platform::current_process();
+  h->broker_pid = me.pid;
+  h->broker_start_time = me.start_time;
+  h->started_ns = platform::monotonic_ns();
+  h->heartbeat_ns.store(h->started_ns, std::memory_order_relaxed);
+  topic_entry* entries = topic_entries_of(r.region_.data());
+  for (std::size_t i = 0; i < topics.size(); ++i) {
+    auto* e = new (&entries[i]) topic_entry{};
+    set_fixed_string(e->name, topics[i].name);
+    e->max_message_size = topics[i].max_message_size;
+    e->depth = topics[i].depth;
+    e->type_size = topics[i].type_size;
+    e->type_tag = topics[i].type_tag;
+    e->max_subscribers = topics[i].max_subscribers;
+  }
+  // The magic last: a reader racing the broker's start sees "not yet valid"
+  // rather than half-filled fields.
+  std::atomic_thread_fence(std::memory_order_release);
+  h->magic = registry_magic;
+  return r;
+}
+
+registry registry::open(std::string_view bus, std::error_code& ec, std::string& what) {
+  const std::string object = registry_object_name(bus);
+  registry r;
+  r.region_ = platform::shared_memory_region(open_only, object, access::read_only, ec);
+  if (ec) {
+    what = "open registry '" + object + "'";
+    return {};
+  }
+  if ((ec = validate_registry(r.region_.bytes(), &what))) {
+    what = "registry of bus '" + std::string(bus) + "': " + what;
+    return {};
+  }
+  return r;
+}
+
+std::span<const topic_entry> registry::topics() const noexcept {
+  return {topic_entries_of(region_.data()), header().topic_count};
+}
+
+const topic_entry* registry::find(std::string_view topic) const noexcept {
+  for (const topic_entry& e : topics())
+    if (fixed_string(e.name) == topic) return &e;
+  return nullptr;
+}
+
+segment_state registry::state() const noexcept {
+  return static_cast<segment_state>(header().state.load(std::memory_order_acquire));
+}
+
+platform::process_identity registry::broker() const noexcept {
+  return {header().broker_pid, header().broker_start_time};
+}
+
+bool registry::broker_alive() const noexcept {
+  return state() == segment_state::ready && platform::is_alive(broker());
+}
+
+void registry::mark_ready() noexcept {
+  registry_of(region_.data()).state.store(static_cast<std::uint32_t>(segment_state::ready),
+                                          std::memory_order_release);
+}
+
+void registry::mark_closed() noexcept {
+  registry_of(region_.data()).state.store(static_cast<std::uint32_t>(segment_state::closed),
+                                          std::memory_order_release);
+}
+
+void registry::beat() noexcept {
+  registry_of(region_.data()).heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
+}
+
+topic_params params_of(const topic_entry& e) {
+  topic_params p;
+  p.name = std::string(fixed_string(e.name));
+  p.max_message_size = e.max_message_size;
+  p.depth = e.depth;
+  p.type_size = e.type_size;
+  p.type_tag = e.type_tag;
+  p.max_subscribers = e.max_subscribers;
+  return p;
+}
+
+}  // namespace shmbus::detail
+
