@@ -113,6 +113,9 @@ class publisher {
   std::uint64_t publish(std::span<const std::byte> payload);
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
   std::uint64_t publish(std::string_view text) { return publish(std::as_bytes(std::span(text))); }
+  std::uint64_t publish(std::string_view text, std::error_code& ec) noexcept {
+    return publish(std::as_bytes(std::span(text)), ec);
+  }
 
   /// Publishes a trivially copyable value. If the topic declares a type size,
   /// it was checked against the publisher's type when opened.

@@ -1,0 +1,81 @@
+#pragma once
+// Test support: run a program (usually this test binary again, as a named
+// child role) with its stdout on a pipe; read its lines with bounded waits;
+// kill it; reap it with a bounded wait. Every wait fails loudly on timeout.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shmbus::test {
+
+using namespace std::chrono_literals;
+
+class child_process {
+ public:
+  /// Starts `argv[0]` with the rest as arguments; with `merge_stderr` its
+  /// stderr goes to the same pipe as stdout.
+  explicit child_process(std::vector<std::string> argv, bool merge_stderr = false);
+  /// Starts this test binary as child role `role` with `args`.
+  static child_process self(const std::string& role, std::vector<std::string> args = {});
+
+  child_process(child_process&&) noexcept;
+  child_process& operator=(child_process&&) noexcept;
+  child_process(const child_process&) = delete;
+  ~child_process();  // kills and reaps a child still running
+
+  /// Next line of the child's stdout (without '\n'); nullopt at EOF.
+  /// Throws std::runtime_error when `timeout` passes first.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 20s);
+  /// Reads lines until one contains `needle`; throws on EOF or timeout.
+  std::string expect_line(const std::string& needle, std::chrono::milliseconds timeout = 20s);
+  /// Writes `text` to the child's stdin.
+  void write(const std::string& text);
+  void close_stdin();
+
+  void kill_hard();       ///< SIGKILL / TerminateProcess
+  void terminate();       ///< SIGTERM
+  /// Exit code (128+signal if killed). Throws on timeout.
+  int wait(std::chrono::milliseconds timeout = 60s);
+  [[nodiscard]] long pid() const noexcept { return pid_; }
+
+ private:
+  child_process() = default;
+  long pid_ = -1;
+  int out_fd_ = -1;
+  int in_fd_ = -1;
+  std::string buffer_;
+  std::optional<int> status_;
+};
+
+/// Path of this test binary (set by main).
+const std::string& self_path();
+void set_self_path(std::string path);
+
+/// Child roles: `shmbus_tests --child ROLE ARGS...` runs the function.
+using child_fn = std::function<int(const std::vector<std::string>&)>;
+std::map<std::string, child_fn>& child_roles();
+
+struct child_registrar {
+  child_registrar(const std::string& role, child_fn fn) { child_roles()[role] = std::move(fn); }
+};
+
+/// A bus name unique to this process and call, so parallel tests never meet.
+std::string unique_bus();
+
+/// Tells the parent the child reached a point: one line on stdout, flushed.
+void signal_parent(const std::string& line);
+
+}  // namespace shmbus::test
+
+#define SHMBUS_CONCAT2(a, b) a##b
+#define SHMBUS_CONCAT(a, b) SHMBUS_CONCAT2(a, b)
+/// Defines a child role: SHMBUS_CHILD("name")(const std::vector<std::string>& args) { ... return 0; }
+#define SHMBUS_CHILD(role)                                                                      \
+  static int SHMBUS_CONCAT(shmbus_child_, __LINE__)(const std::vector<std::string>&);           \
+  static const ::shmbus::test::child_registrar SHMBUS_CONCAT(shmbus_child_reg_, __LINE__){      \
+      role, &SHMBUS_CONCAT(shmbus_child_, __LINE__)};                                            \
+  static int SHMBUS_CONCAT(shmbus_child_, __LINE__)

@@ -1,0 +1,168 @@
+// Every error a client can meet is produced, and its message checked.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "shmbus/client.hpp"
+#include "shmbus/detail/layout.hpp"
+#include "shmbus/names.hpp"
+#include "shmbus/platform/shared_memory.hpp"
+#include "support/test_bus.hpp"
+
+using namespace shmbus;
+using namespace shmbus::test;
+
+namespace {
+
+// Runs `f`, expects a shmbus error with `code` whose message contains `text`.
+template <class F>
+void expect_error(F&& f, std::error_code code, const std::string& text) {
+  try {
+    f();
+    FAIL("no error; expected: " << text);
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == code);
+    CHECK_MESSAGE(std::string(e.what()).find(text) != std::string::npos, "message: " << e.what());
+  }
+}
+
+// Maps a topic's segment read-write to damage it as a foreign process could.
+platform::shared_memory_region raw_topic(const std::string& bus, const std::string& topic) {
+  return platform::shared_memory_region(open_only, detail::topic_object_name(bus, topic), access::read_write);
+}
+
+}  // namespace
+
+TEST_CASE("no broker") {
+  const std::string name = unique_bus();
+  expect_error([&] { bus b(name); }, errc::no_broker, "no broker is running on bus '" + name + "'");
+  std::error_code ec;
+  bus b(name, ec);
+  CHECK(ec == errc::no_broker);
+}
+
+TEST_CASE("invalid bus and topic names are rejected before anything is created") {
+  expect_error([] { bus b("bad/name"); }, errc::invalid_name, "bus name contains '/'");
+  test_bus tb({topic("t", 64, 1)});
+  bus b(tb.name);
+  expect_error([&] { b.make_publisher("../etc"); }, errc::invalid_name, "topic name");
+  expect_error([] { broker br(options("ok", {topic("a\\b", 64, 1)})); }, errc::invalid_name, "'\\'");
+  CHECK(platform::shared_memory_region::list(detail::bus_object_prefix("ok")).empty());
+}
+
+TEST_CASE("broker already running") {
+  test_bus tb({topic("t", 64, 1)});
+  expect_error([&] { broker second(options(tb.name, {topic("t", 64, 1)})); }, errc::broker_running,
+               "already owns bus '" + tb.name + "'");
+}
+
+TEST_CASE("unknown topic lists the topics that exist") {
+  test_bus tb({topic("alpha", 64, 1), topic("beta", 64, 1)});
+  bus b(tb.name);
+  expect_error([&] { b.make_subscriber("gamma"); }, errc::unknown_topic,
+               "has no topic 'gamma' (topics: alpha, beta)");
+  std::error_code ec;
+  auto p = b.make_publisher("gamma", 0, ec);
+  CHECK(ec == errc::unknown_topic);
+}
+
+TEST_CASE("message too large: nothing is published") {
+  test_bus tb({topic("t", 16, 4)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("t");
+  auto sub = b.make_subscriber("t");
+  expect_error([&] { pub.publish(std::string(17, 'x')); }, errc::message_too_large,
+               "message of 17 bytes exceeds max_message_size 16");
+  message m;
+  CHECK_FALSE(sub.try_read(m));
+  CHECK(pub.publish(std::string(16, 'x')) == 1);
+}
+
+TEST_CASE("type size mismatch, on publishers and subscribers") {
+  test_bus tb({topic("typed", 64, 1, 24), topic("raw", 16, 1)});
+  bus b(tb.name);
+  expect_error([&] { b.make_publisher<std::uint64_t>("typed"); }, errc::type_size_mismatch,
+               "declares a 24-byte type, the caller's type is 8 bytes");
+  expect_error([&] { b.make_subscriber<std::uint64_t>("typed"); }, errc::type_size_mismatch, "24-byte");
+  struct big {
+    char x[32];
+  };
+  expect_error([&] { b.make_subscriber<big>("raw"); }, errc::type_size_mismatch, "holds at most 16 bytes");
+  struct ok24 {
+    char x[24];
+  };
+  CHECK_NOTHROW(b.make_publisher<ok24>("typed"));
+}
+
+TEST_CASE("ABI mismatch in a topic segment") {
+  test_bus tb({topic("t", 64, 1)});
+  auto raw = raw_topic(tb.name, "t");
+  reinterpret_cast<detail::topic_header*>(raw.data())->abi_version = detail::abi_version + 1;
+  bus b(tb.name);
+  expect_error([&] { b.make_subscriber("t"); }, errc::abi_mismatch,
+               "topic 't': segment ABI version " + std::to_string(detail::abi_version + 1));
+}
+
+TEST_CASE("corrupt or foreign segment at a topic's name") {
+  test_bus tb({topic("t", 64, 1)});
+  auto raw = raw_topic(tb.name, "t");
+  std::memset(raw.data(), 0x5a, 64);
+  bus b(tb.name);
+  expect_error([&] { b.make_publisher("t"); }, errc::corrupt_segment, "not a shmbus topic segment");
+}
+
+TEST_CASE("corrupt registry") {
+  test_bus tb({topic("t", 64, 1)});
+  platform::shared_memory_region raw(open_only, detail::registry_object_name(tb.name), access::read_write);
+  reinterpret_cast<detail::registry_header*>(raw.data())->topic_count = 100000;
+  expect_error([&] { bus b(tb.name); }, errc::corrupt_segment, "registry of bus '" + tb.name + "'");
+}
+
+TEST_CASE("too many subscribers") {
+  auto t = topic("t", 64, 1);
+  t.max_subscribers = 2;
+  test_bus tb({t});
+  bus b(tb.name);
+  auto s1 = b.make_subscriber("t");
+  auto s2 = b.make_subscriber("t");
+  expect_error([&] { b.make_subscriber("t"); }, errc::too_many_subscribers, "all 2 subscriber slots");
+  { auto gone = std::move(s1); }  // a closed subscriber frees its slot
+  CHECK_NOTHROW(b.make_subscriber("t"));
+}
+
+SHMBUS_CHILD("open-bus-as-nobody")(const std::vector<std::string>& args) {
+  // Root ignores permission bits; drop to an unprivileged user first.
+  if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 90;
+  std::error_code ec;
+  shmbus::bus b(args.at(0), ec);
+  if (ec == errc::permission_denied) {
+    try {
+      shmbus::bus again(args.at(0));
+    } catch (const std::exception& e) {
+      signal_parent(e.what());
+    }
+    return 0;
+  }
+  signal_parent("unexpected: " + ec.message());
+  return 1;
+}
+
+TEST_CASE("permission denied for another user, by default (objects are 0600)") {
+  test_bus tb({topic("t", 64, 1)});
+  struct stat st {};
+  REQUIRE(::stat(("/dev/shm/" + detail::registry_object_name(tb.name)).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  if (::geteuid() != 0) {
+    // Without root there is no second user to become; take the read bit away instead.
+    ::chmod(("/dev/shm/" + detail::registry_object_name(tb.name)).c_str(), 0);
+  }
+  auto child = child_process::self("open-bus-as-nobody", {tb.name});
+  const auto line = child.read_line();
+  REQUIRE(line);
+  CHECK(line->find("Permission denied") != std::string::npos);
+  CHECK(line->find("open registry") != std::string::npos);
+  CHECK(child.wait() == 0);
+}

@@ -1,0 +1,349 @@
+// Cross-process behaviour, across real processes: this binary re-launches
+// itself as publisher and subscriber children.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "shmbus/client.hpp"
+#include "shmbus/detail/topic_segment.hpp"
+#include "shmbus/platform/shared_memory.hpp"
+#include "support/payload.hpp"
+#include "support/test_bus.hpp"
+
+using namespace shmbus;
+using namespace shmbus::test;
+
+namespace {
+
+std::uint64_t to_u64(const std::string& s) { return std::stoull(s); }
+
+// Parses "key=value key=value" lines printed by children.
+std::uint64_t field(const std::string& line, const std::string& key) {
+  std::istringstream in(line);
+  std::string tok;
+  while (in >> tok)
+    if (tok.rfind(key + "=", 0) == 0) return to_u64(tok.substr(key.size() + 1));
+  FAIL("no field '" << key << "' in: " << line);
+  return 0;
+}
+
+detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
+  std::error_code ec;
+  std::string what;
+  auto seg = detail::topic_segment::open(bus, topic, access::read_write, ec, what);
+  REQUIRE_MESSAGE(!ec, what);
+  return seg;
+}
+
+}  // namespace
+
+// ---- no torn read -------------------------------------------------------
+
+SHMBUS_CHILD("hammer-publisher")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto pub = b.make_publisher(a.at(1));
+  const std::uint64_t count = to_u64(a.at(2));
+  const std::size_t max = pub.topic().max_message_size;
+  std::mt19937_64 rng(42);
+  std::vector<std::byte> buf(max);
+  for (std::uint64_t i = 1; i <= count; ++i) {
+    const std::size_t size = 16 + rng() % (max - 15);
+    make_payload(i, std::span(buf).first(size));
+    pub.publish(std::span(buf).first(size));
+  }
+  return 0;
+}
+
+SHMBUS_CHILD("checking-subscriber")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto sub = b.make_subscriber(a.at(1));
+  const std::uint64_t last = to_u64(a.at(2));
+  const bool zero_copy = a.at(3) == "view";
+  signal_parent("ready");
+  std::uint64_t ok = 0, torn = 0, prev = 0, disorder = 0;
+  message m;
+  std::error_code ec;
+  while (prev < last) {
+    bool got;
+    if (zero_copy) {
+      bool valid = false;
+      std::uint64_t seq = 0;
+      got = sub.read_view([&](const message_info& i, std::span<const std::byte> p) {
+        valid = payload_ok(p) && payload_id(p) == i.sequence;
+        seq = i.sequence;
+      });
+      if (!got) {
+        sub.wait_available(std::chrono::seconds(20), ec);
+        if (ec) return 3;
+        continue;
+      }
+      valid ? ++ok : ++torn;
+      if (seq <= prev) ++disorder;
+      prev = seq;
+    } else {
+      if (!sub.wait(m, std::chrono::seconds(20))) return 2;
+      (payload_ok(m.payload()) && payload_id(m.payload()) == m.sequence()) ? ++ok : ++torn;
+      if (m.sequence() <= prev) ++disorder;
+      prev = m.sequence();
+    }
+  }
+  signal_parent("result ok=" + std::to_string(ok) + " torn=" + std::to_string(torn) +
+                " disorder=" + std::to_string(disorder) + " received=" + std::to_string(sub.received_total()) +
+                " missed=" + std::to_string(sub.missed_total()));
+  return 0;
+}
+
+TEST_CASE("no torn read: a hammering publisher and concurrent subscribers verify every message") {
+  constexpr std::uint64_t count = 200000;
+  for (std::uint32_t depth : {1u, 16u}) {
+    CAPTURE(depth);
+    test_bus tb({topic("h", 4096, depth)});
+    std::vector<child_process> subs;
+    for (const char* mode : {"copy", "copy", "view"})
+      subs.push_back(child_process::self("checking-subscriber", {tb.name, "h", std::to_string(count), mode}));
+    for (auto& s : subs) s.expect_line("ready");
+    auto pub = child_process::self("hammer-publisher", {tb.name, "h", std::to_string(count)});
+    CHECK(pub.wait() == 0);
+    for (auto& s : subs) {
+      const std::string line = s.expect_line("result", std::chrono::seconds(60));
+      INFO(line);
+      CHECK(field(line, "torn") == 0);
+      CHECK(field(line, "disorder") == 0);
+      CHECK(field(line, "ok") > 0);
+      CHECK(field(line, "received") + field(line, "missed") == count);
+      CHECK(s.wait() == 0);
+    }
+  }
+}
+
+// ---- no lost wake-up ----------------------------------------------------
+
+SHMBUS_CHILD("waiting-subscriber")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto sub = b.make_subscriber(a.at(1));
+  const std::uint64_t last = to_u64(a.at(2));
+  signal_parent("ready");
+  message m;
+  while (m.sequence() < last) {
+    // A lost wake-up shows as this bounded wait failing.
+    if (!sub.wait(m, std::chrono::seconds(10))) {
+      signal_parent("result timeout at=" + std::to_string(m.sequence()));
+      return 2;
+    }
+  }
+  signal_parent("result received=" + std::to_string(sub.received_total()) +
+                " missed=" + std::to_string(sub.missed_total()) + " last=" + std::to_string(m.sequence()));
+  return 0;
+}
+
+TEST_CASE("no lost wake-up: 100,000 publishes, each to a subscriber blocked in wait()") {
+  constexpr std::uint64_t count = 100000;
+  test_bus tb({topic("w", 64, 1)});
+  auto child = child_process::self("waiting-subscriber", {tb.name, "w", std::to_string(count)});
+  child.expect_line("ready");
+  bus b(tb.name);
+  auto pub = b.make_publisher("w");
+  auto raw = open_raw(tb.name, "w");
+  auto& entry = raw.subscribers()[0];
+  REQUIRE(entry.state.load() == 2);
+  for (std::uint64_t i = 1; i <= count; ++i) {
+    // Lockstep: publish only once the subscriber has consumed the previous
+    // message and is back inside wait() (bounded: a stuck child fails).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!(entry.read_seq.load() == i - 1 && entry.waiting.load() == 1)) {
+      if (std::chrono::steady_clock::now() > deadline) FAIL("subscriber not back in wait() for message " << i);
+    }
+    pub.publish("x");
+  }
+  const std::string line = child.expect_line("result", std::chrono::seconds(30));
+  INFO(line);
+  CHECK(field(line, "received") == count);
+  CHECK(field(line, "missed") == 0);
+  CHECK(field(line, "last") == count);
+  CHECK(child.wait() == 0);
+}
+
+TEST_CASE("no lost wake-up, free running - 100,000 back-to-back publishes to a waiting subscriber") {
+  constexpr std::uint64_t count = 100000;
+  test_bus tb({topic("w", 64, 1)});
+  auto child = child_process::self("waiting-subscriber", {tb.name, "w", std::to_string(count)});
+  child.expect_line("ready");
+  bus b(tb.name);
+  auto pub = b.make_publisher("w");
+  for (std::uint64_t i = 1; i <= count; ++i) pub.publish("x");
+  const std::string line = child.expect_line("result", std::chrono::seconds(30));
+  INFO(line);
+  CHECK(field(line, "received") + field(line, "missed") == count);
+  CHECK(field(line, "last") == count);
+  CHECK(child.wait() == 0);
+}
+
+// ---- a publisher dies holding the mutex ---------------------------------
+
+SHMBUS_CHILD("publisher-dies-in-lock")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto pub = b.make_publisher(a.at(1));
+  std::vector<std::byte> buf(256);
+  make_payload(1, buf);
+  pub.publish(buf);  // one whole message first
+  detail::publish_hook = [] {
+    signal_parent("in-lock");
+    for (;;) ::pause();  // hold the mutex with a half-written slot until killed
+  };
+  make_payload(2, buf);
+  pub.publish(buf);
+  return 1;  // unreachable
+}
+
+TEST_CASE("a publisher SIGKILLed while holding the mutex blocks nobody, and its torn message is never delivered") {
+  test_bus tb({topic("k", 256, 4)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber("k");
+  auto child = child_process::self("publisher-dies-in-lock", {tb.name, "k"});
+  child.expect_line("in-lock");
+  child.kill_hard();
+  CHECK(child.wait() == 128 + SIGKILL);
+
+  // The dead publisher left message 2 half-written in its slot.
+  auto raw = open_raw(tb.name, "k");
+  CHECK(raw.newest() == 1);
+
+  // The next publisher gets the lock at once (robust mutex), recovers, and
+  // reuses sequence 2 for a whole message.
+  auto pub = b.make_publisher("k");
+  std::vector<std::byte> buf(256);
+  make_payload(2, buf);
+  CHECK(pub.publish(buf) == 2);
+  CHECK(pub.mutex_recoveries() == 1);
+  CHECK(raw.header().torn_discarded.load() == 1);
+  for (std::uint64_t id = 3; id <= 10; ++id) {
+    make_payload(id, buf);
+    CHECK(pub.publish(buf) == id);
+  }
+  message m;
+  std::uint64_t prev = 0;
+  while (sub.try_read(m)) {
+    CHECK(payload_ok(m.payload()));
+    CHECK(payload_id(m.payload()) == m.sequence());
+    CHECK(m.sequence() > prev);
+    prev = m.sequence();
+  }
+  CHECK(prev == 10);
+  CHECK(sub.received_total() + sub.missed_total() == 10);
+}
+
+// ---- a subscriber dies ----------------------------------------------------
+
+SHMBUS_CHILD("subscriber-waits-forever")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto sub = b.make_subscriber(a.at(1));
+  signal_parent("ready");
+  message m;
+  std::uint64_t last = 0;
+  for (;;) {
+    sub.wait(m);
+    if (m.sequence() != last) signal_parent("got " + std::to_string(m.sequence()));
+    last = m.sequence();
+  }
+}
+
+TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
+  test_bus tb({topic("s", 64, 8)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("s");
+  auto child = child_process::self("subscriber-waits-forever", {tb.name, "s"});
+  child.expect_line("ready");
+  auto survivor = child_process::self("subscriber-waits-forever", {tb.name, "s"});
+  survivor.expect_line("ready");
+  CHECK(b.stats().at(0).live_subscribers == 2);
+  pub.publish("one");
+  child.expect_line("got 1");
+  survivor.expect_line("got 1");
+
+  // Wait until the child is asleep in wait(), then kill it there.
+  auto raw = open_raw(tb.name, "s");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto asleep = [&] {
+    for (auto& e : raw.subscribers())
+      if (e.state.load() == 2 && e.pid.load() == static_cast<std::uint64_t>(child.pid())) return e.waiting.load() == 1;
+    return false;
+  };
+  while (!asleep()) REQUIRE(std::chrono::steady_clock::now() < deadline);
+  child.kill_hard();
+  child.wait();
+
+  CHECK(b.stats().at(0).live_subscribers == 1);  // counted live by process, at once
+  tb.brk.maintain();                              // and its slot is released
+  unsigned registered = 0;
+  for (auto& e : raw.subscribers()) registered += e.state.load() == 2;
+  CHECK(registered == 1);
+
+  for (int i = 2; i <= 100; ++i) CHECK(pub.publish("more") == static_cast<std::uint64_t>(i));
+  survivor.expect_line("got 100");
+  auto late = b.make_subscriber("s");
+  pub.publish("late");
+  message m;
+  REQUIRE(late.try_read(m));
+  CHECK(m.sequence() == 101);
+}
+
+// ---- the broker dies -----------------------------------------------------
+
+namespace {
+std::vector<std::string> broker_argv(const std::string& bus) {
+  return {SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "b:64:8", "--log-level", "info"};
+}
+}  // namespace
+
+TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients fail clearly, new ones work") {
+  const std::string name = unique_bus();
+  auto first = child_process(broker_argv(name), true);
+  first.expect_line("ready");
+  bus b(name);
+  auto pub = b.make_publisher("b");
+  auto sub = b.make_subscriber("b");
+  pub.publish("before");
+  first.kill_hard();
+  first.wait();
+
+  CHECK_FALSE(b.broker_alive());
+  // Existing clients keep their mappings: data still moves until a new broker claims the bus.
+  message m;
+  REQUIRE(sub.try_read(m));
+  CHECK(m.text() == "before");
+  try {
+    bus again(name);
+    FAIL("opened a bus whose broker is dead");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == errc::no_broker);
+    CHECK(std::string(e.what()).find("is gone") != std::string::npos);
+  }
+  CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).size() == 2);
+
+  auto second = child_process(broker_argv(name), true);
+  const std::string cleaned = second.expect_line("removed 2 object(s)");
+  second.expect_line("ready");
+
+  std::error_code ec;
+  pub.publish("orphan", ec);
+  CHECK(ec == errc::topic_closed);
+  CHECK_FALSE(sub.wait(m, std::chrono::seconds(5), ec));
+  CHECK(ec == errc::topic_closed);
+
+  bus fresh(name);
+  auto pub2 = fresh.make_publisher("b");
+  auto sub2 = fresh.make_subscriber("b");
+  CHECK(pub2.publish("after") == 1);
+  REQUIRE(sub2.wait(m, std::chrono::seconds(5)));
+  CHECK(m.text() == "after");
+
+  second.terminate();
+  CHECK(second.wait() == 0);
+  CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).empty());
+}
