@@ -30,6 +30,12 @@ topic_info info_of(const detail::topic_params& p) {
   return {p.name, p.max_message_size, p.depth, p.type_size, p.type_tag, p.max_subscribers};
 }
 
+// For a generic action the code's own text completes the sentence; OS codes
+// get theirs from throw_error.
+[[noreturn]] void fail(std::error_code ec, const std::string& action) {
+  throw_error(ec, ec.category() == error_category() ? action + ": " + ec.message() : action);
+}
+
 std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) + "'"; }
 
 }  // namespace
@@ -252,7 +258,9 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
-  if (ec) throw_error(ec, "publish to topic '" + info_.name + "'");
+  if (ec == errc::topic_closed)
+    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
+  if (ec) fail(ec, "publish to topic '" + info_.name + "'");
   return seq;
 }
 
@@ -331,7 +339,7 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
   if (ec == errc::buffer_too_small)
     throw_error(ec, "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
                         "-byte buffer cannot hold the next message");
-  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail(ec, "read from topic '" + info_.name + "'");
   return got;
 }
 
@@ -351,7 +359,7 @@ bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
 bool subscriber::try_read(message& m) {
   std::error_code ec;
   const bool got = try_read(m, ec);
-  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail(ec, "read from topic '" + info_.name + "'");
   return got;
 }
 
@@ -405,7 +413,7 @@ bool subscriber::wait(message& m, std::optional<duration> timeout) {
   const bool got = wait(m, timeout, ec);
   if (ec == errc::topic_closed)
     throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  if (ec) throw_error(ec, "wait on topic '" + info_.name + "'");
+  if (ec) fail(ec, "wait on topic '" + info_.name + "'");
   return got;
 }
 
@@ -429,7 +437,7 @@ bool subscriber::read_view_impl(void* ctx,
         call(ctx, delivered, payload);
       },
       ec);
-  if (ec) throw_error(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail(ec, "read from topic '" + info_.name + "'");
   if (!got) return false;
   pending_missed_ = 0;
   account(delivered);

@@ -57,6 +57,8 @@ std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+bool stdout_is_terminal() noexcept { return ::isatty(STDOUT_FILENO) == 1; }
+
 bool wait_for_termination_request(std::chrono::milliseconds timeout) {
   static const sigset_t set = [] {
     sigset_t s;

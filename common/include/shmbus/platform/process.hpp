@@ -23,6 +23,9 @@ bool is_alive(const process_identity& p) noexcept;
 /// Nanoseconds on the system-wide monotonic clock, comparable across processes.
 std::int64_t monotonic_ns() noexcept;
 
+/// True when standard output is a terminal (for in-place redraws).
+bool stdout_is_terminal() noexcept;
+
 /// Waits up to `timeout` for SIGINT/SIGTERM (Ctrl-C / console close on
 /// Windows). Returns true when one arrived. The first call installs the
 /// handling; call it from one thread.

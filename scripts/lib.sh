@@ -1,0 +1,36 @@
+# Shared by scripts/demo and scripts/test: install what is missing, then
+# configure and build. Source it; do not run it.
+set -euo pipefail
+
+SHMBUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHMBUS_PACKAGES=(g++ cmake make libmsgsl-dev libspdlog-dev doctest-dev)
+
+shmbus_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs the Debian packages the build needs, or says exactly how.
+shmbus_ensure_packages() {
+  local missing=() p
+  for p in "${SHMBUS_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    shmbus_log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "shmbus: missing packages: ${missing[*]}" >&2
+    echo "run:    sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+# shmbus_build BUILD_DIR [cmake args...]
+shmbus_build() {
+  local dir="$1"; shift
+  shmbus_log "configuring $dir"
+  cmake -S "$SHMBUS_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_WERROR=ON "$@" >/dev/null
+  shmbus_log "building $dir"
+  cmake --build "$dir" -j "$(nproc)"
+}
