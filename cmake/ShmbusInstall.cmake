@@ -1,0 +1,25 @@
+# cmake --install: headers, libraries, binaries, and a package config so that
+# find_package(shmbus CONFIG) gives shmbus::client and shmbus::broker.
+include(CMakePackageConfigHelpers)
+
+set(SHMBUS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmbus)
+
+install(TARGETS shmbus_common shmbus_client shmbus_broker
+  EXPORT shmbus-targets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY common/include/ client/include/ broker/include/
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(SHMBUS_BUILD_TOOLS)
+  install(TARGETS shmbus_cli shmbus_broker_main RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+
+install(EXPORT shmbus-targets NAMESPACE shmbus:: DESTINATION ${SHMBUS_CMAKE_DIR})
+configure_package_config_file(cmake/shmbus-config.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config.cmake
+  INSTALL_DESTINATION ${SHMBUS_CMAKE_DIR})
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/shmbus-config-version.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config.cmake
+              ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config-version.cmake
+  DESTINATION ${SHMBUS_CMAKE_DIR})
