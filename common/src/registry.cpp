@@ -46,8 +46,7 @@ registry registry::create(std::string_view bus, std::span<const topic_params> to
   }
   // The magic last: a reader racing the broker's start sees "not yet valid"
   // rather than half-filled fields.
-  std::atomic_thread_fence(std::memory_order_release);
-  h->magic = registry_magic;
+  std::atomic_ref<std::uint64_t>(h->magic).store(registry_magic, std::memory_order_release);
   return r;
 }
 
