@@ -151,7 +151,7 @@ TEST_CASE("no lost wake-up: 100,000 publishes, each to a subscriber blocked in w
   auto pub = b.make_publisher("w");
   auto raw = open_raw(tb.name, "w");
   auto& entry = raw.subscribers()[0];
-  REQUIRE(entry.state.load() == 2);
+  REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
   for (std::uint64_t i = 1; i <= count; ++i) {
     // Lockstep: publish only once the subscriber has consumed the previous
     // message and is back inside wait() (bounded: a stuck child fails).
@@ -271,7 +271,7 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto asleep = [&] {
     for (auto& e : raw.subscribers())
-      if (e.state.load() == 2 && e.pid.load() == static_cast<std::uint64_t>(child.pid())) return e.waiting.load() == 1;
+      if (detail::sub_phase(e.state.load()) == detail::sub_live && e.pid.load() == static_cast<std::uint64_t>(child.pid())) return e.waiting.load() == 1;
     return false;
   };
   while (!asleep()) REQUIRE(std::chrono::steady_clock::now() < deadline);
@@ -281,7 +281,7 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
   CHECK(b.stats().at(0).live_subscribers == 1);  // counted live by process, at once
   tb.brk.maintain();                              // and its slot is released
   unsigned registered = 0;
-  for (auto& e : raw.subscribers()) registered += e.state.load() == 2;
+  for (auto& e : raw.subscribers()) registered += detail::sub_phase(e.state.load()) == detail::sub_live;
   CHECK(registered == 1);
 
   for (int i = 2; i <= 100; ++i) CHECK(pub.publish("more") == static_cast<std::uint64_t>(i));
@@ -346,4 +346,58 @@ TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients f
   second.terminate();
   CHECK(second.wait() == 0);
   CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).empty());
+}
+
+// ---- a publisher dies inside set() ------------------------------------------
+
+TEST_CASE("a publisher killed after recording a wake-up but before waking leaves no subscriber asleep") {
+  test_bus tb({topic("z", 256, 4)});
+  auto sleeper = child_process::self("subscriber-waits-forever", {tb.name, "z"});
+  sleeper.expect_line("ready");
+  auto raw = open_raw(tb.name, "z");
+  auto& word = *reinterpret_cast<std::atomic<std::uint32_t>*>(raw.header().event_storage);
+  // Wait until the subscriber has announced itself as a sleeper.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((word.load() & 1) == 0)
+    if (std::chrono::steady_clock::now() > deadline) FAIL("subscriber never went to sleep");
+  // A publisher dies holding the mutex ...
+  auto dying = child_process::self("publisher-dies-in-lock", {tb.name, "z"});
+  dying.expect_line("in-lock");
+  // ... right after its set() bumped the generation and cleared the sleepers
+  // bit, before FUTEX_WAKE (emulated: the test hook stops it earlier).
+  const std::uint32_t w = word.load();
+  word.store((w & ~1u) + 2);
+  dying.kill_hard();
+  dying.wait();
+  // Its first message (sequence 1) was published; the sleeper missed the wake.
+  // The next publisher recovers the mutex and must wake everyone.
+  bus b(tb.name);
+  auto pub = b.make_publisher("z");
+  std::vector<std::byte> buf(256);
+  make_payload(2, buf);
+  CHECK(pub.publish(buf) == 2);
+  sleeper.expect_line("got 2", std::chrono::seconds(10));
+}
+
+TEST_CASE("a header rewritten after open cannot push readers or writers outside the mapping") {
+  test_bus tb({topic("g", 128, 4)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("g");
+  auto sub = b.make_subscriber("g");
+  auto raw = platform::shared_memory_region(open_only, detail::topic_object_name(tb.name, "g"), access::read_write);
+  auto* h = reinterpret_cast<detail::topic_header*>(raw.data());
+  h->slot_count = 0;
+  h->slot_stride = 1ULL << 40;
+  h->max_message_size = 1ULL << 40;
+  h->max_subscribers = 100000;
+  h->depth = 0;
+  std::vector<std::byte> buf(128);
+  make_payload(1, buf);
+  CHECK(pub.publish(buf) == 1);
+  message m;
+  REQUIRE(sub.try_read(m));
+  CHECK(payload_ok(m.payload()));
+  CHECK_THROWS_AS(pub.publish(std::string(129, 'x')), std::system_error);
+  // New clients see the damage and refuse the segment.
+  CHECK_THROWS_AS(b.make_subscriber("g"), std::system_error);
 }

@@ -239,3 +239,33 @@ TEST_CASE("several publishers on one topic are serialised: sequences are unique 
   CHECK(expect - 1 == 3 * per_thread);
   CHECK(sub.missed_total() == 0);
 }
+
+TEST_CASE("latest() on an already consumed message copies it again without counting it twice") {
+  test_bus tb({topic("r", 64, 4)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("r");
+  auto sub = b.make_subscriber("r");
+  pub.publish("one");
+  message m;
+  REQUIRE(sub.try_read(m));
+  REQUIRE(sub.latest(m));
+  CHECK(text_of(m) == "one");
+  CHECK(m.sequence() == 1);
+  CHECK(m.missed() == 0);
+  CHECK(sub.received_total() == 1);
+  CHECK_FALSE(sub.try_read(m));
+}
+
+TEST_CASE("a timeout too large to add to the clock means wait for ever, not return at once") {
+  test_bus tb({topic("r", 64, 4)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber("r");
+  std::thread t([&] {
+    auto pub = b.make_publisher("r");
+    pub.publish("late");
+  });
+  message m;
+  CHECK(sub.wait(m, std::chrono::nanoseconds::max()));
+  CHECK(text_of(m) == "late");
+  t.join();
+}

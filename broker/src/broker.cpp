@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/detail/topic_segment.hpp"
@@ -61,8 +63,11 @@ struct broker::impl {
       t.close();
       platform::shared_memory_region::remove(detail::topic_object_name(bus, t.name()), ec);
     }
-    reg.mark_closed();
+    // Unlink before marking closed: a new broker then finds either our ready
+    // registry (and refuses) or none, never a closed one it would clean up
+    // while we still remove names that may already be its own.
     platform::shared_memory_region::remove(detail::registry_object_name(bus), ec);
+    reg.mark_closed();
   }
 };
 
@@ -70,6 +75,13 @@ unsigned broker::remove_stale(std::string_view bus) {
   std::error_code ec;
   std::string what;
   registry r = registry::open(bus, ec, what);
+  // A registry that does not validate may be one a starting broker has not
+  // finished writing: give it a moment before calling it stale.
+  for (int i = 0; i < 50 && ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::permission_denied; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // bounded: 1 s in all
+    r = registry::open(bus, ec, what);
+  }
+  if (ec == std::errc::permission_denied) throw_error(ec, what);
   if (!ec && platform::is_alive(r.broker()) && r.state() != detail::segment_state::closed) {
     throw_error(make_error_code(errc::broker_running),
                 "a live broker (pid " + std::to_string(r.broker().pid) + ") already owns bus '" +

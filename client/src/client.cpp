@@ -152,16 +152,18 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
     }
     return nullptr;
   }
-  const auto& h = seg->header();
-  if (h.max_message_size != entry->max_message_size || h.depth != entry->depth ||
-      h.type_size != entry->type_size) {
+  const auto& p = seg->params();
+  if (p.max_message_size != entry->max_message_size || p.depth != entry->depth ||
+      p.type_size != entry->type_size) {
     ec = make_error_code(errc::corrupt_segment);
     what = "topic '" + info.name + "': segment parameters differ from the bus registry";
     return nullptr;
   }
-  if (seg->closed()) {
+  if (!seg->ready() || !registry_->broker_alive()) {
+    // Closed, or (after a broker restart) a segment whose new broker has not
+    // finished it: its mutex may not even be initialised yet.
     ec = make_error_code(errc::topic_closed);
-    what = "topic '" + info.name + "' was closed by its broker";
+    what = "topic '" + info.name + "' is not open: its broker stopped or was restarted; reopen the bus";
     return nullptr;
   }
   return seg;
@@ -319,11 +321,10 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
   }
   detail::read_meta meta;
   const auto status = seg_->read(next_, buffer, meta, ec);
-  if (ec) return std::nullopt;
-  if (status == detail::read_status::empty) return std::nullopt;
   // Skips found on an attempt that could not deliver are reported with the
   // message that is finally delivered.
   pending_missed_ += meta.missed;
+  if (ec || status == detail::read_status::empty) return std::nullopt;
   if (status == detail::read_status::buffer_too_small) {
     ec = make_error_code(errc::buffer_too_small);
     return std::nullopt;
@@ -371,7 +372,11 @@ bool subscriber::wait_available(std::optional<duration> timeout, std::error_code
   }
   using clock = platform::named_event::clock;
   std::optional<clock::time_point> deadline;
-  if (timeout) deadline = clock::now() + *timeout;
+  if (timeout) {
+    const auto now = clock::now();
+    // A timeout too large to add to now() means "for ever", not overflow.
+    if (*timeout < clock::time_point::max() - now) deadline = now + *timeout;
+  }
   auto& event = seg_->event();
   for (;;) {
     // Token before the check: a publish after the check bumps the token, so
@@ -418,28 +423,46 @@ bool subscriber::wait(message& m, std::optional<duration> timeout) {
 }
 
 bool subscriber::latest(message& m) {
+  if (!seg_) fail(make_error_code(errc::invalid_argument), "latest() on an empty subscriber");
   const std::uint64_t newest = seg_->newest();
   if (newest == 0) return false;
-  // Already consumed (next_ > newest): the newest is delivered again.
-  if (next_ <= newest) pending_missed_ += newest - next_;
-  next_ = newest;
-  return try_read(m);
+  if (next_ <= newest) {
+    pending_missed_ += newest - next_;
+    next_ = newest;
+    return try_read(m);
+  }
+  // The newest was already consumed: copy it again, without counting it.
+  if (m.buffer_.size() < info_.max_message_size) m.buffer_.resize(info_.max_message_size);
+  std::uint64_t cursor = newest;
+  detail::read_meta meta;
+  std::error_code ec;
+  const auto status = seg_->read(cursor, std::span<std::byte>(m.buffer_), meta, ec);
+  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (status != detail::read_status::ok) return false;
+  if (meta.sequence >= next_) {  // overtaken meanwhile: a new message after all
+    m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0) + meta.sequence - next_};
+    next_ = meta.sequence + 1;
+    account(m.info_);
+    return true;
+  }
+  m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, 0};
+  return true;
 }
 
 bool subscriber::read_view_impl(void* ctx,
                                 void (*call)(void*, const message_info&, std::span<const std::byte>)) {
+  if (!seg_) fail(make_error_code(errc::invalid_argument), "read_view() on an empty subscriber");
   std::error_code ec;
   message_info delivered;
   const bool got = seg_->read_in_place(
-      next_,
+      next_, pending_missed_,
       [&](const detail::read_meta& meta, std::span<const std::byte> payload) {
-        delivered = {meta.sequence, meta.timestamp_ns, meta.size, pending_missed_ + meta.missed};
+        delivered = {meta.sequence, meta.timestamp_ns, meta.size, meta.missed};
         call(ctx, delivered, payload);
       },
       ec);
   if (ec) fail(ec, "read from topic '" + info_.name + "'");
   if (!got) return false;
-  pending_missed_ = 0;
   account(delivered);
   return true;
 }

@@ -46,6 +46,7 @@ registry registry::create(std::string_view bus, std::span<const topic_params> to
   }
   // The magic last: a reader racing the broker's start sees "not yet valid"
   // rather than half-filled fields.
+  r.count_ = h->topic_count;
   std::atomic_ref<std::uint64_t>(h->magic).store(registry_magic, std::memory_order_release);
   return r;
 }
@@ -62,11 +63,12 @@ registry registry::open(std::string_view bus, std::error_code& ec, std::string& 
     what = "registry of bus '" + std::string(bus) + "': " + what;
     return {};
   }
+  r.count_ = r.header().topic_count;
   return r;
 }
 
 std::span<const topic_entry> registry::topics() const noexcept {
-  return {topic_entries_of(region_.data()), header().topic_count};
+  return {topic_entries_of(region_.data()), count_};
 }
 
 const topic_entry* registry::find(std::string_view topic) const noexcept {

@@ -1,11 +1,41 @@
 #include "shmbus/detail/topic_segment.hpp"
 
+#include <gsl/assert>
+
 #include <cstring>
 
 #include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
 
 namespace shmbus::detail {
+namespace {
+
+// A reader lapped this many times in a row by the publisher gives up for
+// now (try_read reports nothing) rather than spin without bound.
+constexpr unsigned max_read_attempts = 1000;
+
+}  // namespace
+
+bool topic_segment::attach(std::byte* base, std::error_code& ec, std::string& what) {
+  header_ = &header_of(base);
+  params_.name = std::string(fixed_string(header_->name));
+  params_.max_message_size = header_->max_message_size;
+  params_.depth = header_->depth;
+  params_.type_size = header_->type_size;
+  params_.type_tag = header_->type_tag;
+  params_.max_subscribers = header_->max_subscribers;
+  // Recomputed from the copied parameters, so the geometry we use is one that
+  // validation proved fits the mapping, whatever the header says later.
+  if ((ec = compute_geometry(params_, geometry_, &what))) return false;
+  if (geometry_.total_size > region_.size()) {
+    ec = make_error_code(errc::corrupt_segment);
+    what = "segment smaller than its geometry";
+    return false;
+  }
+  subscribers_ = reinterpret_cast<subscriber_entry*>(base + geometry_.subscribers_offset);
+  slots_ = base + geometry_.slots_offset;
+  return true;
+}
 
 topic_segment topic_segment::create(std::string_view bus, const topic_params& params,
                                     platform::permissions perms, std::error_code& ec,
@@ -19,15 +49,16 @@ topic_segment topic_segment::create(std::string_view bus, const topic_params& pa
     what = "create topic segment '" + object + "'";
     return {};
   }
-  init_topic_header(t.region_.data(), params, g);
-  t.header_ = &header_of(t.region_.data());
-  t.slots_ = static_cast<std::byte*>(t.region_.data()) + g.slots_offset;
+  auto* base = static_cast<std::byte*>(t.region_.data());
+  init_topic_header(base, params, g);
+  if (!t.attach(base, ec, what)) return {};
   t.header_->broker_pid = platform::current_process().pid;
   t.mutex_ = platform::named_mutex(create_only, object + ".mutex", t.header_->mutex_storage, ec);
   if (!ec) t.event_ = platform::named_event(create_only, object + ".event", t.header_->event_storage, ec);
   if (ec) {
     what = "create mutex/event of topic '" + params.name + "'";
-    platform::shared_memory_region::remove(object, ec);
+    std::error_code ignored;
+    platform::shared_memory_region::remove(object, ignored);
     return {};
   }
   return t;
@@ -42,13 +73,11 @@ topic_segment topic_segment::open(std::string_view bus, std::string_view topic, 
     what = "open topic segment '" + object + "'";
     return {};
   }
-  if ((ec = validate_topic(t.region_.bytes(), topic, &what))) {
+  if ((ec = validate_topic(t.region_.bytes(), topic, &what)) ||
+      !t.attach(static_cast<std::byte*>(t.region_.data()), ec, what)) {
     what = "topic '" + std::string(topic) + "': " + what;
     return {};
   }
-  t.header_ = &header_of(t.region_.data());
-  t.slots_ = static_cast<std::byte*>(t.region_.data()) + t.header_->header_size +
-             std::uint64_t{t.header_->max_subscribers} * sizeof(subscriber_entry);
   t.mutex_ = platform::named_mutex(open_only, object + ".mutex", t.header_->mutex_storage, ec);
   if (!ec) t.event_ = platform::named_event(open_only, object + ".event", t.header_->event_storage, ec);
   if (ec) {
@@ -59,7 +88,11 @@ topic_segment topic_segment::open(std::string_view bus, std::string_view topic, 
 }
 
 std::span<subscriber_entry> topic_segment::subscribers() const noexcept {
-  return {subscribers_of(header_, *header_), header_->max_subscribers};
+  return {subscribers_, params_.max_subscribers};
+}
+
+bool topic_segment::ready() const noexcept {
+  return header_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(segment_state::ready);
 }
 
 bool topic_segment::closed() const noexcept {
@@ -73,10 +106,11 @@ void topic_segment::mark_ready() noexcept {
 void topic_segment::close() noexcept {
   header_->state.store(static_cast<std::uint32_t>(segment_state::closed), std::memory_order_seq_cst);
   event_.set();
+  event_.wake_all();  // also sleepers whose bit a killed publisher cleared
 }
 
 slot_header* topic_segment::slot(std::uint64_t seq) const noexcept {
-  return reinterpret_cast<slot_header*>(slots_ + (seq % header_->slot_count) * header_->slot_stride);
+  return reinterpret_cast<slot_header*>(slots_ + (seq % geometry_.slot_count) * geometry_.slot_stride);
 }
 
 std::uint64_t topic_segment::newest() const noexcept {
@@ -85,7 +119,7 @@ std::uint64_t topic_segment::newest() const noexcept {
 
 std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
   ec.clear();
-  if (payload.size() > header_->max_message_size) {
+  if (payload.size() > params_.max_message_size) {
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
@@ -107,9 +141,9 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
   if (half != 0) std::memcpy(dst, payload.data(), half);
   if (publish_hook != nullptr) publish_hook();
   if (payload.size() != half) std::memcpy(dst + half, payload.data() + half, payload.size() - half);
-  s->size = payload.size();
+  s->size.store(payload.size(), std::memory_order_relaxed);
   const std::int64_t now = platform::monotonic_ns();
-  s->timestamp_ns = now;
+  s->timestamp_ns.store(now, std::memory_order_relaxed);
   s->seq.store(2 * seq, std::memory_order_release);
   header_->write_seq.store(seq, std::memory_order_seq_cst);
   header_->bytes_published.store(header_->bytes_published.load(std::memory_order_relaxed) + payload.size(),
@@ -136,67 +170,72 @@ void topic_segment::recover_after_owner_death() noexcept {
     header_->torn_discarded.fetch_add(1, std::memory_order_relaxed);
   }
   header_->mutex_recoveries.fetch_add(1, std::memory_order_relaxed);
-  event_.set();  // the dead owner may have died before waking anyone
+  // The dead owner may have died before waking anyone, or inside set() after
+  // clearing the sleepers bit but before the wake: wake unconditionally.
+  event_.set();
+  event_.wake_all();
   mutex_.consistent();
 }
 
-slot_header* topic_segment::locate(std::uint64_t& next, std::uint64_t& missed) const noexcept {
+topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept {
   const std::uint64_t w = header_->write_seq.load(std::memory_order_seq_cst);
-  if (next > w) return nullptr;
+  if (next > w) return {nullptr, next, 0};
   // Exactly `depth` messages are guaranteed retained: w-depth+1 .. w.
-  const std::uint64_t depth = header_->depth;
+  const std::uint64_t depth = params_.depth;
   const std::uint64_t oldest = w >= depth ? w - depth + 1 : 1;
-  if (next < oldest) {
-    missed += oldest - next;
-    next = oldest;
-  }
-  return slot(next);
+  const std::uint64_t seq = next < oldest ? oldest : next;
+  return {slot(seq), seq, seq - next};
 }
 
-bool topic_segment::overrun_is_plausible(std::uint64_t slot_seq, std::uint64_t next,
-                                         std::uint64_t wanted, unsigned& stalls,
-                                         std::error_code& ec) noexcept {
-  // A complete slot always holds 2*seq; anything below 2*next for a message
-  // at or before write_seq was never written by a publisher.
-  const bool lapped = slot_seq > 2 * next;
-  stalls = next == wanted ? stalls + 1 : 0;
-  if (lapped && stalls < 1'000'000) return true;
-  ec = make_error_code(errc::corrupt_segment);
-  return false;
+bool topic_segment::may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
+                              std::error_code& ec) noexcept {
+  // A complete slot holds 2*seq; anything below 2*wanted for a message at or
+  // before write_seq was never written by a publisher.
+  if (slot_seq < 2 * wanted) {
+    ec = make_error_code(errc::corrupt_segment);
+    return false;
+  }
+  return ++attempts < max_read_attempts;
 }
 
 read_status topic_segment::read(std::uint64_t& next, std::span<std::byte> dst, read_meta& meta,
                                 std::error_code& ec) const noexcept {
   ec.clear();
-  std::uint64_t missed = 0;
-  for (unsigned stalls = 0;;) {
-    const std::uint64_t wanted = next;
-    slot_header* s = locate(next, missed);
-    if (s == nullptr) {
-      // Skipped messages are reported with the next delivered one; keep the
-      // cursor where locate put it so nothing is counted twice.
-      return read_status::empty;
-    }
-    const std::uint64_t v1 = s->seq.load(std::memory_order_acquire);
-    if (v1 != 2 * next) {
-      if (!overrun_is_plausible(v1, next, wanted, stalls, ec)) return read_status::empty;
+  std::uint64_t skipped = 0;
+  for (unsigned attempts = 0;;) {
+    const located at = locate(next + skipped);
+    if (at.slot == nullptr) break;
+    skipped += at.skipped;
+    const std::uint64_t v1 = at.slot->seq.load(std::memory_order_acquire);
+    if (v1 != 2 * at.seq) {
+      if (!may_retry(v1, at.seq, attempts, ec)) break;
       continue;
     }
-    const std::uint64_t size = s->size;
-    const std::int64_t ts = s->timestamp_ns;
-    const bool fits = size <= dst.size() && size <= header_->max_message_size;
-    if (fits) std::memcpy(dst.data(), s + 1, size);
+    const std::uint64_t size = at.slot->size.load(std::memory_order_relaxed);
+    const std::int64_t ts = at.slot->timestamp_ns.load(std::memory_order_relaxed);
+    const bool fits = size <= dst.size() && size <= params_.max_message_size;
+    if (fits) std::memcpy(dst.data(), payload_of(at.slot), size);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (s->seq.load(std::memory_order_relaxed) != v1) continue;  // lapped while copying
-    if (size > header_->max_message_size) {
-      ec = make_error_code(errc::corrupt_segment);
-      return read_status::empty;
+    if (at.slot->seq.load(std::memory_order_relaxed) != v1) {  // lapped while copying
+      if (!may_retry(v1 + 1, at.seq, attempts, ec)) break;
+      continue;
     }
-    meta = {next, ts, static_cast<std::size_t>(size), missed};
-    if (!fits) return read_status::buffer_too_small;  // stays unread for a bigger buffer
-    ++next;
-    return read_status::ok;
+    if (size > params_.max_message_size) {
+      ec = make_error_code(errc::corrupt_segment);
+      break;
+    }
+    meta.sequence = at.seq;
+    meta.timestamp_ns = ts;
+    meta.size = static_cast<std::size_t>(size);
+    meta.missed = skipped;
+    // A message too big for the caller's buffer stays unread (cursor on it).
+    next = at.seq + (fits ? 1 : 0);
+    return fits ? read_status::ok : read_status::buffer_too_small;
   }
+  // Nothing delivered: keep the skip, reported with the next delivery.
+  next += skipped;
+  meta.missed = skipped;
+  return read_status::empty;
 }
 
 int topic_segment::register_subscriber(std::error_code& ec) noexcept {
@@ -205,15 +244,16 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
   for (int attempt = 0; attempt < 2; ++attempt) {
     int index = 0;
     for (subscriber_entry& e : subscribers()) {
-      std::uint32_t expected = 0;
-      if (e.state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      std::uint64_t cur = e.state.load(std::memory_order_acquire);
+      if (sub_phase(cur) == sub_free &&
+          e.state.compare_exchange_strong(cur, sub_next(cur, sub_claimed), std::memory_order_acq_rel)) {
         e.pid.store(me.pid, std::memory_order_relaxed);
         e.start_time.store(me.start_time, std::memory_order_relaxed);
         e.read_seq.store(0, std::memory_order_relaxed);
         e.missed.store(0, std::memory_order_relaxed);
         e.received.store(0, std::memory_order_relaxed);
         e.waiting.store(0, std::memory_order_relaxed);
-        e.state.store(2, std::memory_order_release);
+        e.state.store(sub_next(sub_next(cur, sub_claimed), sub_live), std::memory_order_release);
         return index;
       }
       ++index;
@@ -226,19 +266,29 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
 
 void topic_segment::unregister_subscriber(int index) noexcept {
   if (index < 0 || !is_open()) return;
-  subscribers()[static_cast<std::size_t>(index)].state.store(0, std::memory_order_release);
+  Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
+  subscriber_entry& e = subscribers_[index];
+  std::uint64_t cur = e.state.load(std::memory_order_acquire);
+  // Only our own live entry; if a reaper freed it meanwhile, leave it.
+  while (sub_phase(cur) == sub_live &&
+         !e.state.compare_exchange_weak(cur, sub_next(cur, sub_free), std::memory_order_acq_rel)) {
+  }
 }
 
 unsigned topic_segment::reap_dead_subscribers() noexcept {
   unsigned reaped = 0;
   for (subscriber_entry& e : subscribers()) {
-    if (e.state.load(std::memory_order_acquire) != 2) continue;
-    const platform::process_identity who{e.pid.load(std::memory_order_relaxed),
-                                         e.start_time.load(std::memory_order_relaxed)};
-    if (platform::is_alive(who)) continue;
-    std::uint32_t expected = 2;
-    // Only one reaper frees an entry, and only if nobody re-claimed it.
-    if (e.state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) ++reaped;
+    std::uint64_t cur = e.state.load(std::memory_order_acquire);
+    // Only live entries: a claimed one may still hold its previous owner's
+    // pid. (A process killed inside the few instructions between claim and
+    // live leaks its entry; max_subscribers bounds the cost.)
+    if (sub_phase(cur) != sub_live) continue;
+    if (platform::is_alive({e.pid.load(std::memory_order_relaxed),
+                            e.start_time.load(std::memory_order_relaxed)}))
+      continue;
+    // The generation in `cur` makes this fail if the entry changed hands
+    // while we looked.
+    if (e.state.compare_exchange_strong(cur, sub_next(cur, sub_free), std::memory_order_acq_rel)) ++reaped;
   }
   return reaped;
 }
@@ -246,7 +296,7 @@ unsigned topic_segment::reap_dead_subscribers() noexcept {
 unsigned topic_segment::live_subscribers() const noexcept {
   unsigned live = 0;
   for (const subscriber_entry& e : subscribers()) {
-    if (e.state.load(std::memory_order_acquire) != 2) continue;
+    if (sub_phase(e.state.load(std::memory_order_acquire)) != sub_live) continue;
     if (platform::is_alive({e.pid.load(std::memory_order_relaxed),
                             e.start_time.load(std::memory_order_relaxed)}))
       ++live;

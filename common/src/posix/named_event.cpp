@@ -112,6 +112,10 @@ bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
     if (r == -1 && errno == ETIMEDOUT) {
       return (w.load(std::memory_order_seq_cst) & ~sleepers_bit) != t;
     }
+    if (r == -1 && errno != EAGAIN && errno != EINTR) {
+      // ENOSYS/EPERM (seccomp) and the like: never spin on a broken futex.
+      throw std::system_error(posix::errno_code(), posix::context("futex(FUTEX_WAIT)", name_));
+    }
     // Woken, EAGAIN (word changed) or EINTR: loop and re-check.
   }
 }
@@ -124,5 +128,7 @@ void named_event::set() noexcept {
   }
   if ((cur & sleepers_bit) != 0) futex(&w, FUTEX_WAKE, INT_MAX, nullptr);
 }
+
+void named_event::wake_all() noexcept { futex(storage_, FUTEX_WAKE, INT_MAX, nullptr); }
 
 }  // namespace shmbus::platform

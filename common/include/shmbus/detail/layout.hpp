@@ -82,10 +82,14 @@ struct topic_header {
   a_i64 last_publish_ns;
 };
 
-/// One registered subscriber. `state`: 0 free, 1 claimed (being filled), 2 live.
+/// One registered subscriber. `state` = generation << 2 | phase, phase 0
+/// free, 1 claimed (being filled), 2 live; every change bumps the generation
+/// so that a reaper's compare-exchange cannot free an entry that was freed
+/// and re-claimed since it looked (ABA).
 struct alignas(cache_line) subscriber_entry {
-  a_u32 state;
+  a_u64 state;
   a_u32 waiting;            ///< 1 while blocked in wait()
+  std::uint32_t reserved0;
   a_u64 pid;
   a_u64 start_time;
   a_u64 read_seq;           ///< last sequence consumed, for lag reporting
@@ -98,10 +102,18 @@ struct alignas(cache_line) subscriber_entry {
 /// written.
 struct alignas(cache_line) slot_header {
   a_u64 seq;
-  std::uint64_t size;
-  std::int64_t timestamp_ns;
+  // Atomics (relaxed) although the seqlock validates them: a plain field
+  // could legally be loaded twice, checked once and used unchecked.
+  a_u64 size;
+  a_i64 timestamp_ns;
   std::uint64_t reserved;
 };
+
+inline constexpr std::uint64_t sub_free = 0, sub_claimed = 1, sub_live = 2;
+inline constexpr std::uint64_t sub_phase(std::uint64_t state) noexcept { return state & 3; }
+inline constexpr std::uint64_t sub_next(std::uint64_t state, std::uint64_t phase) noexcept {
+  return ((state >> 2) + 1) << 2 | phase;
+}
 
 struct registry_header {
   std::uint64_t magic;

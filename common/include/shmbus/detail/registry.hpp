@@ -44,6 +44,7 @@ class registry {
 
  private:
   platform::shared_memory_region region_;
+  std::uint32_t count_ = 0;  // validated topic_count; never re-read from shared memory
 };
 
 /// Parameters recorded for a topic in the registry.

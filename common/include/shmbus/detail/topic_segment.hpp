@@ -48,9 +48,14 @@ class topic_segment {
                             std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool is_open() const noexcept { return header_ != nullptr; }
+  /// The header, for its atomics (state, counters). Geometry fields must be
+  /// taken from the validated copy below, never re-read from here: another
+  /// process could have changed them since validation.
   [[nodiscard]] topic_header& header() const noexcept { return *header_; }
-  [[nodiscard]] std::string_view name() const noexcept { return fixed_string(header_->name); }
+  [[nodiscard]] const topic_params& params() const noexcept { return params_; }
+  [[nodiscard]] std::string_view name() const noexcept { return params_.name; }
   [[nodiscard]] std::span<subscriber_entry> subscribers() const noexcept;
+  [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
   void mark_ready() noexcept;
   /// Marks the segment closed and wakes every waiter so they notice.
@@ -62,14 +67,17 @@ class topic_segment {
 
   /// Reads the message at cursor `next` (advancing it), skipping to the
   /// oldest retained message when `next` has fallen out of the ring.
+  /// `meta.missed` counts skipped messages whatever the status; the cursor
+  /// and the count move together, so no skip is lost or counted twice.
   read_status read(std::uint64_t& next, std::span<std::byte> dst, read_meta& meta,
                    std::error_code& ec) const noexcept;
 
   /// Zero-copy read: calls `f(meta, payload)` on the slot in place, then
   /// validates; when the slot was overwritten during `f`, retries with the
-  /// next available message. Returns false when nothing is available.
+  /// next available message. Returns false when nothing is available. If `f`
+  /// throws, the cursor is left unchanged.
   template <class F>
-  bool read_in_place(std::uint64_t& next, F&& f, std::error_code& ec) const;
+  bool read_in_place(std::uint64_t& next, std::uint64_t& missed, F&& f, std::error_code& ec) const;
 
   /// Newest published sequence (0 = none).
   [[nodiscard]] std::uint64_t newest() const noexcept;
@@ -85,53 +93,73 @@ class topic_segment {
   [[nodiscard]] unsigned live_subscribers() const noexcept;
 
  private:
-  // Positions `next` on a retained message and returns its slot, or nullptr
-  // when nothing is newer than `next`.
-  slot_header* locate(std::uint64_t& next, std::uint64_t& missed) const noexcept;
+  struct located {
+    slot_header* slot;      ///< nullptr: nothing newer than the cursor
+    std::uint64_t seq;      ///< the message to read
+    std::uint64_t skipped;  ///< messages skipped to reach it
+  };
+  // Where the message at `next` (or the oldest retained one) lies.
+  [[nodiscard]] located locate(std::uint64_t next) const noexcept;
   [[nodiscard]] slot_header* slot(std::uint64_t seq) const noexcept;
+  [[nodiscard]] const std::byte* payload_of(const slot_header* s) const noexcept {
+    return reinterpret_cast<const std::byte*>(s + 1);
+  }
   void recover_after_owner_death() noexcept;
-  // A slot whose seq does not match is normally a writer that lapped us; a
-  // seq that can never match, or no progress, means a corrupt segment.
-  static bool overrun_is_plausible(std::uint64_t slot_seq, std::uint64_t next,
-                                   std::uint64_t wanted, unsigned& stalls,
-                                   std::error_code& ec) noexcept;
+  // Decides what to do when a slot's seq does not match: a lapped slot means
+  // retry further ahead; a seq that can never match, or too many retries,
+  // ends the attempt (`ec` set only for corruption).
+  static bool may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
+                        std::error_code& ec) noexcept;
+  bool attach(std::byte* base, std::error_code& ec, std::string& what);
 
   platform::shared_memory_region region_;
   platform::named_mutex mutex_;
   platform::named_event event_;
   topic_header* header_ = nullptr;
+  // Validated geometry, copied at open: never re-read from shared memory.
+  topic_params params_;
+  topic_geometry geometry_{};
+  subscriber_entry* subscribers_ = nullptr;
   std::byte* slots_ = nullptr;
 };
 
 // ---- inline: the zero-copy read ------------------------------------------
 
 template <class F>
-bool topic_segment::read_in_place(std::uint64_t& next, F&& f, std::error_code& ec) const {
+bool topic_segment::read_in_place(std::uint64_t& next, std::uint64_t& missed, F&& f,
+                                  std::error_code& ec) const {
   ec.clear();
-  std::uint64_t missed = 0;
-  for (unsigned stalls = 0;;) {
-    const std::uint64_t wanted = next;
-    slot_header* s = locate(next, missed);
-    if (s == nullptr) return false;
-    const std::uint64_t v1 = s->seq.load(std::memory_order_acquire);
-    if (v1 != 2 * next) {
-      if (!overrun_is_plausible(v1, next, wanted, stalls, ec)) return false;
-      continue;  // overwritten since locate: skip ahead
+  std::uint64_t skipped = 0;
+  for (unsigned attempts = 0;;) {
+    const located at = locate(next + skipped);
+    if (at.slot == nullptr) return false;
+    skipped += at.skipped;
+    const std::uint64_t v1 = at.slot->seq.load(std::memory_order_acquire);
+    if (v1 != 2 * at.seq) {
+      if (!may_retry(v1, at.seq, attempts, ec)) break;
+      continue;
     }
-    const std::uint64_t size = s->size;
-    const read_meta meta{next, s->timestamp_ns, static_cast<std::size_t>(size), missed};
-    if (size <= header_->max_message_size) {
-      f(meta, std::span<const std::byte>(reinterpret_cast<const std::byte*>(s + 1), size));
-    }
+    const std::uint64_t size = at.slot->size.load(std::memory_order_relaxed);
+    const read_meta meta{at.seq, at.slot->timestamp_ns.load(std::memory_order_relaxed),
+                         static_cast<std::size_t>(size), missed + skipped};
+    if (size <= params_.max_message_size) f(meta, std::span<const std::byte>(payload_of(at.slot), size));
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (s->seq.load(std::memory_order_relaxed) != v1) continue;
-    if (size > header_->max_message_size) {
+    if (at.slot->seq.load(std::memory_order_relaxed) != v1) {
+      if (!may_retry(v1 + 1, at.seq, attempts, ec)) break;
+      continue;
+    }
+    if (size > params_.max_message_size) {
       ec = make_error_code(errc::corrupt_segment);
       return false;
     }
-    ++next;
+    next = at.seq + 1;
+    missed = 0;
     return true;
   }
+  // Gave up: keep the skip, so it is reported with the next delivery.
+  next += skipped;
+  missed += skipped;
+  return false;
 }
 
 }  // namespace shmbus::detail

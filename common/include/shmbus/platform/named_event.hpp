@@ -54,6 +54,10 @@ class named_event {
   /// Releases every current waiter. Costs no system call when none sleeps.
   void set() noexcept;
 
+  /// Wakes every sleeper unconditionally (a system call). For recovery: a
+  /// waker killed inside set() may have recorded the set but not woken.
+  void wake_all() noexcept;
+
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
  private:
