@@ -31,7 +31,7 @@ void expect_error(F&& f, std::error_code code, const std::string& text) {
 
 // Maps a topic's segment read-write to damage it as a foreign process could.
 platform::shared_memory_region raw_topic(const std::string& bus, const std::string& topic) {
-  return platform::shared_memory_region(open_only, detail::topic_object_name(bus, topic), access::read_write);
+  return platform::shared_memory_region(open_only, topic_object(bus, topic), access::read_write);
 }
 
 }  // namespace

@@ -36,7 +36,9 @@ std::uint64_t field(const std::string& line, const std::string& key) {
 detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
   std::error_code ec;
   std::string what;
-  auto seg = detail::topic_segment::open(bus, topic, access::read_write, ec, what);
+  const auto r = detail::registry::open(bus, ec, what);
+  REQUIRE_MESSAGE(!ec, what);
+  auto seg = detail::topic_segment::open(bus, r.instance(), topic, access::read_write, ec, what);
   REQUIRE_MESSAGE(!ec, what);
   return seg;
 }
@@ -384,7 +386,7 @@ TEST_CASE("a header rewritten after open cannot push readers or writers outside 
   bus b(tb.name);
   auto pub = b.make_publisher("g");
   auto sub = b.make_subscriber("g");
-  auto raw = platform::shared_memory_region(open_only, detail::topic_object_name(tb.name, "g"), access::read_write);
+  auto raw = platform::shared_memory_region(open_only, topic_object(tb.name, "g"), access::read_write);
   auto* h = reinterpret_cast<detail::topic_header*>(raw.data());
   h->slot_count = 0;
   h->slot_stride = 1ULL << 40;

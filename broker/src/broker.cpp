@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -37,21 +38,29 @@ std::vector<detail::topic_params> to_params(const std::vector<topic_config>& top
   return out;
 }
 
-// Marks a dead broker's topic closed before removing it, so that clients
-// still mapping it learn that it is gone instead of waiting for ever.
-void close_orphan_topic(const std::string& object, std::string_view bus) {
-  const std::string prefix = detail::bus_object_prefix(bus) + "t.";
-  if (object.rfind(prefix, 0) != 0) return;
-  std::error_code ec;
-  std::string what;
-  auto seg = topic_segment::open(bus, object.substr(prefix.size()), access::read_write, ec, what);
-  if (!ec) seg.close();
+// Marks a dead broker's topics closed (waking their waiters), so that
+// clients still mapping them learn that they are gone instead of waiting for
+// ever.
+void close_orphan_topics(const registry& dead, std::string_view bus) {
+  for (const auto& e : dead.topics()) {
+    std::error_code ec;
+    std::string what;
+    auto seg = topic_segment::open(bus, dead.instance(), detail::fixed_string(e.name), access::read_write, ec, what);
+    if (!ec) seg.close();
+  }
+}
+
+std::uint64_t new_instance() {
+  std::random_device rd;
+  const auto me = platform::current_process();
+  return (std::uint64_t{rd()} << 32 ^ rd()) ^ me.pid << 16 ^ static_cast<std::uint64_t>(platform::monotonic_ns());
 }
 
 }  // namespace
 
 struct broker::impl {
   std::string bus;
+  std::uint64_t instance = new_instance();
   std::vector<detail::topic_params> params;
   registry reg;
   std::vector<topic_segment> topics;
@@ -61,7 +70,7 @@ struct broker::impl {
     std::error_code ec;
     for (auto& t : topics) {
       t.close();
-      platform::shared_memory_region::remove(detail::topic_object_name(bus, t.name()), ec);
+      platform::shared_memory_region::remove(detail::topic_object_name(bus, instance, t.name()), ec);
     }
     // Unlink before marking closed: a new broker then finds either our ready
     // registry (and refuses) or none, never a closed one it would clean up
@@ -87,9 +96,9 @@ unsigned broker::remove_stale(std::string_view bus) {
                 "a live broker (pid " + std::to_string(r.broker().pid) + ") already owns bus '" +
                     std::string(bus) + "'");
   }
+  if (!ec) close_orphan_topics(r, bus);
   unsigned removed = 0;
   for (const std::string& object : platform::shared_memory_region::list(detail::bus_object_prefix(bus))) {
-    close_orphan_topic(object, bus);
     if (platform::shared_memory_region::remove(object, ec)) ++removed;
     if (ec) throw_error(ec, "shm_unlink('/" + object + "') of a stale object");
   }
@@ -107,21 +116,25 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   const platform::permissions perms{opts.mode};
 
   // The registry is created first, with O_EXCL: it is the claim on the bus.
+  // Where names die with their last handle (Windows), a client may hold a
+  // dead broker's registry for a moment: retry a bounded number of times.
   for (int attempt = 0;; ++attempt) {
     std::error_code ec;
     std::string what;
-    m.reg = registry::create(m.bus, m.params, perms, ec, what);
+    m.reg = registry::create(m.bus, m.instance, m.params, perms, ec, what);
     if (!ec) break;
-    if (ec != std::errc::file_exists || attempt == 1) throw_error(ec, what);
-    m.stale_removed = remove_stale(m.bus);
-    spdlog::warn("bus '{}': removed {} object(s) left by a broker that is no longer running", m.bus,
-                 m.stale_removed);
+    if (ec != std::errc::file_exists || attempt == 50) throw_error(ec, what);
+    if (attempt != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const unsigned removed = remove_stale(m.bus);
+    m.stale_removed += removed;
+    if (attempt == 0)
+      spdlog::warn("bus '{}': removed {} object(s) left by a broker that is no longer running", m.bus, removed);
   }
   try {
     for (const auto& p : m.params) {
       std::error_code ec;
       std::string what;
-      m.topics.push_back(topic_segment::create(m.bus, p, perms, ec, what));
+      m.topics.push_back(topic_segment::create(m.bus, m.instance, p, perms, ec, what));
       if (ec) throw_error(ec, what);
       spdlog::info("topic '{}': max_message_size {} B, depth {}{}", p.name, p.max_message_size, p.depth,
                    p.type_size ? ", type size " + std::to_string(p.type_size) + " B" : std::string());

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -78,31 +79,41 @@ void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
            (r->state() == detail::segment_state::ready ? "is gone" : "is not ready") + ")";
     return;
   }
-  registry_ = std::move(r);
+  topics_.clear();
+  for (const auto& e : r->topics()) topics_.push_back(info_of(detail::params_of(e)));
+  broker_pid_ = r->broker().pid;
+  broker_start_time_ = r->broker().start_time;
+  instance_ = r->instance();
 }
 
 bus::bus(bus&&) noexcept = default;
 bus& bus::operator=(bus&&) noexcept = default;
 bus::~bus() = default;
 
-std::vector<topic_info> bus::topics() const {
-  std::vector<topic_info> out;
-  for (const auto& e : registry_->topics()) out.push_back(info_of(detail::params_of(e)));
-  return out;
+std::vector<topic_info> bus::topics() const { return topics_; }
+
+bool bus::broker_alive() const noexcept {
+  try {
+    std::error_code ec;
+    std::string what;
+    const registry r = registry::open(name_, ec, what);
+    // The same broker instance as when we opened, still ready and running.
+    return !ec && r.instance() == instance_ && r.broker_alive();
+  } catch (...) {
+    return false;
+  }
 }
 
-bool bus::broker_alive() const noexcept { return registry_ && registry_->broker_alive(); }
-
-std::uint64_t bus::broker_pid() const noexcept { return registry_ ? registry_->broker().pid : 0; }
+std::uint64_t bus::broker_pid() const noexcept { return broker_pid_; }
 
 std::vector<topic_stats> bus::stats() const {
   std::vector<topic_stats> out;
-  for (const auto& e : registry_->topics()) {
+  for (const auto& info : topics_) {
     topic_stats st;
-    st.info = info_of(detail::params_of(e));
+    st.info = info;
     std::error_code ec;
     std::string what;
-    auto seg = topic_segment::open(name_, st.info.name, access::read_only, ec, what);
+    auto seg = topic_segment::open(name_, instance_, st.info.name, access::read_only, ec, what);
     if (ec) throw_error(translate(ec, what), what);
     const auto& h = seg.header();
     st.published = seg.newest();
@@ -120,17 +131,16 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
                                                std::string& what) const {
   what = bus_label(name_) + ", topic '" + std::string(topic) + "'";
   if ((ec = validate_topic_name(topic, &what))) return nullptr;
-  const detail::topic_entry* entry = registry_->find(topic);
-  if (entry == nullptr) {
+  const auto entry = std::find_if(topics_.begin(), topics_.end(), [&](const topic_info& t) { return t.name == topic; });
+  if (entry == topics_.end()) {
     ec = make_error_code(errc::unknown_topic);
     std::string known;
-    for (const auto& e : registry_->topics())
-      known += (known.empty() ? "" : ", ") + std::string(detail::fixed_string(e.name));
+    for (const auto& t : topics_) known += (known.empty() ? "" : ", ") + t.name;
     what = bus_label(name_) + " has no topic '" + std::string(topic) + "' (topics: " +
            (known.empty() ? "none" : known) + ")";
     return nullptr;
   }
-  info = info_of(detail::params_of(*entry));
+  info = *entry;
   if (type_size != 0) {
     const bool declared = info.type_size != 0;
     if ((declared && type_size != info.type_size) || type_size > info.max_message_size) {
@@ -142,7 +152,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
       return nullptr;
     }
   }
-  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, topic, access::read_write, ec, what));
+  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, instance_, topic, access::read_write, ec, what));
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory) {
       ec = make_error_code(errc::topic_closed);
@@ -159,7 +169,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
     what = "topic '" + info.name + "': segment parameters differ from the bus registry";
     return nullptr;
   }
-  if (!seg->ready() || !registry_->broker_alive()) {
+  if (!seg->ready() || !broker_alive()) {
     // Closed, or (after a broker restart) a segment whose new broker has not
     // finished it: its mutex may not even be initialised yet.
     ec = make_error_code(errc::topic_closed);

@@ -1,5 +1,6 @@
 #include "shmbus/names.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "shmbus/error.hpp"
@@ -64,8 +65,10 @@ std::string bus_object_prefix(std::string_view bus) {
 std::string registry_object_name(std::string_view bus) {
   return bus_object_prefix(bus) + "registry";
 }
-std::string topic_object_name(std::string_view bus, std::string_view topic) {
-  return bus_object_prefix(bus) + "t." + std::string(topic);
+std::string topic_object_name(std::string_view bus, std::uint64_t instance, std::string_view topic) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(instance));
+  return bus_object_prefix(bus) + hex + "." + std::string(topic);
 }
 }  // namespace detail
 

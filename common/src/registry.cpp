@@ -7,7 +7,7 @@
 
 namespace shmbus::detail {
 
-registry registry::create(std::string_view bus, std::span<const topic_params> topics,
+registry registry::create(std::string_view bus, std::uint64_t instance, std::span<const topic_params> topics,
                           platform::permissions perms, std::error_code& ec, std::string& what) {
   if (topics.size() > max_topics_limit) {
     ec = make_error_code(errc::invalid_argument);
@@ -33,6 +33,7 @@ registry registry::create(std::string_view bus, std::span<const topic_params> to
   h->broker_pid = me.pid;
   h->broker_start_time = me.start_time;
   h->started_ns = platform::monotonic_ns();
+  h->instance = instance;
   h->heartbeat_ns.store(h->started_ns, std::memory_order_relaxed);
   topic_entry* entries = topic_entries_of(r.region_.data());
   for (std::size_t i = 0; i < topics.size(); ++i) {

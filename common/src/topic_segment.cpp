@@ -37,12 +37,12 @@ bool topic_segment::attach(std::byte* base, std::error_code& ec, std::string& wh
   return true;
 }
 
-topic_segment topic_segment::create(std::string_view bus, const topic_params& params,
+topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                                     platform::permissions perms, std::error_code& ec,
                                     std::string& what) {
   topic_geometry g{};
   if ((ec = compute_geometry(params, g, &what))) return {};
-  const std::string object = topic_object_name(bus, params.name);
+  const std::string object = topic_object_name(bus, instance, params.name);
   topic_segment t;
   t.region_ = platform::shared_memory_region(create_only, object, g.total_size, perms, ec);
   if (ec) {
@@ -64,9 +64,9 @@ topic_segment topic_segment::create(std::string_view bus, const topic_params& pa
   return t;
 }
 
-topic_segment topic_segment::open(std::string_view bus, std::string_view topic, access mode,
+topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, std::string_view topic, access mode,
                                   std::error_code& ec, std::string& what) {
-  const std::string object = topic_object_name(bus, topic);
+  const std::string object = topic_object_name(bus, instance, topic);
   topic_segment t;
   t.region_ = platform::shared_memory_region(open_only, object, mode, ec);
   if (ec) {

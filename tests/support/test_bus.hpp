@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "shmbus/broker.hpp"
+#include "shmbus/detail/registry.hpp"
+#include "shmbus/names.hpp"
 #include "support/child_process.hpp"
 
 namespace shmbus::test {
@@ -29,6 +31,15 @@ inline topic_config topic(std::string name, std::uint64_t max_size, std::uint32_
   t.depth = depth;
   t.type_size = type_size;
   return t;
+}
+
+/// The OS object name of a topic of a running bus (for tests that damage it).
+inline std::string topic_object(const std::string& bus, const std::string& topic) {
+  std::error_code ec;
+  std::string what;
+  const auto r = detail::registry::open(bus, ec, what);
+  if (ec) throw std::system_error(ec, what);
+  return detail::topic_object_name(bus, r.instance(), topic);
 }
 
 }  // namespace shmbus::test

@@ -38,7 +38,6 @@ namespace shmbus {
 
 namespace detail {
 class topic_segment;
-class registry;
 }  // namespace detail
 
 /// A topic as the broker declared it.
@@ -262,8 +261,14 @@ class bus {
   std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size,
                                                     topic_info& info, std::error_code& ec,
                                                     std::string& what) const;
+  // What the registry said when the bus was opened. The registry itself is
+  // not kept mapped: on Windows that would keep a dead broker's registry
+  // alive and in the way of its successor.
   std::string name_;
-  std::unique_ptr<detail::registry> registry_;
+  std::vector<topic_info> topics_;
+  std::uint64_t broker_pid_ = 0;
+  std::uint64_t broker_start_time_ = 0;
+  std::uint64_t instance_ = 0;
 };
 
 }  // namespace shmbus

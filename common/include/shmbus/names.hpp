@@ -5,6 +5,7 @@
 /// anything behind.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -29,8 +30,12 @@ namespace detail {
 /// OS object name of the bus registry, e.g. "shmbus.default.registry".
 /// Platform layers add their own prefix ("/" on POSIX, "Local\\" on Windows).
 std::string registry_object_name(std::string_view bus);
-/// OS object name of a topic segment, e.g. "shmbus.default.t.prices".
-std::string topic_object_name(std::string_view bus, std::string_view topic);
+/// OS object name of a topic segment, e.g.
+/// "shmbus.default.5f3a9c0e12b4d7a1.prices". The broker instance is part of
+/// the name because on Windows a name lives as long as any handle to it: the
+/// objects of a dead broker, still held by its old clients, must not stand in
+/// the way of a new broker's.
+std::string topic_object_name(std::string_view bus, std::uint64_t instance, std::string_view topic);
 /// Prefix shared by every object of a bus, for stale-object cleanup.
 std::string bus_object_prefix(std::string_view bus);
 }  // namespace detail

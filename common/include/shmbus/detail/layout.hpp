@@ -128,6 +128,7 @@ struct registry_header {
   std::uint64_t broker_pid;
   std::uint64_t broker_start_time;
   std::int64_t started_ns;
+  std::uint64_t instance;      ///< random per broker start; part of topic object names
   alignas(cache_line) a_i64 heartbeat_ns;
 };
 

@@ -23,7 +23,7 @@ class registry {
   registry() = default;
 
   /// Creates the registry for `topics` (state `initializing`).
-  static registry create(std::string_view bus, std::span<const topic_params> topics,
+  static registry create(std::string_view bus, std::uint64_t instance, std::span<const topic_params> topics,
                          platform::permissions perms, std::error_code& ec, std::string& what);
   /// Opens and validates the registry of a bus; mapped read-only.
   static registry open(std::string_view bus, std::error_code& ec, std::string& what);
@@ -34,6 +34,7 @@ class registry {
   [[nodiscard]] const topic_entry* find(std::string_view topic) const noexcept;
   [[nodiscard]] segment_state state() const noexcept;
   [[nodiscard]] platform::process_identity broker() const noexcept;
+  [[nodiscard]] std::uint64_t instance() const noexcept { return header().instance; }
   /// Ready, and its broker process still exists.
   [[nodiscard]] bool broker_alive() const noexcept;
 

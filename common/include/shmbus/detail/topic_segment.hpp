@@ -41,10 +41,10 @@ class topic_segment {
 
   /// Creates the segment, mutex and event (state stays `initializing` until
   /// `mark_ready`). On failure returns an empty segment, sets `ec` and `what`.
-  static topic_segment create(std::string_view bus, const topic_params& params,
+  static topic_segment create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                               platform::permissions perms, std::error_code& ec, std::string& what);
   /// Opens and validates an existing segment.
-  static topic_segment open(std::string_view bus, std::string_view topic, access mode,
+  static topic_segment open(std::string_view bus, std::uint64_t instance, std::string_view topic, access mode,
                             std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool is_open() const noexcept { return header_ != nullptr; }
