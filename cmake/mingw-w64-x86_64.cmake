@@ -15,3 +15,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
 set(CMAKE_CROSSCOMPILING_EMULATOR wine)
 set(SHMBUS_CROSS_HEADERS ON)
+# The cross build stages Debian's Linux header packages; it is for building
+# and testing here, not for installing.
+set(SHMBUS_INSTALL OFF CACHE BOOL "Generate the install target")

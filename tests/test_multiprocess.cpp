@@ -2,9 +2,6 @@
 // itself as publisher and subscriber children.
 #include <doctest/doctest.h>
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <random>
 #include <sstream>
@@ -140,7 +137,8 @@ SHMBUS_CHILD("waiting-subscriber")(const std::vector<std::string>& a) {
     }
   }
   signal_parent("result received=" + std::to_string(sub.received_total()) +
-                " missed=" + std::to_string(sub.missed_total()) + " last=" + std::to_string(m.sequence()));
+                " missed=" + std::to_string(sub.missed_total()) + " last=" + std::to_string(m.sequence()) +
+                " safety_net=" + std::to_string(platform::named_event::safety_net_wakeups()));
   return 0;
 }
 
@@ -168,6 +166,8 @@ TEST_CASE("no lost wake-up: 100,000 publishes, each to a subscriber blocked in w
   CHECK(field(line, "received") == count);
   CHECK(field(line, "missed") == 0);
   CHECK(field(line, "last") == count);
+  // Windows' last-resort re-check never had to find a set for a sleeper.
+  CHECK(field(line, "safety_net") == 0);
   CHECK(child.wait() == 0);
 }
 
@@ -183,6 +183,7 @@ TEST_CASE("no lost wake-up, free running - 100,000 back-to-back publishes to a w
   INFO(line);
   CHECK(field(line, "received") + field(line, "missed") == count);
   CHECK(field(line, "last") == count);
+  CHECK(field(line, "safety_net") == 0);
   CHECK(child.wait() == 0);
 }
 
@@ -196,7 +197,9 @@ SHMBUS_CHILD("publisher-dies-in-lock")(const std::vector<std::string>& a) {
   pub.publish(buf);  // one whole message first
   detail::publish_hook = [] {
     signal_parent("in-lock");
-    for (;;) ::pause();  // hold the mutex with a half-written slot until killed
+    // Hold the mutex with a half-written slot until killed. (Idling, not
+    // synchronisation: the parent acts on the "in-lock" line.)
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   };
   make_payload(2, buf);
   pub.publish(buf);
@@ -210,7 +213,7 @@ TEST_CASE("a publisher SIGKILLed while holding the mutex blocks nobody, and its 
   auto child = child_process::self("publisher-dies-in-lock", {tb.name, "k"});
   child.expect_line("in-lock");
   child.kill_hard();
-  CHECK(child.wait() == 128 + SIGKILL);
+  CHECK(child.wait() == child_process::killed_exit_code);
 
   // The dead publisher left message 2 half-written in its slot.
   auto raw = open_raw(tb.name, "k");
@@ -319,24 +322,42 @@ TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients f
   message m;
   REQUIRE(sub.try_read(m));
   CHECK(m.text() == "before");
+  // Where names outlive handles (POSIX) the dead broker's objects are still
+  // there, registry included; on Windows they went with its handles, apart
+  // from the topic our clients hold.
+  const bool names_stay = platform::shared_memory_region::names_outlive_handles();
   try {
     bus again(name);
     FAIL("opened a bus whose broker is dead");
   } catch (const std::system_error& e) {
     CHECK(e.code() == errc::no_broker);
-    CHECK(std::string(e.what()).find("is gone") != std::string::npos);
+    if (names_stay) CHECK(std::string(e.what()).find("is gone") != std::string::npos);
   }
-  CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).size() == 2);
+  if (names_stay) CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).size() == 2);
 
   auto second = child_process(broker_argv(name), true);
-  const std::string cleaned = second.expect_line("removed 2 object(s)");
+  if (names_stay) second.expect_line("removed 2 object(s)");
   second.expect_line("ready");
 
+  // Old clients learn that their broker was replaced: at once where the new
+  // broker closes its predecessor's objects (POSIX), within one owner check
+  // interval where it cannot reach them (Windows). Bounded, fails loudly.
   std::error_code ec;
-  pub.publish("orphan", ec);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    pub.publish("orphan", ec);
+    if (ec || std::chrono::steady_clock::now() > limit) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval, bounded above
+  }
   CHECK(ec == errc::topic_closed);
-  CHECK_FALSE(sub.wait(m, std::chrono::seconds(5), ec));
+  // The old subscriber drains what reached the orphaned topic, then is told.
+  unsigned drained = 0;
+  while (drained < 10000 && sub.wait(m, std::chrono::seconds(5), ec)) {
+    CHECK(m.text() == "orphan");
+    ++drained;
+  }
   CHECK(ec == errc::topic_closed);
+  if (names_stay) CHECK(drained == 0);
 
   bus fresh(name);
   auto pub2 = fresh.make_publisher("b");
@@ -357,18 +378,16 @@ TEST_CASE("a publisher killed after recording a wake-up but before waking leaves
   auto sleeper = child_process::self("subscriber-waits-forever", {tb.name, "z"});
   sleeper.expect_line("ready");
   auto raw = open_raw(tb.name, "z");
-  auto& word = *reinterpret_cast<std::atomic<std::uint32_t>*>(raw.header().event_storage);
   // Wait until the subscriber has announced itself as a sleeper.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((word.load() & 1) == 0)
+  while (!raw.event().has_sleepers())
     if (std::chrono::steady_clock::now() > deadline) FAIL("subscriber never went to sleep");
   // A publisher dies holding the mutex ...
   auto dying = child_process::self("publisher-dies-in-lock", {tb.name, "z"});
   dying.expect_line("in-lock");
-  // ... right after its set() bumped the generation and cleared the sleepers
-  // bit, before FUTEX_WAKE (emulated: the test hook stops it earlier).
-  const std::uint32_t w = word.load();
-  word.store((w & ~1u) + 2);
+  // ... right after its set() moved the generation on, before it woke
+  // anyone (emulated: the test hook stops it earlier).
+  raw.event().set_without_waking_for_test();
   dying.kill_hard();
   dying.wait();
   // Its first message (sequence 1) was published; the sleeper missed the wake.

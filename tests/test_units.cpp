@@ -241,10 +241,18 @@ TEST_CASE("shared memory region: create_only refuses an existing name, open_only
   platform::shared_memory_region ro(open_only, name, access::read_only);
   CHECK(ro.size() == 4096);
   CHECK_FALSE(ro.writable());
-  CHECK(platform::shared_memory_region::remove(name));
-  CHECK_FALSE(platform::shared_memory_region::remove(name));
+  if (platform::shared_memory_region::names_outlive_handles()) {
+    CHECK(platform::shared_memory_region::remove(name));
+    CHECK_FALSE(platform::shared_memory_region::remove(name));
+  } else {
+    // Windows: nothing to remove; the name goes with the last handle.
+    CHECK_FALSE(platform::shared_memory_region::remove(name));
+    r = {};
+    ro = {};
+  }
   platform::shared_memory_region gone(open_only, name, access::read_only, ec);
   CHECK(ec == std::errc::no_such_file_or_directory);
+  // The message names the failing call and the object.
   CHECK_THROWS_WITH_AS(platform::shared_memory_region(open_only, name, access::read_only),
-                       doctest::Contains(("shm_open('/" + name + "')").c_str()), std::system_error);
+                       doctest::Contains(name.c_str()), std::system_error);
 }

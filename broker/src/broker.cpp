@@ -113,7 +113,14 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   if (opts.topics.empty())
     throw_error(make_error_code(errc::invalid_argument), "the broker needs at least one topic");
   m.params = to_params(opts.topics);
-  const platform::permissions perms{opts.mode};
+  if (!opts.object_namespace.empty())
+    platform::set_object_namespace(opts.object_namespace == "global" ? platform::object_namespace::global
+                                                                     : platform::object_namespace::local);
+  platform::permissions perms;
+  perms.mode = opts.mode;
+  perms.group = opts.group;
+  perms.sddl = opts.sddl;
+  if (auto ec = platform::check_permissions(perms, why)) throw_error(ec, why);
 
   // The registry is created first, with O_EXCL: it is the claim on the bus.
   // Where names die with their last handle (Windows), a client may hold a

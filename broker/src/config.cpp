@@ -70,8 +70,16 @@ void set_broker_key(broker_options& o, std::string_view key, std::string_view va
     o.bus = std::string(trim(value));
   } else if (key == "mode") {
     o.mode = static_cast<unsigned>(parse_number(value, key, where, 0777, true));
+  } else if (key == "group") {
+    o.group = std::string(trim(value));
+  } else if (key == "sddl") {
+    o.sddl = std::string(trim(value));
+  } else if (key == "namespace") {
+    const std::string_view v = trim(value);
+    if (v != "local" && v != "global") config_fail(where, "namespace must be 'local' or 'global', not '" + std::string(v) + "'");
+    o.object_namespace = std::string(v);
   } else {
-    config_fail(where, "unknown broker key '" + std::string(key) + "' (known: bus, mode)");
+    config_fail(where, "unknown broker key '" + std::string(key) + "' (known: bus, mode, group, sddl, namespace)");
   }
 }
 

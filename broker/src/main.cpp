@@ -31,6 +31,11 @@ Options:
                         (see docs/configuration.md)
   -b, --bus NAME        bus name (default: $SHMBUS_BUS, else "default")
       --mode OCTAL      permission bits of created objects (default 0600)
+      --group NAME      share the bus with a group (POSIX: objects' group,
+                        give --mode group bits too; Windows: grant access)
+      --sddl SDDL       Windows: security descriptor for created objects
+      --namespace NS    Windows: local (default) or global (Global\, for
+                        services; needs SeCreateGlobalPrivilege)
       --log-level LVL   trace|debug|info|warn|error|off (default info)
   -h, --help            show this help
   -V, --version         show the version
@@ -53,6 +58,9 @@ cli parse(int argc, char** argv) {
   cli c;
   std::vector<shmbus::topic_config> flag_topics;
   std::string config_file, bus_flag, mode_flag;
+  // Settings given as flags, in the config file's syntax so that both are
+  // checked by one parser.
+  std::string settings;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto value = [&](std::string_view name) -> std::string {
@@ -73,6 +81,12 @@ cli parse(int argc, char** argv) {
       bus_flag = value(a);
     } else if (a == "--mode") {
       mode_flag = value(a);
+    } else if (a == "--group") {
+      settings += "group = " + value(a) + "\n";
+    } else if (a == "--sddl") {
+      settings += "sddl = " + value(a) + "\n";
+    } else if (a == "--namespace") {
+      settings += "namespace = " + value(a) + "\n";
     } else if (a == "--log-level") {
       c.log_level = value(a);
     } else {
@@ -82,10 +96,14 @@ cli parse(int argc, char** argv) {
   if (!config_file.empty()) shmbus::load_config_file(config_file, c.opts);
   for (auto& t : flag_topics) c.opts.topics.push_back(std::move(t));
   if (!bus_flag.empty()) c.opts.bus = bus_flag;
-  if (!mode_flag.empty()) {
-    shmbus::broker_options tmp;
-    shmbus::load_config_text("[broker]\nmode = " + mode_flag, "--mode", tmp);
-    c.opts.mode = tmp.mode;
+  if (!mode_flag.empty()) settings += "mode = " + mode_flag + "\n";
+  if (!settings.empty()) {
+    shmbus::broker_options flags;
+    shmbus::load_config_text("[broker]\n" + settings, "command line", flags);
+    if (!mode_flag.empty()) c.opts.mode = flags.mode;
+    if (!flags.group.empty()) c.opts.group = flags.group;
+    if (!flags.sddl.empty()) c.opts.sddl = flags.sddl;
+    if (!flags.object_namespace.empty()) c.opts.object_namespace = flags.object_namespace;
   }
   if (c.opts.topics.empty()) die("no topics: give --topic NAME or --config FILE (see --help)");
   return c;

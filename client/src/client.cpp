@@ -393,19 +393,26 @@ bool subscriber::wait_available(std::optional<duration> timeout, std::error_code
     // the wait below returns at once instead of sleeping through it.
     const auto token = event.prepare_wait();
     if (seg_->newest() >= next_) return true;
-    if (seg_->closed()) {
+    if (seg_->gone()) {
       ec = make_error_code(errc::topic_closed);
       return false;
     }
     auto* entry = entry_ >= 0 ? &seg_->subscribers()[static_cast<std::size_t>(entry_)] : nullptr;
     if (entry) entry->waiting.store(1, std::memory_order_relaxed);
+    // Sleep in slices so that a broker replaced meanwhile is noticed (gone()).
+    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+    const bool last_slice = deadline && *deadline <= slice_end;
     bool signaled = false;
     try {
-      signaled = event.wait(token, deadline);
+      signaled = event.wait(token, last_slice ? *deadline : slice_end);
+    } catch (const std::system_error& e) {
+      ec = e.code();  // the OS refused to wait (e.g. futex forbidden): never spin
     } catch (...) {
+      ec = make_error_code(std::errc::not_enough_memory);
     }
     if (entry) entry->waiting.store(0, std::memory_order_relaxed);
-    if (!signaled) return seg_->newest() >= next_;
+    if (ec) return false;
+    if (!signaled && last_slice) return seg_->newest() >= next_;
   }
 }
 

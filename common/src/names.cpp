@@ -1,9 +1,11 @@
 #include "shmbus/names.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
 #include "shmbus/error.hpp"
+#include "shmbus/platform/permissions.hpp"
 
 namespace shmbus {
 namespace {
@@ -73,3 +75,25 @@ std::string topic_object_name(std::string_view bus, std::uint64_t instance, std:
 }  // namespace detail
 
 }  // namespace shmbus
+
+namespace shmbus::platform {
+namespace {
+// -1: not chosen yet (read $SHMBUS_NAMESPACE on first use).
+std::atomic<int> g_namespace{-1};
+}  // namespace
+
+void set_object_namespace(object_namespace ns) noexcept { g_namespace.store(static_cast<int>(ns)); }
+
+object_namespace current_object_namespace() noexcept {
+  int ns = g_namespace.load();
+  if (ns < 0) {
+    const char* env = std::getenv("SHMBUS_NAMESPACE");
+    ns = static_cast<int>(env != nullptr && std::string_view(env) == "global" ? object_namespace::global
+                                                                              : object_namespace::local);
+    int expected = -1;
+    g_namespace.compare_exchange_strong(expected, ns);
+    ns = g_namespace.load();
+  }
+  return static_cast<object_namespace>(ns);
+}
+}  // namespace shmbus::platform

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "shmbus/error.hpp"
+#include "shmbus/detail/registry.hpp"
 #include "shmbus/names.hpp"
 
 namespace shmbus::detail {
@@ -53,8 +54,8 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   init_topic_header(base, params, g);
   if (!t.attach(base, ec, what)) return {};
   t.header_->broker_pid = platform::current_process().pid;
-  t.mutex_ = platform::named_mutex(create_only, object + ".mutex", t.header_->mutex_storage, ec);
-  if (!ec) t.event_ = platform::named_event(create_only, object + ".event", t.header_->event_storage, ec);
+  t.mutex_ = platform::named_mutex(create_only, object + "#mutex", t.header_->mutex_storage, perms, ec);
+  if (!ec) t.event_ = platform::named_event(create_only, object + "#event", t.header_->event_storage, perms, ec);
   if (ec) {
     what = "create mutex/event of topic '" + params.name + "'";
     std::error_code ignored;
@@ -78,12 +79,15 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
     what = "topic '" + std::string(topic) + "': " + what;
     return {};
   }
-  t.mutex_ = platform::named_mutex(open_only, object + ".mutex", t.header_->mutex_storage, ec);
-  if (!ec) t.event_ = platform::named_event(open_only, object + ".event", t.header_->event_storage, ec);
+  t.mutex_ = platform::named_mutex(open_only, object + "#mutex", t.header_->mutex_storage, ec);
+  if (!ec) t.event_ = platform::named_event(open_only, object + "#event", t.header_->event_storage, ec);
   if (ec) {
     what = "open mutex/event of topic '" + std::string(topic) + "'";
     return {};
   }
+  t.bus_ = std::string(bus);
+  t.instance_ = instance;
+  t.next_owner_check_ns_ = platform::monotonic_ns() + owner_check_interval_ns;
   return t;
 }
 
@@ -97,6 +101,25 @@ bool topic_segment::ready() const noexcept {
 
 bool topic_segment::closed() const noexcept {
   return header_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(segment_state::closed);
+}
+
+bool topic_segment::gone() const noexcept { return closed() || superseded(); }
+
+bool topic_segment::superseded() const noexcept {
+  if (superseded_ || bus_.empty()) return superseded_;
+  const std::int64_t now = platform::monotonic_ns();
+  if (now < next_owner_check_ns_) return false;
+  next_owner_check_ns_ = now + owner_check_interval_ns;
+  try {
+    std::error_code ec;
+    std::string what;
+    const registry r = registry::open(bus_, ec, what);
+    // No registry, or a broken one: no other broker has claimed the bus, so
+    // clients of the dead one keep moving data among themselves.
+    superseded_ = !ec && r.instance() != instance_ && r.state() == segment_state::ready;
+  } catch (...) {
+  }
+  return superseded_;
 }
 
 void topic_segment::mark_ready() noexcept {
@@ -123,7 +146,7 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
-  if (closed()) {
+  if (gone()) {
     ec = make_error_code(errc::topic_closed);
     return 0;
   }

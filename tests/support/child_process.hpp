@@ -36,6 +36,10 @@ class child_process {
   void write(const std::string& text);
   void close_stdin();
 
+  /// What wait() returns for a child ended by kill_hard(): 128 + SIGKILL;
+  /// on Windows, the exit code kill_hard() gives TerminateProcess.
+  static constexpr int killed_exit_code = 137;
+
   void kill_hard();       ///< SIGKILL / TerminateProcess
   void terminate();       ///< SIGTERM
   /// Exit code (128+signal if killed). Throws on timeout.
@@ -45,6 +49,7 @@ class child_process {
  private:
   child_process() = default;
   long pid_ = -1;
+  void* process_ = nullptr;  // Windows: the process handle (unused on POSIX)
   int out_fd_ = -1;
   int in_fd_ = -1;
   std::string buffer_;

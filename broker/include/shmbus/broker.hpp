@@ -30,6 +30,15 @@ struct broker_options {
   std::string bus;                 ///< empty: $SHMBUS_BUS, else "default"
   std::vector<topic_config> topics;
   unsigned mode = 0600;            ///< permission bits of created objects (POSIX)
+  /// Share the bus with this group. POSIX: the objects' group (add group
+  /// bits to `mode`). Windows: the account is granted access.
+  std::string group;
+  /// Windows: security descriptor of created objects, in SDDL (wins over
+  /// `group`). Rejected on POSIX.
+  std::string sddl;
+  /// Windows: "local" (Local\, default) or "global" (Global\, for services
+  /// in session 0). Empty: $SHMBUS_NAMESPACE, else local. Process-wide.
+  std::string object_namespace;
 };
 
 /// Parses "NAME[:MAX_SIZE[:DEPTH]]"; sizes take K/M suffixes (KiB/MiB).

@@ -47,12 +47,13 @@ timespec to_timespec(named_event::clock::time_point tp) noexcept {
 
 }  // namespace
 
-named_event::named_event(create_only_t, std::string_view name, void* storage) {
+named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& perms) {
   std::error_code ec;
-  *this = named_event(create_only, name, storage, ec);
+  *this = named_event(create_only, name, storage, perms, ec);
 }
 
-named_event::named_event(create_only_t, std::string_view name, void* storage,
+// The state lives in the segment, whose permissions already apply.
+named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& /*perms*/,
                          std::error_code& ec) noexcept
     : storage_(storage) {
   ec.clear();
@@ -77,18 +78,18 @@ named_event::named_event(open_only_t, std::string_view name, void* storage,
 }
 
 named_event::named_event(named_event&& other) noexcept
-    : storage_(std::exchange(other.storage_, nullptr)),
-      native_handle_(std::exchange(other.native_handle_, nullptr)),
-      name_(std::move(other.name_)) {}
+    : storage_(std::exchange(other.storage_, nullptr)), name_(std::move(other.name_)) {}
 
 named_event& named_event::operator=(named_event&& other) noexcept {
   storage_ = std::exchange(other.storage_, nullptr);
-  native_handle_ = std::exchange(other.native_handle_, nullptr);
   name_ = std::move(other.name_);
   return *this;
 }
 
+// The futex word belongs to the segment; there is no handle to release.
 named_event::~named_event() = default;
+
+std::uint64_t named_event::safety_net_wakeups() noexcept { return 0; }
 
 named_event::token named_event::prepare_wait() const noexcept {
   return word(storage_).load(std::memory_order_seq_cst) & ~sleepers_bit;
@@ -127,6 +128,17 @@ void named_event::set() noexcept {
   while (!w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
   }
   if ((cur & sleepers_bit) != 0) futex(&w, FUTEX_WAKE, INT_MAX, nullptr);
+}
+
+bool named_event::has_sleepers() const noexcept {
+  return (word(storage_).load(std::memory_order_seq_cst) & sleepers_bit) != 0;
+}
+
+void named_event::set_without_waking_for_test() noexcept {
+  word_t& w = word(storage_);
+  std::uint32_t cur = w.load(std::memory_order_relaxed);
+  while (!w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
+  }
 }
 
 void named_event::wake_all() noexcept { futex(storage_, FUTEX_WAKE, INT_MAX, nullptr); }

@@ -27,13 +27,14 @@ std::error_code init_robust(void* storage) noexcept {
 
 }  // namespace
 
-named_mutex::named_mutex(create_only_t, std::string_view name, void* storage) {
+named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, const permissions& perms) {
   std::error_code ec;
-  *this = named_mutex(create_only, name, storage, ec);
+  *this = named_mutex(create_only, name, storage, perms, ec);
   if (ec) throw_error(ec, posix::context("pthread_mutex_init", name));
 }
 
-named_mutex::named_mutex(create_only_t, std::string_view name, void* storage,
+// The state lives in the segment, whose permissions already apply.
+named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, const permissions& /*perms*/,
                          std::error_code& ec) noexcept {
   ec = init_robust(storage);
   if (ec) return;

@@ -81,4 +81,8 @@ bool wait_for_termination_request(std::chrono::milliseconds timeout) {
   }
 }
 
+bool request_termination(std::uint64_t pid) noexcept {
+  return pid > 0 && pid <= static_cast<std::uint64_t>(INT32_MAX) && ::kill(static_cast<pid_t>(pid), SIGTERM) == 0;
+}
+
 }  // namespace shmbus::platform

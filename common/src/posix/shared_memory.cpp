@@ -1,12 +1,15 @@
 #include "shmbus/platform/shared_memory.hpp"
 
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "os_error.hpp"
 #include "shmbus/error.hpp"
@@ -40,7 +43,52 @@ void* map(int fd, std::size_t size, access mode, std::error_code& ec, std::strin
   return p;
 }
 
+// A group name (or a numeric id) to its gid.
+bool group_id(const std::string& group, gid_t& gid, std::error_code& ec) {
+  for (std::size_t size = 16384; size <= (1u << 22); size *= 4) {
+    std::vector<char> buf(size);
+    struct group g {};
+    struct group* found = nullptr;
+    const int e = ::getgrnam_r(group.c_str(), &g, buf.data(), buf.size(), &found);
+    if (e == ERANGE) continue;
+    if (found != nullptr) {
+      gid = found->gr_gid;
+      return true;
+    }
+    if (e != 0 && e != ENOENT) {
+      ec = errno_code(e);
+      return false;
+    }
+    break;
+  }
+  if (!group.empty() && group.size() < 10 && group.find_first_not_of("0123456789") == std::string::npos) {
+    gid = static_cast<gid_t>(std::stoul(group));
+    return true;
+  }
+  ec = make_error_code(errc::not_found);
+  return false;
+}
+
 }  // namespace
+
+std::error_code check_permissions(const permissions& perms, std::string& why) {
+  if (!perms.sddl.empty()) {
+    why = "an SDDL security descriptor is a Windows setting; on POSIX use mode and group";
+    return make_error_code(errc::invalid_argument);
+  }
+  if (perms.mode > 0777) {
+    why = "mode " + std::to_string(perms.mode) + " is not a set of permission bits (0 to 0777)";
+    return make_error_code(errc::invalid_argument);
+  }
+  gid_t gid = 0;
+  std::error_code ec;
+  if (!perms.group.empty() && !group_id(perms.group, gid, ec)) {
+    why = ec == errc::not_found ? "unknown group '" + perms.group + "'"
+                                : "cannot look up group '" + perms.group + "': " + ec.message();
+    return ec;
+  }
+  return {};
+}
 
 shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size,
                                            permissions perms) {
@@ -62,12 +110,23 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
                                               permissions perms, std::error_code& ec) {
   ec.clear();
   const std::string path = os_name(name);
+  if (!perms.sddl.empty()) {
+    ec = make_error_code(errc::invalid_argument);
+    return "an SDDL security descriptor is a Windows setting; on POSIX use mode and group (for '" + path + "')";
+  }
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!perms.group.empty() && !group_id(perms.group, gid, ec)) return "getgrnam_r('" + perms.group + "')";
   fd_guard fd{retry_eintr([&] {
     return ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, static_cast<mode_t>(perms.mode));
   })};
   if (fd.fd < 0) {
     ec = errno_code();
     return context("shm_open", path);
+  }
+  if (gid != static_cast<gid_t>(-1) && ::fchown(fd.fd, static_cast<uid_t>(-1), gid) != 0) {
+    ec = errno_code();
+    ::shm_unlink(path.c_str());
+    return context("fchown", path) + " to group '" + perms.group + "'";
   }
   // shm_open applies the umask; the caller's mode is what they asked for.
   if (::fchmod(fd.fd, static_cast<mode_t>(perms.mode)) != 0) {
@@ -181,6 +240,8 @@ bool shared_memory_region::remove(std::string_view name) {
   if (ec) throw_error(ec, context("shm_unlink", "/" + std::string(name)));
   return removed;
 }
+
+bool shared_memory_region::names_outlive_handles() noexcept { return true; }
 
 std::vector<std::string> shared_memory_region::list(std::string_view prefix) {
   std::vector<std::string> names;

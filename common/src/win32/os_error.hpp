@@ -6,8 +6,11 @@
 #include <windows.h>
 
 #include <string>
+#include <utility>
 #include <string_view>
 #include <system_error>
+
+#include "shmbus/platform/shared_memory.hpp"
 
 namespace shmbus::platform::win32 {
 
@@ -21,10 +24,40 @@ inline std::string context(std::string_view call, std::string_view name) {
   return std::string(call) + "('" + std::string(name) + "')";
 }
 
-/// "Local\\" + name, as UTF-16 (names are validated ASCII).
-std::wstring object_name(std::string_view name);
+/// The kernel object name: "Local\\" or "Global\\" + name.
+std::string native_name(std::string_view name);
 
-/// Whether object names go to the Global\ namespace (see set_global_namespace).
-bool use_global_namespace() noexcept;
+/// UTF-8 to UTF-16.
+std::wstring wide(std::string_view s);
+
+/// Owns a HANDLE for the duration of a function.
+struct handle_guard {
+  HANDLE h = nullptr;
+  handle_guard() = default;
+  explicit handle_guard(HANDLE handle) : h(handle) {}
+  handle_guard(const handle_guard&) = delete;
+  handle_guard& operator=(const handle_guard&) = delete;
+  ~handle_guard() {
+    if (h != nullptr && h != INVALID_HANDLE_VALUE) ::CloseHandle(h);
+  }
+  HANDLE release() noexcept { return std::exchange(h, nullptr); }
+};
+
+/// Security attributes built from `permissions` (default DACL when neither
+/// group nor SDDL is given). Keeps the descriptor alive while in use.
+class security {
+ public:
+  /// On failure sets `ec` and `what`.
+  security(const permissions& perms, std::error_code& ec, std::string& what);
+  security(const security&) = delete;
+  security& operator=(const security&) = delete;
+  ~security();
+  /// Null for the default DACL.
+  [[nodiscard]] SECURITY_ATTRIBUTES* attributes() noexcept { return descriptor_ ? &sa_ : nullptr; }
+
+ private:
+  PSECURITY_DESCRIPTOR descriptor_ = nullptr;
+  SECURITY_ATTRIBUTES sa_{};
+};
 
 }  // namespace shmbus::platform::win32

@@ -74,6 +74,7 @@ child_process child_process::self(const std::string& role, std::vector<std::stri
 
 child_process::child_process(child_process&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),
+      process_(std::exchange(o.process_, nullptr)),
       out_fd_(std::exchange(o.out_fd_, -1)),
       in_fd_(std::exchange(o.in_fd_, -1)),
       buffer_(std::move(o.buffer_)),
@@ -81,6 +82,7 @@ child_process::child_process(child_process&& o) noexcept
 
 child_process& child_process::operator=(child_process&& o) noexcept {
   std::swap(pid_, o.pid_);
+  std::swap(process_, o.process_);
   std::swap(out_fd_, o.out_fd_);
   std::swap(in_fd_, o.in_fd_);
   std::swap(buffer_, o.buffer_);

@@ -57,6 +57,12 @@ class topic_segment {
   [[nodiscard]] std::span<subscriber_entry> subscribers() const noexcept;
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
+  /// Closed, or (for a segment opened by a client) its broker has been
+  /// replaced: another broker instance owns the bus now. On Windows a new
+  /// broker cannot reach its predecessor's objects to close them, so clients
+  /// look for themselves, at most once per `owner_check_interval`.
+  [[nodiscard]] bool gone() const noexcept;
+  static constexpr std::int64_t owner_check_interval_ns = 1'000'000'000;
   void mark_ready() noexcept;
   /// Marks the segment closed and wakes every waiter so they notice.
   void close() noexcept;
@@ -112,7 +118,14 @@ class topic_segment {
                         std::error_code& ec) noexcept;
   bool attach(std::byte* base, std::error_code& ec, std::string& what);
 
+  [[nodiscard]] bool superseded() const noexcept;
+
   platform::shared_memory_region region_;
+  // Set by open(): whose objects these are, for superseded().
+  std::string bus_;
+  std::uint64_t instance_ = 0;
+  mutable std::int64_t next_owner_check_ns_ = 0;
+  mutable bool superseded_ = false;
   platform::named_mutex mutex_;
   platform::named_event event_;
   topic_header* header_ = nullptr;

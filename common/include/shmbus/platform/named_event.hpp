@@ -10,6 +10,11 @@
 ///
 /// POSIX: a futex word in caller-provided shared storage (generation << 1 |
 /// sleepers bit); `set()` skips the wake system call when nobody sleeps.
+/// Windows: `generations` named manual-reset events used in turn by
+/// generation, plus a generation counter and per-event sleeper counts in the
+/// shared storage; only `set()` (the publisher, under the topic mutex) resets
+/// an event, and only the one that the generation after next will use. See
+/// docs/design.md for why no waiter is left asleep.
 
 #include <chrono>
 #include <cstddef>
@@ -20,6 +25,7 @@
 #include <system_error>
 
 #include "shmbus/open_mode.hpp"
+#include "shmbus/platform/permissions.hpp"
 
 namespace shmbus::platform {
 
@@ -32,8 +38,9 @@ class named_event {
   using clock = std::chrono::steady_clock;
 
   named_event() noexcept = default;
-  named_event(create_only_t, std::string_view name, void* storage);
-  named_event(create_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
+  named_event(create_only_t, std::string_view name, void* storage, const permissions& perms = {});
+  named_event(create_only_t, std::string_view name, void* storage, const permissions& perms,
+              std::error_code& ec) noexcept;
   named_event(open_only_t, std::string_view name, void* storage);
   named_event(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
 
@@ -58,11 +65,33 @@ class named_event {
   /// waker killed inside set() may have recorded the set but not woken.
   void wake_all() noexcept;
 
+  /// Whether some waiter is registered as asleep (or about to sleep).
+  [[nodiscard]] bool has_sleepers() const noexcept;
+
+  /// Test-only: does what a publisher killed inside set() leaves behind —
+  /// the generation moved on, nobody woken.
+  void set_without_waking_for_test() noexcept;
+
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
+  /// Windows: kernel events per named event, used in turn by generation.
+  static constexpr unsigned generations = 4;
+
+  /// Times, in this process, that a waiter found a set it had not been woken
+  /// for when its bounded sleep slice ran out (Windows' last-resort re-check).
+  /// The protocol makes this 0; tests and benchmarks report it. Always 0 on
+  /// POSIX, which needs no safety net.
+  static std::uint64_t safety_net_wakeups() noexcept;
+
  private:
+  void close_handles() noexcept;
+  void rearm(unsigned k) noexcept;  // Windows: reset event k under the gate
+
   void* storage_ = nullptr;
-  void* native_handle_ = nullptr;
+  // Windows: one event HANDLE per generation slot and the gate mutex;
+  // unused on POSIX.
+  void* native_handles_[generations] = {};
+  void* gate_ = nullptr;
   std::string name_;
 };
 

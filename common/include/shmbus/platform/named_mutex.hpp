@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "shmbus/open_mode.hpp"
+#include "shmbus/platform/permissions.hpp"
 
 namespace shmbus::platform {
 
@@ -29,8 +30,9 @@ class named_mutex {
 
   named_mutex() noexcept = default;
   /// Initialises the mutex in `storage` (which must stay mapped while in use).
-  named_mutex(create_only_t, std::string_view name, void* storage);
-  named_mutex(create_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
+  named_mutex(create_only_t, std::string_view name, void* storage, const permissions& perms = {});
+  named_mutex(create_only_t, std::string_view name, void* storage, const permissions& perms,
+              std::error_code& ec) noexcept;
   /// Attaches to a mutex that the creator initialised in `storage`.
   named_mutex(open_only_t, std::string_view name, void* storage);
   named_mutex(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;

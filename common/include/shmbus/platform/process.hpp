@@ -26,9 +26,17 @@ std::int64_t monotonic_ns() noexcept;
 /// True when standard output is a terminal (for in-place redraws).
 bool stdout_is_terminal() noexcept;
 
-/// Waits up to `timeout` for SIGINT/SIGTERM (Ctrl-C / console close on
-/// Windows). Returns true when one arrived. The first call installs the
+/// Waits up to `timeout` for SIGINT/SIGTERM/SIGHUP (Windows: Ctrl-C,
+/// Ctrl-Break, console close, or `request_termination` from another
+/// process). Returns true when one arrived. The first call installs the
 /// handling; call it from one thread.
 bool wait_for_termination_request(std::chrono::milliseconds timeout);
+
+/// Asks process `pid` to shut down cleanly: SIGTERM on POSIX. Windows has
+/// no signals and consoles cannot always carry Ctrl-Break, so a process
+/// waiting in `wait_for_termination_request` also listens on a named event
+/// (`Local\shmbus.stop.PID`) that this sets; other processes get
+/// CTRL_BREAK_EVENT. Returns false when nothing could be delivered.
+bool request_termination(std::uint64_t pid) noexcept;
 
 }  // namespace shmbus::platform

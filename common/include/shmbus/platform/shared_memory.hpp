@@ -14,14 +14,9 @@
 #include <vector>
 
 #include "shmbus/open_mode.hpp"
+#include "shmbus/platform/permissions.hpp"
 
 namespace shmbus::platform {
-
-/// Permissions for objects this process creates (POSIX mode bits; Windows
-/// uses the default DACL and ignores this).
-struct permissions {
-  unsigned mode = 0600;
-};
 
 class shared_memory_region {
  public:
@@ -57,6 +52,10 @@ class shared_memory_region {
   /// Returns false (without error) when the name did not exist.
   static bool remove(std::string_view name, std::error_code& ec) noexcept;
   static bool remove(std::string_view name);
+
+  /// True where a name stays until removed (POSIX); false where it vanishes
+  /// with its last handle and cannot be removed or listed (Windows).
+  static bool names_outlive_handles() noexcept;
 
   /// Names of existing regions that start with `prefix`. Empty where the OS
   /// cannot enumerate them (Windows, where names die with their last handle).

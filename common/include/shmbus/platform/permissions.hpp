@@ -1,0 +1,38 @@
+#pragma once
+/// \file
+/// Who may open the named objects a process creates, and which namespace
+/// their names live in.
+
+#include <string>
+#include <system_error>
+
+namespace shmbus::platform {
+
+/// Who may open the objects this process creates.
+struct permissions {
+  /// POSIX: mode bits (owner-only by default). Ignored on Windows.
+  unsigned mode = 0600;
+  /// A group to share with. POSIX: the objects' group (give `mode` group
+  /// bits too). Windows: an account name granted read/write access besides
+  /// the creator. Empty: no change.
+  std::string group;
+  /// Windows: a whole security descriptor in SDDL (wins over `group`).
+  /// Empty: the process's default DACL. Rejected on POSIX.
+  std::string sddl;
+};
+
+/// Checks that `perms` can be applied here (known group, valid SDDL, no
+/// Windows-only setting on POSIX) before anything is created. On failure
+/// returns the error and sets `why` to one clear sentence.
+std::error_code check_permissions(const permissions& perms, std::string& why);
+
+/// Where object names live. POSIX has one namespace per host and ignores
+/// this. Windows: `local` is the session's `Local\` (the default);
+/// `global` is `Global\`, visible across sessions (services in session 0),
+/// which needs SeCreateGlobalPrivilege to create. Process-wide; set it before
+/// opening anything. Default from $SHMBUS_NAMESPACE (`local`/`global`).
+enum class object_namespace { local, global };
+void set_object_namespace(object_namespace ns) noexcept;
+[[nodiscard]] object_namespace current_object_namespace() noexcept;
+
+}  // namespace shmbus::platform

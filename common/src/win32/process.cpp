@@ -1,0 +1,109 @@
+#include "shmbus/platform/process.hpp"
+
+#include <windows.h>
+
+#include <io.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "os_error.hpp"
+
+namespace shmbus::platform {
+namespace {
+
+// Creation time in 100 ns units since 1601: with the PID, it names one
+// process for ever, so a reused PID never makes a dead broker look alive.
+std::uint64_t creation_time(HANDLE process) noexcept {
+  FILETIME created{}, exited{}, kernel{}, user{};
+  if (!::GetProcessTimes(process, &created, &exited, &kernel, &user)) return 0;
+  return (std::uint64_t{created.dwHighDateTime} << 32) | created.dwLowDateTime;
+}
+
+HANDLE g_termination = nullptr;
+
+std::wstring stop_event_name(std::uint64_t pid) {
+  // Always the session's namespace: whoever asks shares our session.
+  return L"Local\\shmbus.stop." + std::to_wstring(pid);
+}
+
+BOOL WINAPI on_console_event(DWORD type) {
+  switch (type) {
+    case CTRL_C_EVENT:
+    case CTRL_BREAK_EVENT:
+    case CTRL_CLOSE_EVENT:
+    case CTRL_SHUTDOWN_EVENT:
+      ::SetEvent(g_termination);
+      return TRUE;  // handled: the waiting thread shuts down cleanly
+    default: return FALSE;
+  }
+}
+
+}  // namespace
+
+process_identity current_process() noexcept {
+  return {::GetCurrentProcessId(), creation_time(::GetCurrentProcess())};
+}
+
+bool is_alive(const process_identity& p) noexcept {
+  if (p.pid == 0 || p.pid > 0xFFFFFFFFu) return false;
+  HANDLE h = ::OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(p.pid));
+  if (h == nullptr) {
+    // A process we may not query still exists; a PID that names nothing
+    // gives ERROR_INVALID_PARAMETER.
+    return ::GetLastError() == ERROR_ACCESS_DENIED;
+  }
+  win32::handle_guard guard(h);
+  DWORD code = 0;
+  if (::GetExitCodeProcess(h, &code) && code != STILL_ACTIVE) return false;
+  // A handle to an exited process that still has handles open reports its
+  // exit code above; a running one must also have the recorded start time.
+  const std::uint64_t now = creation_time(h);
+  return now == 0 || p.start_time == 0 || now == p.start_time;
+}
+
+std::int64_t monotonic_ns() noexcept {
+  static const std::int64_t freq = [] {
+    LARGE_INTEGER f{};
+    ::QueryPerformanceFrequency(&f);
+    return static_cast<std::int64_t>(f.QuadPart);
+  }();
+  LARGE_INTEGER c{};
+  ::QueryPerformanceCounter(&c);
+  // Split to avoid overflowing 64 bits for large counter values.
+  const std::int64_t v = c.QuadPart;
+  return v / freq * 1'000'000'000 + v % freq * 1'000'000'000 / freq;
+}
+
+bool stdout_is_terminal() noexcept {
+  DWORD mode = 0;
+  return ::GetConsoleMode(::GetStdHandle(STD_OUTPUT_HANDLE), &mode) != 0;
+}
+
+bool wait_for_termination_request(std::chrono::milliseconds timeout) {
+  static const bool installed = [] {
+    g_termination = ::CreateEventW(nullptr, TRUE, FALSE, stop_event_name(::GetCurrentProcessId()).c_str());
+    return g_termination != nullptr && ::SetConsoleCtrlHandler(on_console_event, TRUE) != 0;
+  }();
+  if (!installed) {
+    ::Sleep(static_cast<DWORD>(timeout.count()));
+    return false;
+  }
+  return ::WaitForSingleObject(g_termination, static_cast<DWORD>(timeout.count())) == WAIT_OBJECT_0;
+}
+
+bool request_termination(std::uint64_t pid) noexcept {
+  if (pid == 0 || pid > 0xFFFFFFFFu) return false;
+  try {
+    HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE, FALSE, stop_event_name(pid).c_str());
+    if (h != nullptr) {
+      const BOOL ok = ::SetEvent(h);
+      ::CloseHandle(h);
+      if (ok) return true;
+    }
+  } catch (...) {
+  }
+  return ::GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, static_cast<DWORD>(pid)) != 0;
+}
+
+}  // namespace shmbus::platform
