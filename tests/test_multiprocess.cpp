@@ -99,7 +99,7 @@ SHMBUS_CHILD("checking-subscriber")(const std::vector<std::string>& a) {
 }
 
 TEST_CASE("no torn read: a hammering publisher and concurrent subscribers verify every message") {
-  constexpr std::uint64_t count = 200000;
+  const std::uint64_t count = stress_count(200000);
   for (std::uint32_t depth : {1u, 16u}) {
     CAPTURE(depth);
     test_bus tb({topic("h", 4096, depth)});
@@ -108,7 +108,7 @@ TEST_CASE("no torn read: a hammering publisher and concurrent subscribers verify
       subs.push_back(child_process::self("checking-subscriber", {tb.name, "h", std::to_string(count), mode}));
     for (auto& s : subs) s.expect_line("ready");
     auto pub = child_process::self("hammer-publisher", {tb.name, "h", std::to_string(count)});
-    CHECK(pub.wait() == 0);
+    CHECK(pub.wait(std::chrono::seconds(120)) == 0);
     for (auto& s : subs) {
       const std::string line = s.expect_line("result", std::chrono::seconds(60));
       INFO(line);

@@ -4,6 +4,7 @@
 // kill it; reap it with a bounded wait. Every wait fails loudly on timeout.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -70,6 +71,12 @@ struct child_registrar {
 
 /// A bus name unique to this process and call, so parallel tests never meet.
 std::string unique_bus();
+
+/// A stress test's message count scaled by $SHMBUS_TEST_STRESS_PERCENT
+/// (default 100; at least 1). Under wine every kernel call is a round trip
+/// to wineserver, so the cross build's ctest runs the hammer tests smaller;
+/// a soak run can make them larger.
+std::uint64_t stress_count(std::uint64_t n);
 
 /// Tells the parent the child reached a point: one line on stdout, flushed.
 void signal_parent(const std::string& line);

@@ -20,29 +20,9 @@ extern char** environ;
 namespace shmbus::test {
 namespace {
 
-std::string g_self;
-
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
 }  // namespace
-
-const std::string& self_path() { return g_self; }
-void set_self_path(std::string path) { g_self = std::move(path); }
-
-std::map<std::string, child_fn>& child_roles() {
-  static std::map<std::string, child_fn> roles;
-  return roles;
-}
-
-std::string unique_bus() {
-  static std::atomic<unsigned> counter{0};
-  return "test" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-}
-
-void signal_parent(const std::string& line) {
-  std::fputs((line + "\n").c_str(), stdout);
-  std::fflush(stdout);
-}
 
 child_process::child_process(std::vector<std::string> argv, bool merge_stderr) {
   int out[2], in[2];
@@ -64,12 +44,6 @@ child_process::child_process(std::vector<std::string> argv, bool merge_stderr) {
   pid_ = pid;
   out_fd_ = out[0];
   in_fd_ = in[1];
-}
-
-child_process child_process::self(const std::string& role, std::vector<std::string> args) {
-  std::vector<std::string> argv{self_path(), "--child", role};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return child_process(std::move(argv));
 }
 
 child_process::child_process(child_process&& o) noexcept

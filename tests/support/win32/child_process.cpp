@@ -30,8 +30,6 @@
 namespace shmbus::test {
 namespace {
 
-std::string g_self;
-
 // Exit codes given to killed children, as on POSIX (128 + signal number).
 constexpr UINT kill_exit_code = 137;       // SIGKILL
 constexpr UINT terminate_exit_code = 143;  // SIGTERM (fallback only, see terminate())
@@ -92,24 +90,6 @@ std::wstring widen(const std::string& s, const std::string& program) {
 }
 
 }  // namespace
-
-const std::string& self_path() { return g_self; }
-void set_self_path(std::string path) { g_self = std::move(path); }
-
-std::map<std::string, child_fn>& child_roles() {
-  static std::map<std::string, child_fn> roles;
-  return roles;
-}
-
-std::string unique_bus() {
-  static std::atomic<unsigned> counter{0};
-  return "test" + std::to_string(::GetCurrentProcessId()) + "_" + std::to_string(counter++);
-}
-
-void signal_parent(const std::string& line) {
-  std::fputs((line + "\n").c_str(), stdout);
-  std::fflush(stdout);
-}
 
 child_process::child_process(std::vector<std::string> argv, bool merge_stderr) {
   if (argv.empty()) fail("child_process: empty argv");
@@ -192,12 +172,6 @@ child_process::child_process(std::vector<std::string> argv, bool merge_stderr) {
     close_handle(in_w);
     fail("_open_osfhandle (stdin pipe) failed for '" + program + "'");
   }
-}
-
-child_process child_process::self(const std::string& role, std::vector<std::string> args) {
-  std::vector<std::string> argv{self_path(), "--child", role};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return child_process(std::move(argv));
 }
 
 child_process::child_process(child_process&& o) noexcept
