@@ -188,43 +188,48 @@ bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
     ~unregister() { n.fetch_sub(1, std::memory_order_seq_cst); }
   } guard{st.sleepers[k]};
 
-  unsigned stale_signals = 0;
+  bool stale_signal = false;
   for (;;) {
     // The gate protects no data, so an owner that died holding it
     // (WAIT_ABANDONED) is harmless.
     const DWORD g = ::WaitForSingleObject(gate_, INFINITE);
     if (g != WAIT_OBJECT_0 && g != WAIT_ABANDONED)
       throw std::system_error(last_error(), context("WaitForSingleObject", gate_name(name_)));
+    if (stale_signal) {
+      // Our event still carries an old signal (a publisher has not re-armed
+      // it yet, is stalled, or died before doing so). Reset it ourselves,
+      // under the gate, *then* look at the generation: set(t+1) bumps the
+      // generation before it signals, so if the generation has not moved
+      // now, its SetEvent is still to come and this reset cannot swallow it.
+      ::ResetEvent(event);
+      stale_signal = false;
+    }
     if (st.generation.load(std::memory_order_seq_cst) != t) {
       ::ReleaseMutex(gate_);
       return true;
     }
     DWORD slice = safety_slice_ms;
-    bool last_slice = false;
     if (deadline) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock::now()).count();
       if (left <= 0) {
         ::ReleaseMutex(gate_);
         return false;
       }
-      if (left <= static_cast<long long>(slice)) {
-        slice = static_cast<DWORD>(left);
-        last_slice = true;
-      }
+      slice = static_cast<DWORD>(std::min<long long>(left, slice));
     }
     const DWORD r = ::SignalObjectAndWait(gate_, event, slice, FALSE);
     const bool moved = st.generation.load(std::memory_order_seq_cst) != t;
     if (r == WAIT_OBJECT_0) {
       if (moved) return true;
-      // Our event still carries a set from K generations ago that set(t),
-      // which is running right now, has not reset yet. Let it finish.
-      if (++stale_signals > 64) ::Sleep(1);
-      else ::SwitchToThread();
+      stale_signal = true;  // reset under the gate on the next turn: no spinning
       continue;
     }
     if (r == WAIT_TIMEOUT) {
       if (moved) {
-        if (!last_slice) g_safety_net_wakeups.fetch_add(1, std::memory_order_relaxed);
+        // A set came while we slept and did not wake us: only the safety
+        // net found it. (An upper bound: a set caught between its
+        // generation bump and its SetEvent as the slice ran out counts too.)
+        g_safety_net_wakeups.fetch_add(1, std::memory_order_relaxed);
         return true;
       }
       continue;  // the loop re-checks the deadline
@@ -263,9 +268,10 @@ void named_event::set() noexcept {
 // Under the gate: a waiter that saw the current generation is then already
 // asleep on the event, satisfied by the set that signalled it. If a waiter is
 // stopped holding the gate, reset anyway after a while: the safety net then
-// bounds the damage instead of stalling the publisher.
+// bounds the damage instead of stalling the publisher (20 ms, under the topic
+// mutex, is the most a stopped subscriber can cost one publish).
 void named_event::rearm(unsigned k) noexcept {
-  const DWORD w = ::WaitForSingleObject(gate_, 1000);
+  const DWORD w = ::WaitForSingleObject(gate_, 20);
   ::ResetEvent(native_handles_[k]);
   state(storage_).signaled[k].store(0, std::memory_order_relaxed);
   if (w == WAIT_OBJECT_0 || w == WAIT_ABANDONED) ::ReleaseMutex(gate_);
@@ -283,16 +289,16 @@ void named_event::set_without_waking_for_test() noexcept {
 }
 
 void named_event::wake_all() noexcept {
-  // For recovery: a publisher killed inside set() may have advanced the
-  // generation without signalling. Waiters of the previous generation sleep
-  // on event[g % K]; waking them is all that is needed (they re-check).
-  // It may also have died between taking the re-arm duty and doing it, so
-  // re-arm the next event unconditionally.
+  // For recovery and close: a publisher killed inside set() may have moved
+  // the generation without signalling, or signalled without re-arming.
+  // Signal every event: each sleeper, whatever its generation, wakes and
+  // re-checks; one that finds nothing new resets its event under the gate
+  // and sleeps again (see wait()), so nobody spins on the signals left here.
   event_state& st = state(storage_);
-  const std::uint32_t g = st.generation.load(std::memory_order_seq_cst);
-  st.signaled[g % K].store(1, std::memory_order_relaxed);
-  ::SetEvent(native_handles_[g % K]);
-  rearm((g + 1) % K);
+  for (unsigned k = 0; k < K; ++k) {
+    st.signaled[k].store(1, std::memory_order_relaxed);
+    ::SetEvent(native_handles_[k]);
+  }
 }
 
 }  // namespace shmbus::platform

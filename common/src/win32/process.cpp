@@ -47,19 +47,22 @@ process_identity current_process() noexcept {
 
 bool is_alive(const process_identity& p) noexcept {
   if (p.pid == 0 || p.pid > 0xFFFFFFFFu) return false;
-  HANDLE h = ::OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(p.pid));
+  HANDLE h = ::OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(p.pid));
   if (h == nullptr) {
-    // A process we may not query still exists; a PID that names nothing
-    // gives ERROR_INVALID_PARAMETER.
+    // A PID that names nothing gives ERROR_INVALID_PARAMETER. A process we
+    // may not even query (another user's protected process) exists; as on
+    // POSIX (kill() EPERM) it counts as alive rather than risk declaring a
+    // live broker dead.
     return ::GetLastError() == ERROR_ACCESS_DENIED;
   }
   win32::handle_guard guard(h);
-  DWORD code = 0;
-  if (::GetExitCodeProcess(h, &code) && code != STILL_ACTIVE) return false;
-  // A handle to an exited process that still has handles open reports its
-  // exit code above; a running one must also have the recorded start time.
+  // Signalled = exited (a handle keeps an exited process's PID from reuse,
+  // so this is exact; an exit code can be STILL_ACTIVE too, so not that).
+  if (::WaitForSingleObject(h, 0) != WAIT_TIMEOUT) return false;
+  // Running: it must also be the process that was recorded, not a new one
+  // that reuses its PID.
   const std::uint64_t now = creation_time(h);
-  return now == 0 || p.start_time == 0 || now == p.start_time;
+  return p.start_time == 0 || now == p.start_time;
 }
 
 std::int64_t monotonic_ns() noexcept {

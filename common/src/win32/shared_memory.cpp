@@ -101,10 +101,15 @@ std::string shared_memory_region::open_impl(std::string_view name, access mode, 
   // API; the view's region size is the mapping's size rounded up to a page,
   // an upper bound the segment header's own sizes are checked against.
   MEMORY_BASIC_INFORMATION info{};
-  if (::VirtualQuery(view, &info, sizeof info) == 0 || info.RegionSize == 0) {
+  if (::VirtualQuery(view, &info, sizeof info) == 0) {
     ec = last_error();
     ::UnmapViewOfFile(view);
     return context("VirtualQuery", native);
+  }
+  if (info.RegionSize == 0) {
+    ec = make_error_code(errc::corrupt_segment);
+    ::UnmapViewOfFile(view);
+    return "'" + native + "' is empty";
   }
   data_ = view;
   native_handle_ = h.release();
