@@ -16,32 +16,6 @@
 using namespace shmbus;
 using namespace shmbus::test;
 
-namespace {
-
-std::uint64_t to_u64(const std::string& s) { return std::stoull(s); }
-
-// Parses "key=value key=value" lines printed by children.
-std::uint64_t field(const std::string& line, const std::string& key) {
-  std::istringstream in(line);
-  std::string tok;
-  while (in >> tok)
-    if (tok.rfind(key + "=", 0) == 0) return to_u64(tok.substr(key.size() + 1));
-  FAIL("no field '" << key << "' in: " << line);
-  return 0;
-}
-
-detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
-  std::error_code ec;
-  std::string what;
-  const auto r = detail::registry::open(bus, ec, what);
-  REQUIRE_MESSAGE(!ec, what);
-  auto seg = detail::topic_segment::open(bus, r.instance(), topic, access::read_write, ec, what);
-  REQUIRE_MESSAGE(!ec, what);
-  return seg;
-}
-
-}  // namespace
-
 // ---- no torn read -------------------------------------------------------
 
 SHMBUS_CHILD("hammer-publisher")(const std::vector<std::string>& a) {

@@ -1,10 +1,14 @@
 #pragma once
 // An in-process broker on a bus name unique to the test.
+#include <sstream>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "shmbus/broker.hpp"
 #include "shmbus/detail/registry.hpp"
+#include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/names.hpp"
 #include "support/child_process.hpp"
 
@@ -40,6 +44,29 @@ inline std::string topic_object(const std::string& bus, const std::string& topic
   const auto r = detail::registry::open(bus, ec, what);
   if (ec) throw std::system_error(ec, what);
   return detail::topic_object_name(bus, r.instance(), topic);
+}
+
+inline std::uint64_t to_u64(const std::string& s) { return std::stoull(s); }
+
+/// Parses "key=value key=value" lines printed by children.
+inline std::uint64_t field(const std::string& line, const std::string& key) {
+  std::istringstream in(line);
+  std::string tok;
+  while (in >> tok)
+    if (tok.rfind(key + "=", 0) == 0) return to_u64(tok.substr(key.size() + 1));
+  throw std::runtime_error("no field '" + key + "' in: " + line);
+}
+
+/// The raw topic segment of a running bus, mapped read-write (for tests that
+/// inspect or damage it).
+inline detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
+  std::error_code ec;
+  std::string what;
+  const auto r = detail::registry::open(bus, ec, what);
+  if (ec) throw std::system_error(ec, what);
+  auto seg = detail::topic_segment::open(bus, r.instance(), topic, access::read_write, ec, what);
+  if (ec) throw std::system_error(ec, what);
+  return seg;
 }
 
 }  // namespace shmbus::test

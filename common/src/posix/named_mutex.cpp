@@ -1,5 +1,6 @@
 #include "shmbus/platform/named_mutex.hpp"
 
+#include <linux/futex.h>
 #include <pthread.h>
 
 #include <utility>
@@ -91,6 +92,17 @@ named_mutex::lock_result named_mutex::lock(std::error_code& ec) noexcept {
     ec = posix::errno_code(e);
     return lock_result::acquired;
   }
+}
+
+std::optional<bool> named_mutex::owner_died() const noexcept {
+#if defined(__GLIBC__) && defined(FUTEX_OWNER_DIED)
+  // glibc keeps the robust futex word in __data.__lock; when an owner dies
+  // the kernel (robust list) marks it FUTEX_OWNER_DIED and clears the TID.
+  const int word = __atomic_load_n(&native(storage_)->__data.__lock, __ATOMIC_SEQ_CST);
+  return (static_cast<unsigned>(word) & FUTEX_OWNER_DIED) != 0;
+#else
+  return std::nullopt;
+#endif
 }
 
 void named_mutex::consistent() noexcept { pthread_mutex_consistent(native(storage_)); }

@@ -99,6 +99,9 @@ named_mutex::lock_result named_mutex::lock(std::error_code& ec) noexcept {
   }
 }
 
+// Windows reports an abandoned mutex only to the next thread that acquires it.
+std::optional<bool> named_mutex::owner_died() const noexcept { return std::nullopt; }
+
 // The kernel mutex is usable again as soon as WAIT_ABANDONED is returned.
 void named_mutex::consistent() noexcept {}
 

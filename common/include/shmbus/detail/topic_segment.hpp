@@ -89,6 +89,7 @@ class topic_segment {
   [[nodiscard]] std::uint64_t newest() const noexcept;
 
   [[nodiscard]] platform::named_event& event() noexcept { return event_; }
+  [[nodiscard]] const platform::named_mutex& mutex() const noexcept { return mutex_; }
 
   /// Registers a subscriber slot for this process; -1 with `ec` when full.
   int register_subscriber(std::error_code& ec) noexcept;

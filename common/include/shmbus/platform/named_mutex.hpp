@@ -9,6 +9,7 @@
 /// handle, never the mutex state in shared memory.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -47,6 +48,11 @@ class named_mutex {
   /// (including a mutex left unrecoverable by an earlier failed recovery).
   lock_result lock();
   lock_result lock(std::error_code& ec) noexcept;
+
+  /// Whether an owner died holding the mutex and nobody has acquired it
+  /// since, observed without acquiring it; nullopt where the platform cannot
+  /// tell (Windows, non-glibc). For fault-injection tests and diagnostics.
+  [[nodiscard]] std::optional<bool> owner_died() const noexcept;
 
   /// After `owner_died`: the protected state has been repaired.
   void consistent() noexcept;
