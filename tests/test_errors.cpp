@@ -129,3 +129,23 @@ TEST_CASE("too many subscribers") {
   { auto gone = std::move(s1); }  // a closed subscriber frees its slot
   CHECK_NOTHROW(b.make_subscriber("t"));
 }
+
+TEST_CASE("bad names are refused with a reason before any object is created") {
+  for (const std::string& bad : std::vector<std::string>{"a/b", "a\\b", "..", "a.b", "tab\there", "caf\xc3\xa9", std::string(33, 'b')}) {
+    CAPTURE(bad);
+    expect_error([&] { bus b(bad); }, errc::invalid_name, "bus name");
+    broker_options o = options(bad, {topic("t", 64, 1)});
+    expect_error([&] { broker brk(o); }, errc::invalid_name, "bus name");
+  }
+  const std::string name = unique_bus();
+  for (const std::string& bad : std::vector<std::string>{"", "a/b", "a\\b", "..", ".x", "sp ace", "caf\xc3\xa9", std::string(64, 't')}) {
+    CAPTURE(bad);
+    expect_error([&] { broker brk(options(name, {topic("ok", 64, 1), topic(bad, 64, 1)})); }, errc::invalid_name,
+                 "topic name");
+    // Nothing of the bus exists: not even the registry that comes first.
+    std::error_code ec;
+    std::string what;
+    detail::registry::open(name, ec, what);
+    CHECK(ec == std::errc::no_such_file_or_directory);
+  }
+}

@@ -2,11 +2,13 @@
 // uses DACLs; see tests/win32/.)
 #include <doctest/doctest.h>
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "shmbus/client.hpp"
 #include "shmbus/names.hpp"
+#include "shmbus/platform/shared_memory.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -14,7 +16,8 @@ using namespace shmbus::test;
 
 SHMBUS_CHILD("open-bus-as-nobody")(const std::vector<std::string>& args) {
   // Root ignores permission bits; drop to an unprivileged user first.
-  if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 90;
+  if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0))
+    return 90;
   std::error_code ec;
   shmbus::bus b(args.at(0), ec);
   if (ec == errc::permission_denied) {
@@ -44,4 +47,67 @@ TEST_CASE("permission denied for another user, by default (objects are 0600)") {
   CHECK(line->find("Permission denied") != std::string::npos);
   CHECK(line->find("open registry") != std::string::npos);
   CHECK(child.wait() == 0);
+}
+
+// Becomes uid/gid with one supplementary group, then subscribes and waits
+// for one message.
+SHMBUS_CHILD("subscribe-as-user")(const std::vector<std::string>& a) {
+  const auto uid = static_cast<uid_t>(std::stoul(a.at(1)));
+  const auto group = static_cast<gid_t>(std::stoul(a.at(2)));
+  const gid_t groups[] = {group};
+  if (::setgroups(1, groups) != 0 || ::setgid(static_cast<gid_t>(uid)) != 0 || ::setuid(uid) != 0) return 90;
+  std::error_code ec;
+  shmbus::bus b(a.at(0), ec);
+  if (ec) {
+    signal_parent("denied " + ec.message());
+    return 0;
+  }
+  auto sub = b.make_subscriber("t");
+  signal_parent("subscribed");
+  message m;
+  if (!sub.wait(m, std::chrono::seconds(20))) return 2;
+  signal_parent("got " + std::string(m.text()));
+  return 0;
+}
+
+TEST_CASE("another user is refused by default, and admitted when the broker shares the bus with its group") {
+  if (::geteuid() != 0) {
+    MESSAGE("needs root to become another user (CI runs as root): skipped");
+    return;
+  }
+  // Numeric ids need no account: like setpriv --reuid, no useradd to undo.
+  const std::string uid = "54321", group = "54322";
+  {
+    test_bus tb({topic("t", 64, 1)});
+    auto child = child_process::self("subscribe-as-user", {tb.name, uid, group});
+    const std::string line = child.expect_line("denied");
+    INFO(line);
+    CHECK(line.find("ermission denied") != std::string::npos);
+    CHECK(child.wait() == 0);
+  }
+  auto opts = options(unique_bus(), {topic("t", 64, 1)});
+  opts.mode = 0660;
+  opts.group = group;
+  broker brk(opts);
+  struct stat st {};
+  REQUIRE(::stat(("/dev/shm/" + detail::registry_object_name(brk.bus())).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+  CHECK(st.st_gid == static_cast<gid_t>(std::stoul(group)));
+  auto child = child_process::self("subscribe-as-user", {brk.bus(), uid, group});
+  child.expect_line("subscribed");
+  bus b(brk.bus());
+  b.make_publisher("t").publish("for the group");
+  CHECK(child.expect_line("got") == "got for the group");
+  CHECK(child.wait() == 0);
+}
+
+TEST_CASE("an unknown group, or a Windows-only setting, is refused before anything is created") {
+  auto opts = options(unique_bus(), {topic("t", 64, 1)});
+  opts.group = "no-such-group-shmbus";
+  CHECK_THROWS_WITH_AS(broker{opts}, doctest::Contains("unknown group 'no-such-group-shmbus'"), std::system_error);
+  opts.group.clear();
+  opts.sddl = "D:P(A;;GA;;;SY)";
+  CHECK_THROWS_WITH_AS(broker{opts}, doctest::Contains("SDDL security descriptor is a Windows setting"),
+                       std::system_error);
+  CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(opts.bus)).empty());
 }
