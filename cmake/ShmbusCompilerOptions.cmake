@@ -26,3 +26,13 @@ elseif(SHMBUS_SANITIZE STREQUAL "thread")
 elseif(NOT SHMBUS_SANITIZE STREQUAL "")
   message(FATAL_ERROR "SHMBUS_SANITIZE must be '', 'address' or 'thread', not '${SHMBUS_SANITIZE}'")
 endif()
+
+# libFuzzer: everything gets coverage instrumentation and ASan+UBSan; only the
+# fuzz targets link the fuzzer's main.
+if(SHMBUS_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SHMBUS_FUZZ needs clang (e.g. -DCMAKE_CXX_COMPILER=clang++-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

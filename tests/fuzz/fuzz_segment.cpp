@@ -1,0 +1,66 @@
+// libFuzzer target: random bytes as a mapped segment. Validation must never
+// crash, and whatever it accepts must keep every access a client then makes
+// (slots, payloads, subscriber table) inside the mapping. The buffer is
+// exactly `size` bytes on the heap, so ASan reports any read past it.
+#include <cstddef>
+#include <cstdint>
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "shmbus/detail/layout.hpp"
+
+using namespace shmbus::detail;
+
+namespace {
+
+volatile std::uint64_t g_sink;
+
+// What a client does once a segment validates: derive the geometry from the
+// validated parameters (as topic_segment caches it) and touch everything.
+void walk_topic(std::span<const std::byte> m) {
+  topic_header h;
+  std::memcpy(static_cast<void*>(&h), m.data(), sizeof h);
+  topic_params p;
+  p.name = std::string(fixed_string(h.name));
+  p.max_message_size = h.max_message_size;
+  p.depth = h.depth;
+  p.type_size = h.type_size;
+  p.max_subscribers = h.max_subscribers;
+  topic_geometry g{};
+  if (compute_geometry(p, g, nullptr)) __builtin_trap();  // validation accepted it
+  const auto* subs = reinterpret_cast<const subscriber_entry*>(m.data() + g.subscribers_offset);
+  for (std::uint32_t i = 0; i < p.max_subscribers; ++i) g_sink = g_sink + subs[i].read_seq.load();
+  // Every slot: its header and, clamped as readers clamp, its payload.
+  for (std::uint64_t s = 0; s < g.slot_count; ++s) {
+    const std::byte* slot = m.data() + g.slots_offset + s * g.slot_stride;
+    slot_header sh;
+    std::memcpy(static_cast<void*>(&sh), slot, sizeof sh);
+    const std::uint64_t size = std::min<std::uint64_t>(sh.size.load(), p.max_message_size);
+    std::uint64_t sum = 0;
+    for (std::uint64_t b = 0; b < size; ++b) sum += static_cast<std::uint8_t>(slot[sizeof(slot_header) + b]);
+    g_sink = g_sink + sum;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  // Mappings are page-aligned; copy into an aligned buffer of exactly `size`.
+  auto buf = std::unique_ptr<std::byte[], void (*)(std::byte*)>(
+      static_cast<std::byte*>(::operator new[](size == 0 ? 1 : size, std::align_val_t{64})),
+      [](std::byte* p) { ::operator delete[](p, std::align_val_t{64}); });
+  if (size != 0) std::memcpy(buf.get(), data, size);
+  const std::span<const std::byte> mapping(buf.get(), size);
+  std::string why;
+  if (!validate_topic(mapping, "", &why)) walk_topic(mapping);
+  if (!validate_registry(mapping, &why)) {
+    registry_header r;
+    std::memcpy(static_cast<void*>(&r), mapping.data(), sizeof r);
+    const auto* entries = reinterpret_cast<const topic_entry*>(mapping.data() + r.header_size);
+    for (std::uint32_t i = 0; i < r.topic_count; ++i) g_sink = g_sink + fixed_string(entries[i].name).size();
+  }
+  return 0;
+}
