@@ -49,5 +49,8 @@ shmbus_wine_setup() {
     wineboot -i >/dev/null 2>&1 || true
   fi
   wineserver -p >/dev/null 2>&1 &
-  wine cmd /c exit >/dev/null 2>&1 || true  # waits for the server to answer
+  # An unhandled fault must end the process (as it does for a Windows
+  # service), not start winedbg, which waits for ever without a display.
+  wine reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' /v Debugger /t REG_SZ /d '' /f \
+    >/dev/null 2>&1 || true
 }

@@ -309,10 +309,11 @@ TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients f
     CHECK(e.code() == errc::no_broker);
     if (names_stay) CHECK(std::string(e.what()).find("is gone") != std::string::npos);
   }
-  if (names_stay) CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).size() == 2);
+  // The registry, and the topic's data and control segments.
+  if (names_stay) CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(name)).size() == 3);
 
   auto second = child_process(broker_argv(name), true);
-  if (names_stay) second.expect_line("removed 2 object(s)");
+  if (names_stay) second.expect_line("removed 3 object(s)");
   second.expect_line("ready");
 
   // Old clients learn that their broker was replaced: at once where the new
@@ -399,4 +400,31 @@ TEST_CASE("a header rewritten after open cannot push readers or writers outside 
   CHECK_THROWS_AS(pub.publish(std::string(129, 'x')), std::system_error);
   // New clients see the damage and refuse the segment.
   CHECK_THROWS_AS(b.make_subscriber("g"), std::system_error);
+}
+
+// ---- a subscriber cannot corrupt a topic ------------------------------------
+
+SHMBUS_CHILD("subscriber-writes-data")(const std::vector<std::string>& a) {
+  // The role a subscriber opens with: messages read-only, control read-write.
+  auto seg = open_raw_as(a.at(0), a.at(1), detail::topic_role::subscribe);
+  seg.subscribers()[0].read_seq.store(7);  // the control segment is writable
+  signal_parent("about to write");
+  seg.header().write_seq.store(999999);    // the data segment is not: this faults
+  signal_parent("wrote");
+  return 0;
+}
+
+TEST_CASE("a subscriber maps a topic's messages read-only: a write faults the subscriber, not the topic") {
+  test_bus tb({topic("r", 64, 4)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("r");
+  pub.publish("one");
+  auto child = child_process::self("subscriber-writes-data", {tb.name, "r"});
+  child.expect_line("about to write");
+  // It dies at the write: it never says "wrote" (a crash reporter may print).
+  while (const auto line = child.read_line(std::chrono::seconds(20))) CHECK(*line != "wrote");
+  CHECK(child.wait() != 0);
+  auto raw = open_raw(tb.name, "r");
+  CHECK(raw.newest() == 1);
+  CHECK(pub.publish("two") == 2);
 }

@@ -45,7 +45,7 @@ void close_orphan_topics(const registry& dead, std::string_view bus) {
   for (const auto& e : dead.topics()) {
     std::error_code ec;
     std::string what;
-    auto seg = topic_segment::open(bus, dead.instance(), detail::fixed_string(e.name), access::read_write, ec, what);
+    auto seg = topic_segment::open(bus, dead.instance(), detail::fixed_string(e.name), detail::topic_role::publish, ec, what);
     if (!ec) seg.close();
   }
 }
@@ -70,7 +70,9 @@ struct broker::impl {
     std::error_code ec;
     for (auto& t : topics) {
       t.close();
-      platform::shared_memory_region::remove(detail::topic_object_name(bus, instance, t.name()), ec);
+      const std::string object = detail::topic_object_name(bus, instance, t.name());
+      platform::shared_memory_region::remove(object, ec);
+      platform::shared_memory_region::remove(detail::control_object_name(object), ec);
     }
     // Unlink before marking closed: a new broker then finds either our ready
     // registry (and refuses) or none, never a closed one it would clean up
@@ -120,6 +122,7 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   perms.mode = opts.mode;
   perms.group = opts.group;
   perms.sddl = opts.sddl;
+  perms.group_publishes = opts.group_publishes;
   if (auto ec = platform::check_permissions(perms, why)) throw_error(ec, why);
 
   // The registry is created first, with O_EXCL: it is the claim on the bus.

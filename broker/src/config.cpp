@@ -72,6 +72,11 @@ void set_broker_key(broker_options& o, std::string_view key, std::string_view va
     o.mode = static_cast<unsigned>(parse_number(value, key, where, 0777, true));
   } else if (key == "group") {
     o.group = std::string(trim(value));
+  } else if (key == "group_publish") {
+    const std::string_view v = trim(value);
+    if (v != "yes" && v != "no" && v != "true" && v != "false")
+      config_fail(where, "group_publish must be yes or no, not '" + std::string(v) + "'");
+    o.group_publishes = v == "yes" || v == "true";
   } else if (key == "sddl") {
     o.sddl = std::string(trim(value));
   } else if (key == "namespace") {
@@ -79,7 +84,7 @@ void set_broker_key(broker_options& o, std::string_view key, std::string_view va
     if (v != "local" && v != "global") config_fail(where, "namespace must be 'local' or 'global', not '" + std::string(v) + "'");
     o.object_namespace = std::string(v);
   } else {
-    config_fail(where, "unknown broker key '" + std::string(key) + "' (known: bus, mode, group, sddl, namespace)");
+    config_fail(where, "unknown broker key '" + std::string(key) + "' (known: bus, mode, group, group_publish, sddl, namespace)");
   }
 }
 

@@ -33,6 +33,8 @@ Options:
       --mode OCTAL      permission bits of created objects (default 0600)
       --group NAME      share the bus with a group (POSIX: objects' group,
                         give --mode group bits too; Windows: grant access)
+      --group-publish   let the group publish too (default: it may only
+                        subscribe; messages get no group write bit)
       --sddl SDDL       Windows: security descriptor for created objects
       --namespace NS    Windows: local (default) or global (Global\, for
                         services; needs SeCreateGlobalPrivilege)
@@ -83,6 +85,8 @@ cli parse(int argc, char** argv) {
       mode_flag = value(a);
     } else if (a == "--group") {
       settings += "group = " + value(a) + "\n";
+    } else if (a == "--group-publish") {
+      settings += "group_publish = yes\n";
     } else if (a == "--sddl") {
       settings += "sddl = " + value(a) + "\n";
     } else if (a == "--namespace") {
@@ -102,6 +106,7 @@ cli parse(int argc, char** argv) {
     shmbus::load_config_text("[broker]\n" + settings, "command line", flags);
     if (!mode_flag.empty()) c.opts.mode = flags.mode;
     if (!flags.group.empty()) c.opts.group = flags.group;
+    if (flags.group_publishes) c.opts.group_publishes = true;
     if (!flags.sddl.empty()) c.opts.sddl = flags.sddl;
     if (!flags.object_namespace.empty()) c.opts.object_namespace = flags.object_namespace;
   }

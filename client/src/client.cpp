@@ -113,7 +113,7 @@ std::vector<topic_stats> bus::stats() const {
     st.info = info;
     std::error_code ec;
     std::string what;
-    auto seg = topic_segment::open(name_, instance_, st.info.name, access::read_only, ec, what);
+    auto seg = topic_segment::open(name_, instance_, st.info.name, detail::topic_role::observe, ec, what);
     if (ec) throw_error(translate(ec, what), what);
     const auto& h = seg.header();
     st.published = seg.newest();
@@ -126,7 +126,7 @@ std::vector<topic_stats> bus::stats() const {
   return out;
 }
 
-std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size_t type_size,
+std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size_t type_size, bool publish,
                                                topic_info& info, std::error_code& ec,
                                                std::string& what) const {
   what = bus_label(name_) + ", topic '" + std::string(topic) + "'";
@@ -152,7 +152,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
       return nullptr;
     }
   }
-  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, instance_, topic, access::read_write, ec, what));
+  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, instance_, topic, publish ? detail::topic_role::publish : detail::topic_role::subscribe, ec, what));
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory) {
       ec = make_error_code(errc::topic_closed);
@@ -182,7 +182,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
 publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
                               std::string& what) const {
   topic_info info;
-  auto seg = open_topic(topic, type_size, info, ec, what);
+  auto seg = open_topic(topic, type_size, true, info, ec, what);
   if (ec) return publisher(nullptr, {});
   return publisher(std::move(seg), std::move(info));
 }
@@ -190,7 +190,7 @@ publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std
 subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
                                 std::string& what) const {
   topic_info info;
-  auto seg = open_topic(topic, type_size, info, ec, what);
+  auto seg = open_topic(topic, type_size, false, info, ec, what);
   if (ec) return subscriber(nullptr, {}, -1);
   const int entry = seg->register_subscriber(ec);
   if (ec) {

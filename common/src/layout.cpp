@@ -57,10 +57,11 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
                     std::to_string(max_subscribers_limit));
   out.slot_count = slots_for(p.depth);
   out.slot_stride = round_up(sizeof(slot_header) + p.max_message_size, cache_line);
-  out.subscribers_offset = sizeof(topic_header);
-  out.slots_offset = out.subscribers_offset + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
+  out.slots_offset = sizeof(topic_header);
   const std::uint64_t ring = out.slot_stride * out.slot_count;  // <= 2^31 * 2^30: no overflow
   out.total_size = out.slots_offset + ring;
+  out.subscribers_offset = sizeof(control_header);
+  out.control_size = out.subscribers_offset + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
   if (out.total_size > std::numeric_limits<std::size_t>::max() / 2 || out.total_size > (1ULL << 40))
     return fail(errc::invalid_argument, why,
                 "topic '" + p.name + "': max_message_size x depth needs " +
@@ -121,6 +122,37 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
   if (!expected_name.empty() && p.name != expected_name)
     return fail(errc::corrupt_segment, why,
                 "segment belongs to topic '" + p.name + "', expected '" + std::string(expected_name) + "'");
+  return {};
+}
+
+void init_control_header(void* base, const topic_params& p, const topic_geometry& g) {
+  auto* h = new (base) control_header{};
+  h->magic = control_magic;
+  h->abi_version = abi_version;
+  h->header_size = sizeof(control_header);
+  h->total_size = g.control_size;
+  h->max_subscribers = p.max_subscribers;
+  set_fixed_string(h->name, p.name);
+}
+
+std::error_code validate_control(std::span<const std::byte> mapping, const topic_params& p, std::string* why) {
+  if (mapping.size() < sizeof(control_header))
+    return fail(errc::corrupt_segment, why,
+                "control segment is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
+  control_header h;  // a copy, as for the topic header
+  std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
+  if (h.magic != control_magic) return fail(errc::corrupt_segment, why, "not a shmbus control segment (bad magic)");
+  if (h.abi_version != abi_version)
+    return fail(errc::abi_mismatch, why,
+                "control segment ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " +
+                    std::to_string(abi_version));
+  if (h.header_size != sizeof(control_header))
+    return fail(errc::abi_mismatch, why, "control header size differs from this shmbus");
+  if (h.max_subscribers != p.max_subscribers || fixed_string(h.name) != p.name)
+    return fail(errc::corrupt_segment, why, "control segment does not match topic '" + p.name + "'");
+  const std::uint64_t need = sizeof(control_header) + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
+  if (h.total_size != need || need > mapping.size())
+    return fail(errc::corrupt_segment, why, "control segment size fields disagree with its mapping");
   return {};
 }
 

@@ -17,7 +17,8 @@ constexpr unsigned max_read_attempts = 1000;
 
 }  // namespace
 
-bool topic_segment::attach(std::byte* base, std::error_code& ec, std::string& what) {
+bool topic_segment::attach(std::error_code& ec, std::string& what) {
+  auto* base = static_cast<std::byte*>(region_.data());
   header_ = &header_of(base);
   params_.name = std::string(fixed_string(header_->name));
   params_.max_message_size = header_->max_message_size;
@@ -33,7 +34,10 @@ bool topic_segment::attach(std::byte* base, std::error_code& ec, std::string& wh
     what = "segment smaller than its geometry";
     return false;
   }
-  subscribers_ = reinterpret_cast<subscriber_entry*>(base + geometry_.subscribers_offset);
+  if ((ec = validate_control(control_region_.bytes(), params_, &what))) return false;
+  control_ = static_cast<control_header*>(control_region_.data());
+  subscribers_ = reinterpret_cast<subscriber_entry*>(static_cast<std::byte*>(control_region_.data()) +
+                                                     geometry_.subscribers_offset);
   slots_ = base + geometry_.slots_offset;
   return true;
 }
@@ -44,43 +48,72 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   topic_geometry g{};
   if ((ec = compute_geometry(params, g, &what))) return {};
   const std::string object = topic_object_name(bus, instance, params.name);
+  const std::string control = control_object_name(object);
   topic_segment t;
-  t.region_ = platform::shared_memory_region(create_only, object, g.total_size, perms, ec);
+  // Subscribers write only the control segment, so whoever may only read
+  // (the group, unless it may publish) gets no write bit on the data.
+  platform::permissions data_perms = perms;
+  if (!perms.group_publishes) data_perms.mode &= ~0022u;
+  t.region_ = platform::shared_memory_region(create_only, object, g.total_size, data_perms, ec);
   if (ec) {
     what = "create topic segment '" + object + "'";
     return {};
   }
-  auto* base = static_cast<std::byte*>(t.region_.data());
-  init_topic_header(base, params, g);
-  if (!t.attach(base, ec, what)) return {};
-  t.header_->broker_pid = platform::current_process().pid;
-  t.mutex_ = platform::named_mutex(create_only, object + "#mutex", t.header_->mutex_storage, perms, ec);
-  if (!ec) t.event_ = platform::named_event(create_only, object + "#event", t.header_->event_storage, perms, ec);
-  if (ec) {
-    what = "create mutex/event of topic '" + params.name + "'";
+  t.control_region_ = platform::shared_memory_region(create_only, control, g.control_size, perms, ec);
+  auto undo = [&] {
     std::error_code ignored;
     platform::shared_memory_region::remove(object, ignored);
+    platform::shared_memory_region::remove(control, ignored);
+  };
+  if (ec) {
+    what = "create topic control segment '" + control + "'";
+    undo();
+    return {};
+  }
+  init_topic_header(t.region_.data(), params, g);
+  init_control_header(t.control_region_.data(), params, g);
+  if (!t.attach(ec, what)) {
+    undo();
+    return {};
+  }
+  t.header_->broker_pid = platform::current_process().pid;
+  t.mutex_ = platform::named_mutex(create_only, object + "#mutex", t.header_->mutex_storage, perms, ec);
+  if (!ec) t.event_ = platform::named_event(create_only, object + "#event", t.control_->event_storage, perms, ec);
+  if (ec) {
+    what = "create mutex/event of topic '" + params.name + "'";
+    undo();
     return {};
   }
   return t;
 }
 
-topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, std::string_view topic, access mode,
-                                  std::error_code& ec, std::string& what) {
+topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, std::string_view topic,
+                                  topic_role role, std::error_code& ec, std::string& what) {
   const std::string object = topic_object_name(bus, instance, topic);
   topic_segment t;
-  t.region_ = platform::shared_memory_region(open_only, object, mode, ec);
+  const access data = role == topic_role::publish ? access::read_write : access::read_only;
+  t.region_ = platform::shared_memory_region(open_only, object, data, ec);
   if (ec) {
     what = "open topic segment '" + object + "'";
     return {};
   }
-  if ((ec = validate_topic(t.region_.bytes(), topic, &what)) ||
-      !t.attach(static_cast<std::byte*>(t.region_.data()), ec, what)) {
+  if ((ec = validate_topic(t.region_.bytes(), topic, &what))) {
+    what = "topic '" + std::string(topic) + "': " + what;
+    return {};
+  }
+  const std::string control = control_object_name(object);
+  const access ctl = role == topic_role::observe ? access::read_only : access::read_write;
+  t.control_region_ = platform::shared_memory_region(open_only, control, ctl, ec);
+  if (ec) {
+    what = "open topic control segment '" + control + "'";
+    return {};
+  }
+  if (!t.attach(ec, what)) {
     what = "topic '" + std::string(topic) + "': " + what;
     return {};
   }
   t.mutex_ = platform::named_mutex(open_only, object + "#mutex", t.header_->mutex_storage, ec);
-  if (!ec) t.event_ = platform::named_event(open_only, object + "#event", t.header_->event_storage, ec);
+  if (!ec) t.event_ = platform::named_event(open_only, object + "#event", t.control_->event_storage, ec);
   if (ec) {
     what = "open mutex/event of topic '" + std::string(topic) + "'";
     return {};

@@ -1,4 +1,5 @@
-// libFuzzer target: random bytes as a mapped segment. Validation must never
+// libFuzzer target: random bytes as a mapped segment (topic data, topic
+// control, or registry). Validation must never
 // crash, and whatever it accepts must keep every access a client then makes
 // (slots, payloads, subscriber table) inside the mapping. The buffer is
 // exactly `size` bytes on the heap, so ASan reports any read past it.
@@ -31,8 +32,6 @@ void walk_topic(std::span<const std::byte> m) {
   p.max_subscribers = h.max_subscribers;
   topic_geometry g{};
   if (compute_geometry(p, g, nullptr)) __builtin_trap();  // validation accepted it
-  const auto* subs = reinterpret_cast<const subscriber_entry*>(m.data() + g.subscribers_offset);
-  for (std::uint32_t i = 0; i < p.max_subscribers; ++i) g_sink = g_sink + subs[i].read_seq.load();
   // Every slot: its header and, clamped as readers clamp, its payload.
   for (std::uint64_t s = 0; s < g.slot_count; ++s) {
     const std::byte* slot = m.data() + g.slots_offset + s * g.slot_stride;
@@ -43,6 +42,21 @@ void walk_topic(std::span<const std::byte> m) {
     for (std::uint64_t b = 0; b < size; ++b) sum += static_cast<std::uint8_t>(slot[sizeof(slot_header) + b]);
     g_sink = g_sink + sum;
   }
+}
+
+// A control segment: validated against the parameters it claims (a client
+// checks them against the topic's validated ones), then its table walked.
+void try_control(std::span<const std::byte> m) {
+  if (m.size() < sizeof(control_header)) return;
+  control_header h;
+  std::memcpy(static_cast<void*>(&h), m.data(), sizeof h);
+  topic_params p;
+  p.name = std::string(fixed_string(h.name));
+  p.max_subscribers = h.max_subscribers;
+  topic_geometry g{};
+  if (compute_geometry(p, g, nullptr) || validate_control(m, p, nullptr)) return;
+  const auto* subs = reinterpret_cast<const subscriber_entry*>(m.data() + g.subscribers_offset);
+  for (std::uint32_t i = 0; i < p.max_subscribers; ++i) g_sink = g_sink + subs[i].read_seq.load();
 }
 
 }  // namespace
@@ -56,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::byte> mapping(buf.get(), size);
   std::string why;
   if (!validate_topic(mapping, "", &why)) walk_topic(mapping);
+  try_control(mapping);
   if (!validate_registry(mapping, &why)) {
     registry_header r;
     std::memcpy(static_cast<void*>(&r), mapping.data(), sizeof r);

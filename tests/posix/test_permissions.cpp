@@ -67,6 +67,9 @@ SHMBUS_CHILD("subscribe-as-user")(const std::vector<std::string>& a) {
   message m;
   if (!sub.wait(m, std::chrono::seconds(20))) return 2;
   signal_parent("got " + std::string(m.text()));
+  // Subscribing does not make it a publisher.
+  auto pub = b.make_publisher("t", 0, ec);
+  signal_parent(ec ? "publish refused " + ec.message() : "publish allowed");
   return 0;
 }
 
@@ -98,7 +101,25 @@ TEST_CASE("another user is refused by default, and admitted when the broker shar
   bus b(brk.bus());
   b.make_publisher("t").publish("for the group");
   CHECK(child.expect_line("got") == "got for the group");
+  // The group reads the messages but cannot write them: no group write bit
+  // on the data segment, only on the control segment subscribers register in.
+  CHECK(child.expect_line("publish").find("publish refused") != std::string::npos);
   CHECK(child.wait() == 0);
+
+  {  // --group-publish lets the group publish too
+    auto both = options(unique_bus(), {topic("t", 64, 1)});
+    both.mode = 0660;
+    both.group = group;
+    both.group_publishes = true;
+    broker brk2(both);
+    auto member = child_process::self("subscribe-as-user", {brk2.bus(), uid, group});
+    member.expect_line("subscribed");
+    bus b2(brk2.bus());
+    b2.make_publisher("t").publish("x");
+    member.expect_line("got");
+    CHECK(member.expect_line("publish") == "publish allowed");
+    CHECK(member.wait() == 0);
+  }
 }
 
 TEST_CASE("an unknown group, or a Windows-only setting, is refused before anything is created") {

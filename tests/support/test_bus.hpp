@@ -57,16 +57,21 @@ inline std::uint64_t field(const std::string& line, const std::string& key) {
   throw std::runtime_error("no field '" + key + "' in: " + line);
 }
 
-/// The raw topic segment of a running bus, mapped read-write (for tests that
+/// The raw topic segment of a running bus, opened in `role` (for tests that
 /// inspect or damage it).
-inline detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
+inline detail::topic_segment open_raw_as(const std::string& bus, const std::string& topic, detail::topic_role role) {
   std::error_code ec;
   std::string what;
   const auto r = detail::registry::open(bus, ec, what);
   if (ec) throw std::system_error(ec, what);
-  auto seg = detail::topic_segment::open(bus, r.instance(), topic, access::read_write, ec, what);
+  auto seg = detail::topic_segment::open(bus, r.instance(), topic, role, ec, what);
   if (ec) throw std::system_error(ec, what);
   return seg;
+}
+
+/// The raw topic segment of a running bus, everything mapped read-write.
+inline detail::topic_segment open_raw(const std::string& bus, const std::string& topic) {
+  return open_raw_as(bus, topic, detail::topic_role::publish);
 }
 
 }  // namespace shmbus::test

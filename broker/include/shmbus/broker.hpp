@@ -33,6 +33,9 @@ struct broker_options {
   /// Share the bus with this group. POSIX: the objects' group (add group
   /// bits to `mode`). Windows: the account is granted access.
   std::string group;
+  /// Whether the group may publish too. By default it may only subscribe:
+  /// topic messages get no group/other write bit (POSIX).
+  bool group_publishes = false;
   /// Windows: security descriptor of created objects, in SDDL (wins over
   /// `group`). Rejected on POSIX.
   std::string sddl;

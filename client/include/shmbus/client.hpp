@@ -258,7 +258,8 @@ class bus {
                            std::string& what) const;
   subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
                              std::string& what) const;
-  std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size,
+  // Publishers map a topic's messages read-write, subscribers read-only.
+  std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size, bool publish,
                                                     topic_info& info, std::error_code& ec,
                                                     std::string& what) const;
   // What the registry said when the bus was opened. The registry itself is

@@ -6,8 +6,14 @@
 /// on it. Anything read from a mapping is checked by the `validate_*`
 /// functions before a single other field is trusted.
 ///
-/// Topic segment:  [topic_header][subscriber_entry x max_subscribers][slot x slot_count]
+/// Topic data:     [topic_header][slot x slot_count]
+/// Topic control:  [control_header][subscriber_entry x max_subscribers]
 /// Registry:       [registry_header][topic_entry x topic_count]
+///
+/// A topic is two segments so that subscribers can map its data read-only:
+/// what a subscriber must write (its entry, the event's sleeper state) lives
+/// in the control segment; the messages, the mutex and the counters, which
+/// only publishers and the broker write, live in the data segment.
 ///
 /// `alignas(64)` puts fields written by different parties on different cache
 /// lines (the x86/ARM line size), so a subscriber polling `write_seq` does not
@@ -29,9 +35,10 @@
 namespace shmbus::detail {
 
 inline constexpr std::size_t cache_line = 64;
-inline constexpr std::uint32_t abi_version = 1;
+inline constexpr std::uint32_t abi_version = 2;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
+inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
 
 inline constexpr std::uint64_t max_message_size_limit = 1ULL << 30;  // 1 GiB
 inline constexpr std::uint32_t max_depth_limit = 1U << 20;
@@ -73,13 +80,24 @@ struct topic_header {
   alignas(cache_line) unsigned char mutex_storage[platform::named_mutex::storage_size];
   // Own line: what subscribers poll. Written once per publish.
   alignas(cache_line) a_u64 write_seq;  ///< sequence of the newest complete message, 0 = none
-  // Own line: the event's futex word (waiters set bits in it).
-  alignas(cache_line) unsigned char event_storage[platform::named_event::storage_size];
   // Own line: statistics, publisher-written under the mutex.
   alignas(cache_line) a_u64 bytes_published;
   a_u64 mutex_recoveries;   ///< times a publisher died holding the mutex
   a_u64 torn_discarded;     ///< half-written slots discarded by recovery
   a_i64 last_publish_ns;
+};
+
+/// Header of a topic's control segment, which every client maps read-write.
+struct control_header {
+  std::uint64_t magic;
+  std::uint32_t abi_version;
+  std::uint32_t header_size;        ///< sizeof(control_header)
+  std::uint64_t total_size;         ///< bytes of the control segment
+  std::uint32_t max_subscribers;    ///< entries that follow the header
+  std::uint32_t reserved0;
+  alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
+  // Own line: the event's state (futex word on POSIX); waiters write it.
+  alignas(cache_line) unsigned char event_storage[platform::named_event::storage_size];
 };
 
 /// One registered subscriber. `state` = generation << 2 | phase, phase 0
@@ -143,6 +161,8 @@ struct topic_entry {
 };
 
 static_assert(std::is_standard_layout_v<topic_header>);
+static_assert(std::is_standard_layout_v<control_header>);
+static_assert(sizeof(control_header) % cache_line == 0);
 static_assert(std::is_standard_layout_v<subscriber_entry>);
 static_assert(std::is_standard_layout_v<slot_header>);
 static_assert(std::is_standard_layout_v<registry_header>);
@@ -167,9 +187,10 @@ struct topic_params {
 struct topic_geometry {
   std::uint32_t slot_count;
   std::uint64_t slot_stride;
-  std::uint64_t subscribers_offset;
-  std::uint64_t slots_offset;
-  std::uint64_t total_size;
+  std::uint64_t slots_offset;        ///< in the data segment
+  std::uint64_t total_size;          ///< of the data segment
+  std::uint64_t subscribers_offset;  ///< in the control segment
+  std::uint64_t control_size;        ///< of the control segment
 };
 
 /// Checks the parameters (ranges, name, overflow) and computes the layout.
@@ -178,11 +199,17 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
 
 /// Writes a fresh header into zeroed memory (state stays `initializing`).
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g);
+/// Writes a fresh control header into zeroed memory.
+void init_control_header(void* base, const topic_params& p, const topic_geometry& g);
 
 /// Checks a mapped topic segment: size, magic, ABI, header size, geometry,
 /// name. `expected_name` may be empty to skip the name check.
 std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name,
                                std::string* why);
+
+/// Checks a mapped control segment against the topic's validated
+/// parameters: size, magic, ABI, header size, subscriber count, name.
+std::error_code validate_control(std::span<const std::byte> mapping, const topic_params& p, std::string* why);
 
 /// Checks a mapped registry: size, magic, ABI, header and entry sizes, count.
 std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why);
@@ -192,9 +219,6 @@ std::string_view fixed_string(const char (&field)[64]) noexcept;
 void set_fixed_string(char (&field)[64], std::string_view value) noexcept;
 
 inline topic_header& header_of(void* base) noexcept { return *static_cast<topic_header*>(base); }
-inline subscriber_entry* subscribers_of(void* base, const topic_header& h) noexcept {
-  return reinterpret_cast<subscriber_entry*>(static_cast<std::byte*>(base) + h.header_size);
-}
 inline registry_header& registry_of(void* base) noexcept {
   return *static_cast<registry_header*>(base);
 }

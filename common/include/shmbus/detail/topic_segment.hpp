@@ -35,6 +35,16 @@ enum class read_status { ok, empty, buffer_too_small };
 /// slot, so a test can kill the publisher exactly there. Null in production.
 inline void (*publish_hook)() = nullptr;
 
+/// What a process opens a topic for; decides how each segment is mapped.
+enum class topic_role {
+  observe,    ///< data and control read-only (ls, stats)
+  subscribe,  ///< data read-only, control read-write: a subscriber cannot touch messages
+  publish,    ///< both read-write
+};
+
+/// The control segment's object name beside a topic's data segment.
+inline std::string control_object_name(const std::string& data_object) { return data_object + "#control"; }
+
 class topic_segment {
  public:
   topic_segment() = default;
@@ -44,7 +54,7 @@ class topic_segment {
   static topic_segment create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                               platform::permissions perms, std::error_code& ec, std::string& what);
   /// Opens and validates an existing segment.
-  static topic_segment open(std::string_view bus, std::uint64_t instance, std::string_view topic, access mode,
+  static topic_segment open(std::string_view bus, std::uint64_t instance, std::string_view topic, topic_role role,
                             std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool is_open() const noexcept { return header_ != nullptr; }
@@ -117,11 +127,12 @@ class topic_segment {
   // ends the attempt (`ec` set only for corruption).
   static bool may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
                         std::error_code& ec) noexcept;
-  bool attach(std::byte* base, std::error_code& ec, std::string& what);
+  bool attach(std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool superseded() const noexcept;
 
-  platform::shared_memory_region region_;
+  platform::shared_memory_region region_;          // data: header + ring
+  platform::shared_memory_region control_region_;  // control: event state + subscriber table
   // Set by open(): whose objects these are, for superseded().
   std::string bus_;
   std::uint64_t instance_ = 0;
@@ -130,6 +141,7 @@ class topic_segment {
   platform::named_mutex mutex_;
   platform::named_event event_;
   topic_header* header_ = nullptr;
+  control_header* control_ = nullptr;
   // Validated geometry, copied at open: never re-read from shared memory.
   topic_params params_;
   topic_geometry geometry_{};

@@ -16,6 +16,10 @@ struct permissions {
   /// bits too). Windows: an account name granted read/write access besides
   /// the creator. Empty: no change.
   std::string group;
+  /// Whether the group may also publish. Subscribers need only read a
+  /// topic's messages, so by default the group gets no write access to them
+  /// (POSIX: no group/other write bit on the data segment).
+  bool group_publishes = false;
   /// Windows: a whole security descriptor in SDDL (wins over `group`).
   /// Empty: the process's default DACL. Rejected on POSIX.
   std::string sddl;
