@@ -69,6 +69,17 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
   return {};
 }
 
+topic_params params_of(const topic_header& h) {
+  topic_params p;
+  p.name = std::string(fixed_string(h.name));
+  p.max_message_size = h.max_message_size;
+  p.depth = h.depth;
+  p.type_size = h.type_size;
+  p.type_tag = h.type_tag;
+  p.max_subscribers = h.max_subscribers;
+  return p;
+}
+
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g) {
   auto* h = new (base) topic_header{};
   h->magic = topic_magic;
@@ -102,12 +113,7 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
     return fail(errc::abi_mismatch, why,
                 "topic header is " + std::to_string(h.header_size) + " bytes, expected " +
                     std::to_string(sizeof(topic_header)));
-  topic_params p;
-  p.name = std::string(fixed_string(h.name));
-  p.max_message_size = h.max_message_size;
-  p.depth = h.depth;
-  p.type_size = h.type_size;
-  p.max_subscribers = h.max_subscribers;
+  const topic_params p = params_of(h);
   topic_geometry g{};
   std::string geometry_why;
   if (compute_geometry(p, g, &geometry_why))

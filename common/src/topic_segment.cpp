@@ -20,12 +20,7 @@ constexpr unsigned max_read_attempts = 1000;
 bool topic_segment::attach(std::error_code& ec, std::string& what) {
   auto* base = static_cast<std::byte*>(region_.data());
   header_ = &header_of(base);
-  params_.name = std::string(fixed_string(header_->name));
-  params_.max_message_size = header_->max_message_size;
-  params_.depth = header_->depth;
-  params_.type_size = header_->type_size;
-  params_.type_tag = header_->type_tag;
-  params_.max_subscribers = header_->max_subscribers;
+  params_ = params_of(*header_);
   // Recomputed from the copied parameters, so the geometry we use is one that
   // validation proved fits the mapping, whatever the header says later.
   if ((ec = compute_geometry(params_, geometry_, &what))) return false;

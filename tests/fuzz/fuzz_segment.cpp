@@ -24,12 +24,7 @@ volatile std::uint64_t g_sink;
 void walk_topic(std::span<const std::byte> m) {
   topic_header h;
   std::memcpy(static_cast<void*>(&h), m.data(), sizeof h);
-  topic_params p;
-  p.name = std::string(fixed_string(h.name));
-  p.max_message_size = h.max_message_size;
-  p.depth = h.depth;
-  p.type_size = h.type_size;
-  p.max_subscribers = h.max_subscribers;
+  const topic_params p = params_of(h);
   topic_geometry g{};
   if (compute_geometry(p, g, nullptr)) __builtin_trap();  // validation accepted it
   // Every slot: its header and, clamped as readers clamp, its payload.

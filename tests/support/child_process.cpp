@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -13,6 +14,7 @@
 namespace shmbus::test {
 namespace {
 std::string g_self;
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 }  // namespace
 
 const std::string& self_path() { return g_self; }
@@ -45,6 +47,37 @@ child_process child_process::self(const std::string& role, std::vector<std::stri
   std::vector<std::string> argv{self_path(), "--child", role};
   argv.insert(argv.end(), args.begin(), args.end());
   return child_process(std::move(argv));
+}
+
+child_process::child_process(child_process&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      process_(std::exchange(o.process_, nullptr)),
+      out_fd_(std::exchange(o.out_fd_, -1)),
+      in_fd_(std::exchange(o.in_fd_, -1)),
+      buffer_(std::move(o.buffer_)),
+      status_(o.status_) {}
+
+child_process& child_process::operator=(child_process&& o) noexcept {
+  std::swap(pid_, o.pid_);
+  std::swap(process_, o.process_);
+  std::swap(out_fd_, o.out_fd_);
+  std::swap(in_fd_, o.in_fd_);
+  std::swap(buffer_, o.buffer_);
+  std::swap(status_, o.status_);
+  return *this;
+}
+
+std::string child_process::expect_line(const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string seen;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) fail("timed out waiting for '" + needle + "'; got: " + seen);
+    auto line = read_line(left);
+    if (!line) fail("child pid " + std::to_string(pid_) + " closed stdout before printing '" + needle + "'; got: " + seen);
+    if (line->find(needle) != std::string::npos) return *line;
+    seen += *line + " | ";
+  }
 }
 
 }  // namespace shmbus::test

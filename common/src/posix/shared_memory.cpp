@@ -90,22 +90,6 @@ std::error_code check_permissions(const permissions& perms, std::string& why) {
   return {};
 }
 
-shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                                           permissions perms) {
-  std::error_code ec;
-  const std::string what = create_impl(name, size, perms, ec);
-  if (ec) throw_error(ec, what);
-}
-
-shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                                           permissions perms, std::error_code& ec) noexcept {
-  try {
-    create_impl(name, size, perms, ec);
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-  }
-}
-
 std::string shared_memory_region::create_impl(std::string_view name, std::size_t size,
                                               permissions perms, std::error_code& ec) {
   ec.clear();
@@ -151,21 +135,6 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
   return {};
 }
 
-shared_memory_region::shared_memory_region(open_only_t, std::string_view name, access mode) {
-  std::error_code ec;
-  const std::string what = open_impl(name, mode, ec);
-  if (ec) throw_error(ec, what);
-}
-
-shared_memory_region::shared_memory_region(open_only_t, std::string_view name, access mode,
-                                           std::error_code& ec) noexcept {
-  try {
-    open_impl(name, mode, ec);
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-  }
-}
-
 std::string shared_memory_region::open_impl(std::string_view name, access mode,
                                             std::error_code& ec) {
   ec.clear();
@@ -195,27 +164,6 @@ std::string shared_memory_region::open_impl(std::string_view name, access mode,
   name_ = std::string(name);
   return {};
 }
-
-shared_memory_region::shared_memory_region(shared_memory_region&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      mode_(other.mode_),
-      name_(std::move(other.name_)),
-      native_handle_(std::exchange(other.native_handle_, nullptr)) {}
-
-shared_memory_region& shared_memory_region::operator=(shared_memory_region&& other) noexcept {
-  if (this != &other) {
-    reset();
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-    mode_ = other.mode_;
-    name_ = std::move(other.name_);
-    native_handle_ = std::exchange(other.native_handle_, nullptr);
-  }
-  return *this;
-}
-
-shared_memory_region::~shared_memory_region() { reset(); }
 
 void shared_memory_region::reset() noexcept {
   if (data_ != nullptr) ::munmap(data_, size_);

@@ -174,24 +174,6 @@ child_process::child_process(std::vector<std::string> argv, bool merge_stderr) {
   }
 }
 
-child_process::child_process(child_process&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)),
-      process_(std::exchange(o.process_, nullptr)),
-      out_fd_(std::exchange(o.out_fd_, -1)),
-      in_fd_(std::exchange(o.in_fd_, -1)),
-      buffer_(std::move(o.buffer_)),
-      status_(o.status_) {}
-
-child_process& child_process::operator=(child_process&& o) noexcept {
-  std::swap(pid_, o.pid_);
-  std::swap(process_, o.process_);
-  std::swap(out_fd_, o.out_fd_);
-  std::swap(in_fd_, o.in_fd_);
-  std::swap(buffer_, o.buffer_);
-  std::swap(status_, o.status_);
-  return *this;
-}
-
 child_process::~child_process() {
   if (process_ != nullptr) {
     if (!status_) {
@@ -241,19 +223,6 @@ std::optional<std::string> child_process::read_line(std::chrono::milliseconds ti
       fail_win("ReadFile on stdout of child pid " + std::to_string(pid_), e);
     }
     buffer_.append(buf, n);
-  }
-}
-
-std::string child_process::expect_line(const std::string& needle, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string seen;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) fail("timed out waiting for '" + needle + "'; got: " + seen);
-    auto line = read_line(left);
-    if (!line) fail("child pid " + std::to_string(pid_) + " closed stdout before printing '" + needle + "'; got: " + seen);
-    if (line->find(needle) != std::string::npos) return *line;
-    seen += *line + " | ";
   }
 }
 

@@ -197,6 +197,10 @@ struct topic_geometry {
 /// Returns `errc::invalid_argument`/`invalid_name` with `why` filled.
 std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std::string* why);
 
+/// The parameters a topic header declares (unvalidated: feed them to
+/// compute_geometry before use).
+topic_params params_of(const topic_header& h);
+
 /// Writes a fresh header into zeroed memory (state stays `initializing`).
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g);
 /// Writes a fresh control header into zeroed memory.
