@@ -289,6 +289,7 @@ int main(int argc, char** argv) {
     if (!b.stop_reason.empty()) reason = b.stop_reason;
   }
   print_summary(b, o, elapsed_at(shmbus::platform::monotonic_ns()), reason);
+  std::fflush(stdout);  // before any complaint on stderr
   if (b.failed) return 1;
   if (b.total == 0) {
     std::fprintf(stderr, "%s: no market data received (is md-feed running on bus '%s'?)\n", o.label.c_str(),
