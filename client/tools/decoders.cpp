@@ -67,7 +67,7 @@ void format_depth_market_data(std::span<const std::byte> payload, std::string& o
 
 constexpr decoder registry[] = {
     {"depth_market_data",
-     "CTP depth market data (shmbus/market_data.hpp, 408 bytes), fields by their CTP names",
+     "CTP depth market data, 408 bytes (shmbus/market_data.hpp)",
      sizeof(market_data::depth_market_data), &format_depth_market_data},
 };
 

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       q.bid = 3100.0 + static_cast<double>(i % 7);
       q.ask = q.bid + 1.0;
       q.sequence = i;
-      const std::uint64_t seq = pub.publish_value(q);  // one memcpy in, one wake-up
+      const std::uint64_t seq = pub.publish_value(q);  // a memcpy, and a wake-up if anyone sleeps
       std::printf("published #%llu %s %.1f/%.1f\n", static_cast<unsigned long long>(seq), q.symbol, q.bid, q.ask);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
