@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -306,8 +307,8 @@ TEST_CASE("shmbus stat: rates over the interval, --watch, and waiting for a brok
   running_broker broker(bus);
 
   // Publish 32-byte messages steadily while it samples: the rate it reports
-  // must be positive and bytes/s exactly 32 times msgs/s (within the one
-  // message a sample may catch between reading the two counters).
+  // must be positive and bytes/s 32 times msgs/s (within the few messages a
+  // sample may catch between reading the two counters, if it is preempted).
   std::atomic<bool> stop{false};
   std::thread feeder([&] {
     shmbus::bus b(bus);
@@ -331,7 +332,7 @@ TEST_CASE("shmbus stat: rates over the interval, --watch, and waiting for a brok
     const double rate = json_number(j, "publishes_per_s", status);
     const double bytes = json_number(j, "bytes_per_s", status);
     CHECK(rate > 0);
-    CHECK(std::abs(bytes - 32 * rate) <= 32 / interval + 1e-6);
+    CHECK(std::abs(bytes - 32 * rate) <= 2 * 10 * 32 / interval);
     CHECK(json_number(j, "last_publish_age_s", status) < 10);
   }
 }

@@ -46,10 +46,8 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
   const auto out = lines_until_eof(table);
   CHECK(table.wait() == 0);
   INFO(joined(out));
-  CHECK(has_line(out, "md-strategy:   0.5 s"));
   CHECK(has_line(out, " snapshots/s  8 instruments  gaps 0  latency p50 "));
-  REQUIRE(!out.empty());
-  CHECK(has_line(out, " snapshots from 8 instruments in 1.5 s "));
+  CHECK(has_line(out, " snapshots from 8 instruments in "));
   CHECK(has_line(out, "; stopped: time is up"));
   CHECK(has_line(out, "md-strategy: publish->receive latency p50 "));
   CHECK(has_line(out, "md-strategy:   rb2605     SHFE "));
@@ -91,8 +89,10 @@ TEST_CASE("market-data demo: a strategy that receives nothing says so and fails"
   child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "0.2", "--headless"}, true);
   const auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 1);
-  CHECK(joined(out) == "md-strategy: 0 snapshots from 0 instruments in 0.2 s (0/s), 0 missed; stopped: time is up\n"
-                       "md-strategy: no market data received (is md-feed running on bus '" + bus + "'?)\n");
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].find("md-strategy: 0 snapshots from 0 instruments in ") == 0);
+  CHECK(out[0].find(" (0/s), 0 missed; stopped: time is up") != std::string::npos);
+  CHECK(out[1] == "md-strategy: no market data received (is md-feed running on bus '" + bus + "'?)");
   broker.terminate();
   CHECK(broker.wait() == 0);
 }

@@ -282,13 +282,14 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
+  const double run_secs = elapsed_at(shmbus::platform::monotonic_ns());
   stop = true;
   for (auto& t : readers) t.join();
   {
     std::lock_guard lock(b.mutex);
     if (!b.stop_reason.empty()) reason = b.stop_reason;
   }
-  print_summary(b, o, elapsed_at(shmbus::platform::monotonic_ns()), reason);
+  print_summary(b, o, run_secs, reason);
   std::fflush(stdout);  // before any complaint on stderr
   if (b.failed) return 1;
   if (b.total == 0) {
