@@ -295,7 +295,7 @@ std::optional<sample> take_sample(const args& a, bool tolerate_absence) {
 // A topic's figures over the interval between two samples.
 struct topic_row {
   const shmbus::topic_stats* now = nullptr;
-  bool have_rates = false;  // false: the topic was not in the earlier sample
+  bool have_rates = false;  // false: no earlier figures of this topic from the same broker
   double publishes_per_s = 0, bytes_per_s = 0;
   double last_publish_age_s = -1;  // -1: never published
 };
