@@ -1,20 +1,23 @@
 # cmake --install: headers, libraries, binaries, and a package config so that
-# find_package(shmbus CONFIG) gives shmbus::client and shmbus::broker.
+# find_package(shmbus CONFIG) gives shmbus::client, shmbus::broker and
+# shmbus::common. Two components, which cpack turns into two packages
+# (cmake/ShmbusPackaging.cmake): `runtime` (shmbus-broker and the shmbus CLI)
+# and `development` (headers, static libraries, CMake package files).
 include(CMakePackageConfigHelpers)
 
 set(SHMBUS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmbus)
 
 install(TARGETS shmbus_common shmbus_client shmbus_broker
   EXPORT shmbus-targets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)
 install(DIRECTORY common/include/ client/include/ broker/include/
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT development)
 if(SHMBUS_BUILD_TOOLS)
-  install(TARGETS shmbus_cli shmbus_broker_main RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS shmbus_cli shmbus_broker_main RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 endif()
 
-install(EXPORT shmbus-targets NAMESPACE shmbus:: DESTINATION ${SHMBUS_CMAKE_DIR})
+install(EXPORT shmbus-targets NAMESPACE shmbus:: DESTINATION ${SHMBUS_CMAKE_DIR} COMPONENT development)
 configure_package_config_file(cmake/shmbus-config.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config.cmake
   INSTALL_DESTINATION ${SHMBUS_CMAKE_DIR})
@@ -22,4 +25,4 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/shmbus-config-versi
   COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/shmbus-config-version.cmake
-  DESTINATION ${SHMBUS_CMAKE_DIR})
+  DESTINATION ${SHMBUS_CMAKE_DIR} COMPONENT development)

@@ -26,11 +26,17 @@ shmbus_ensure_packages() {
   fi
 }
 
-# shmbus_build BUILD_DIR [cmake args...]
-shmbus_build() {
+# shmbus_configure BUILD_DIR [cmake args...]
+shmbus_configure() {
   local dir="$1"; shift
   shmbus_log "configuring $dir"
   cmake -S "$SHMBUS_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_WERROR=ON "$@" >/dev/null
+}
+
+# shmbus_build BUILD_DIR [cmake args...]: configure, then build everything.
+shmbus_build() {
+  local dir="$1"
+  shmbus_configure "$@"
   shmbus_log "building $dir"
   cmake --build "$dir" -j "$(nproc)"
 }
@@ -53,4 +59,11 @@ shmbus_wine_setup() {
   # service), not start winedbg, which waits for ever without a display.
   wine reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' /v Debugger /t REG_SZ /d '' /f \
     >/dev/null 2>&1 || true
+}
+
+# shmbus_build_targets BUILD_DIR TARGET...: build only those (configured already).
+shmbus_build_targets() {
+  local dir="$1"; shift
+  shmbus_log "building $* in $dir"
+  cmake --build "$dir" -j "$(nproc)" --target "$@"
 }

@@ -1,6 +1,16 @@
 // The shipped binaries, end to end: shmbus-broker and the shmbus CLI.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "shmbus/client.hpp"
+#include "shmbus/market_data.hpp"
 #include "support/child_process.hpp"
 
 using namespace shmbus::test;
@@ -30,16 +40,109 @@ std::vector<std::string> cli(const std::string& bus, std::vector<std::string> ar
 struct running_broker {
   child_process proc;
   explicit running_broker(const std::string& bus)
-      : proc({SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "prices:512:64", "--topic", "status:32",
-              "--log-level", "warn"},
-             true) {
+      : running_broker(bus, {"--topic", "prices:512:64", "--topic", "status:32"}) {}
+  running_broker(const std::string& bus, const std::vector<std::string>& topics)
+      : proc(broker_argv(bus, topics), true) {
     proc.expect_line("ready");
   }
   ~running_broker() {
     proc.terminate();
     proc.wait();
   }
+  static std::vector<std::string> broker_argv(const std::string& bus, const std::vector<std::string>& topics) {
+    std::vector<std::string> v{SHMBUS_BROKER_PATH, "--bus", bus, "--log-level", "warn"};
+    v.insert(v.end(), topics.begin(), topics.end());
+    return v;
+  }
 };
+
+// A broker configuration file, removed again at the end of the test.
+struct config_file {
+  std::filesystem::path path;
+  config_file(const std::string& bus, const std::string& text)
+      : path(std::filesystem::temp_directory_path() / (bus + ".ini")) {
+    std::ofstream(path) << text;
+  }
+  ~config_file() {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+};
+
+// Bounded wait until `shmbus ls --json` shows `subscribers` on some topic.
+void wait_for_subscribers(const std::string& bus, const std::string& json_fragment) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (run(cli(bus, {"ls", "--json"})).out.find(json_fragment) == std::string::npos)
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "never saw " << json_fragment);
+}
+
+// The whitespace-separated fields of the line of `out` starting with `first`.
+std::vector<std::string> row_of(const std::string& out, const std::string& first) {
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    std::vector<std::string> fields;
+    for (std::string f; in >> f;) fields.push_back(f);
+    if (!fields.empty() && fields[0] == first) return fields;
+  }
+  FAIL("no line starting with '" << first << "' in:\n" << out);
+  return {};
+}
+
+// A number after "key": in a one-line JSON object, from position `from`.
+double json_number(const std::string& json, const std::string& key, std::size_t from = 0) {
+  const auto at = json.find("\"" + key + "\":", from);
+  REQUIRE_MESSAGE(at != std::string::npos, "no \"" << key << "\" in " << json);
+  return std::stod(json.substr(at + key.size() + 3));
+}
+
+shmbus::market_data::depth_market_data sample_snapshot() {
+  using namespace shmbus::market_data;
+  depth_market_data md{};
+  set_text(md.trading_day, "20260105");
+  set_text(md.instrument_id, "rb2605");
+  set_text(md.exchange_id, "SHFE");
+  set_text(md.exchange_inst_id, "rb2605");
+  set_text(md.update_time, "09:30:01");
+  set_text(md.action_day, "20260105");
+  md.update_millisec = 500;
+  md.last_price = 3512.5;
+  md.volume = 123456;
+  md.turnover = 4.3e9;
+  md.open_interest = 1.9e6;
+  for (std::size_t i = 0; i < book_depth; ++i) {
+    md.*bid_price[i] = 3512 - static_cast<double>(i);
+    md.*bid_volume[i] = 12 + static_cast<std::int32_t>(i);
+    md.*ask_price[i] = 3514 + static_cast<double>(i);
+    md.*ask_volume[i] = 8 + static_cast<std::int32_t>(i);
+  }
+  md.close_price = no_price;
+  md.settlement_price = no_price;
+  md.upper_limit_price = 3720;
+  md.lower_limit_price = 3300;
+  return md;
+}
+
+}  // namespace
+
+// Subscribes and reads nothing until told to: one line "read" on stdin reads
+// one message; EOF ends it. So a test controls exactly how far behind it is.
+SHMBUS_CHILD("cli-lagging-subscriber")(const std::vector<std::string>& a) {
+  shmbus::bus b(a.at(0));
+  auto sub = b.make_subscriber(a.at(1));
+  signal_parent("ready");
+  shmbus::message m;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line != "read") continue;
+    const bool got = sub.try_read(m);
+    signal_parent("read got=" + std::to_string(got) + " seq=" + std::to_string(m.sequence()) +
+                  " missed=" + std::to_string(m.missed()));
+  }
+  return 0;
+}
+
+namespace {
 
 }  // namespace
 
@@ -123,4 +226,166 @@ TEST_CASE("shmbus sub reports gaps and prints hex") {
   CHECK(run(cli(bus, {"pub", "status", "AB"})).code == 0);
   CHECK(sub.read_line() == "4142");
   CHECK(sub.wait() == 0);
+}
+
+TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and as JSON") {
+  const std::string bus = unique_bus();
+  running_broker broker(bus, {"--topic", "prices:64:4", "--topic", "status:32"});
+  auto lagging = child_process::self("cli-lagging-subscriber", {bus, "prices"});
+  lagging.expect_line("ready");
+  child_process reader(cli(bus, {"sub", "prices", "--timeout", "20"}), true);
+  wait_for_subscribers(bus, "\"subscribers\":2");
+
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("prices");
+  for (int i = 1; i <= 10; ++i) pub.publish("tick " + std::to_string(i));  // 6 bytes each, 7 for #10
+  // The reader is woken per publish but may skip some (ring of 4): it is done
+  // once it has consumed #10, whatever it missed.
+  for (std::string line; (line = reader.read_line().value()) != "tick 10";) {
+  }
+
+  // The lagging subscriber has read nothing: 10 behind, no gaps yet.
+  auto r = run(cli(bus, {"stat", "--interval", "0.05"}));
+  CHECK(r.code == 0);
+  CHECK(r.out.find("bus '" + bus + "', broker pid ") == 0);
+  CHECK(row_of(r.out, "TOPIC") == std::vector<std::string>{"TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S", "SUBS",
+                                                           "MAX_LAG", "GAPS", "LAST_PUB", "RECOV"});
+  auto row = row_of(r.out, "prices");
+  REQUIRE(row.size() == 10);
+  CHECK(row[1] == "4");        // depth
+  CHECK(row[2] == "10");       // published
+  CHECK(row[3] == "0.0");      // nothing published during the interval
+  CHECK(row[4] == "0B/s");
+  CHECK(row[5] == "2");        // live subscribers
+  CHECK(row[6] == "10");       // the lagging one has read nothing
+  CHECK(row[9] == "0");        // no mutex recoveries
+  row = row_of(r.out, "status");
+  CHECK(row[2] == "0");
+  CHECK(row[8] == "never");
+
+  // Now it reads: the ring kept only #7..#10, so it is told it missed 6.
+  lagging.write("read\n");
+  CHECK(lagging.expect_line("read got=1") == "read got=1 seq=7 missed=6");
+  r = run(cli(bus, {"stat", "--interval", "0.05", "--json"}));
+  CHECK(r.code == 0);
+  const std::string& j = r.out;
+  CHECK(j.find("{\"bus\":\"" + bus + "\",\"broker_pid\":") == 0);
+  const auto prices = j.find("{\"name\":\"prices\"");
+  REQUIRE(prices != std::string::npos);
+  CHECK(json_number(j, "published", prices) == 10);
+  CHECK(json_number(j, "bytes_published", prices) == 61);
+  CHECK(json_number(j, "publishes_per_s", prices) == 0);
+  CHECK(json_number(j, "subscribers", prices) == 2);
+  CHECK(json_number(j, "slowest_lag", prices) == 3);  // read #7 of 10
+  // The reader's own skips count too, so at least the lagging one's 6.
+  const double missed = json_number(j, "missed", prices);
+  CHECK(missed >= 6);
+  CHECK(json_number(j, "last_publish_age_s", prices) >= 0);
+  CHECK(j.find("\"pid\":" + std::to_string(lagging.pid()) + ",\"last_read\":7,\"lag\":3,\"received\":1,\"missed\":6,") !=
+        std::string::npos);
+  const auto status = j.find("{\"name\":\"status\"");
+  REQUIRE(status != std::string::npos);
+  CHECK(j.find("\"last_publish_age_s\":null,\"subscribers\":0,\"slowest_lag\":0,\"missed\":0", status) !=
+        std::string::npos);
+
+  lagging.close_stdin();
+  CHECK(lagging.wait() == 0);
+  reader.terminate();
+  reader.wait();
+}
+
+TEST_CASE("shmbus stat: rates over the interval, --watch, and waiting for a broker") {
+  const std::string bus = unique_bus();
+  // No broker yet: plain stat fails; --watch waits for one.
+  auto r = run(cli(bus, {"stat"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: no broker is running on bus '" + bus + "'\n");
+  CHECK(run(cli(bus, {"stat", "--count", "2"})).code == 2);
+
+  child_process watch(cli(bus, {"stat", "--watch", "--json", "--interval", "0.2", "--count", "2"}), true);
+  CHECK(watch.read_line() == "bus '" + bus + "': no broker running; waiting for one (Ctrl-C to stop)");
+  running_broker broker(bus);
+
+  // Publish 32-byte messages steadily while it samples: the rate it reports
+  // must be positive and bytes/s 32 times msgs/s (within the few messages a
+  // sample may catch between reading the two counters, if it is preempted).
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    shmbus::bus b(bus);
+    auto pub = b.make_publisher("status");
+    const std::string msg(32, 'x');
+    while (!stop) {
+      pub.publish(msg);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // pacing, not synchronisation
+    }
+  });
+  std::vector<std::string> samples;
+  for (int i = 0; i < 2; ++i) samples.push_back(watch.expect_line("{\"bus\""));
+  stop = true;
+  feeder.join();
+  CHECK(watch.wait() == 0);  // --count 2: exits by itself
+  for (const auto& j : samples) {
+    const auto status = j.find("{\"name\":\"status\"");
+    REQUIRE(status != std::string::npos);
+    const double interval = json_number(j, "interval_s");
+    CHECK(interval >= 0.19);
+    const double rate = json_number(j, "publishes_per_s", status);
+    const double bytes = json_number(j, "bytes_per_s", status);
+    CHECK(rate > 0);
+    CHECK(std::abs(bytes - 32 * rate) <= 2 * 10 * 32 / interval);
+    CHECK(json_number(j, "last_publish_age_s", status) < 10);
+  }
+}
+
+TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct") {
+  const std::string bus = unique_bus();
+  config_file ini(bus, "[topic md]\nmax_message_size = 408\ntype_size = 408\ndepth = 16\n"
+                       "[topic raw]\nmax_message_size = 512\n"
+                       "[topic small]\nmax_message_size = 64\n"
+                       "[topic ticks]\nmax_message_size = 56\ntype_size = 56\n");
+  running_broker broker(bus, {"--config", ini.path.string()});
+
+  // Unknown formats and topics that cannot hold the struct are refused.
+  auto r = run(cli(bus, {"sub", "md", "--format", "ctp"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("unknown --format 'ctp' (known: text, hex, depth_market_data)") != std::string::npos);
+  r = run(cli(bus, {"sub", "ticks", "--format", "depth_market_data"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'ticks' declares a 56-byte type, the caller's type is 408 bytes\n");
+  r = run(cli(bus, {"sub", "small", "--format", "depth_market_data"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'small' holds at most 64 bytes, the caller's type is 408 bytes\n");
+  r = run(cli(bus, {"sub", "--help"}));
+  CHECK(r.out.find("depth_market_data: CTP depth market data") != std::string::npos);
+
+  child_process md_sub(cli(bus, {"sub", "md", "--format", "depth_market_data", "--count", "1", "-v"}), true);
+  child_process raw_sub(cli(bus, {"sub", "raw", "--format", "depth_market_data", "--count", "2"}), true);
+  wait_for_subscribers(bus, "{\"name\":\"md\",\"max_message_size\":408,\"depth\":16,\"type_size\":408,"
+                            "\"published\":0,\"subscribers\":1");
+  wait_for_subscribers(bus, "{\"name\":\"raw\",\"max_message_size\":512,\"depth\":1,\"type_size\":0,"
+                            "\"published\":0,\"subscribers\":1");
+
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher<shmbus::market_data::depth_market_data>("md");
+  pub.publish_value(sample_snapshot());
+  const std::string line = md_sub.read_line().value();
+  CHECK(line.rfind("#1 408B ", 0) == 0);
+  CHECK(line.find("us TradingDay=20260105 InstrumentID=rb2605 ExchangeID=SHFE ExchangeInstID=rb2605 "
+                  "UpdateTime=09:30:01 UpdateMillisec=500 LastPrice=3512.5 Volume=123456 Turnover=4300000000 "
+                  "OpenInterest=1900000 BidPrice1=3512 BidVolume1=12 AskPrice1=3514 AskVolume1=8 BidPrice2=3511 ") !=
+        std::string::npos);
+  CHECK(line.find(" BidPrice5=3508 BidVolume5=16 AskPrice5=3518 AskVolume5=12 ") != std::string::npos);
+  CHECK(line.find(" ClosePrice=- SettlementPrice=- ") != std::string::npos);
+  CHECK(line.find(" UpperLimitPrice=3720 LowerLimitPrice=3300 ") != std::string::npos);
+  CHECK(line.find(" ActionDay=20260105") != std::string::npos);
+  CHECK(md_sub.wait() == 0);
+
+  // A raw topic may carry other sizes: those are shown as hex, with a note.
+  auto raw = b.make_publisher("raw");
+  raw.publish("abc");
+  CHECK(raw_sub.read_line() == "shmbus: message #1 is 3 bytes, not a 408-byte depth_market_data; shown as hex");
+  CHECK(raw_sub.read_line() == "616263");
+  raw.publish_value(sample_snapshot());
+  CHECK(raw_sub.expect_line("InstrumentID=").find("InstrumentID=rb2605 ") != std::string::npos);
+  CHECK(raw_sub.wait() == 0);
 }

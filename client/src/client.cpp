@@ -118,9 +118,20 @@ std::vector<topic_stats> bus::stats() const {
     const auto& h = seg.header();
     st.published = seg.newest();
     st.bytes_published = h.bytes_published.load(std::memory_order_relaxed);
-    st.live_subscribers = seg.live_subscribers();
     st.mutex_recoveries = h.mutex_recoveries.load(std::memory_order_relaxed);
+    st.torn_discarded = h.torn_discarded.load(std::memory_order_relaxed);
     st.last_publish_ns = h.last_publish_ns.load(std::memory_order_relaxed);
+    for (const detail::subscriber_entry& e : seg.subscribers()) {
+      if (detail::sub_phase(e.state.load(std::memory_order_acquire)) != detail::sub_live) continue;
+      const platform::process_identity who{e.pid.load(std::memory_order_relaxed),
+                                           e.start_time.load(std::memory_order_relaxed)};
+      if (!platform::is_alive(who)) continue;
+      st.subscribers.push_back({who.pid, e.read_seq.load(std::memory_order_relaxed),
+                                e.received.load(std::memory_order_relaxed),
+                                e.missed.load(std::memory_order_relaxed),
+                                e.waiting.load(std::memory_order_relaxed) != 0});
+    }
+    st.live_subscribers = static_cast<unsigned>(st.subscribers.size());
     out.push_back(std::move(st));
   }
   return out;
@@ -284,7 +295,12 @@ std::uint64_t publisher::mutex_recoveries() const noexcept {
 
 subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry)
     : seg_(std::move(seg)), info_(std::move(info)), entry_(entry) {
-  if (seg_) next_ = seg_->newest() + 1;
+  if (!seg_) return;
+  next_ = seg_->newest() + 1;
+  // Caught up so far: without this, `shmbus stat` would count every message
+  // published before we subscribed as our lag.
+  if (entry_ >= 0)
+    seg_->subscribers()[static_cast<std::size_t>(entry_)].read_seq.store(next_ - 1, std::memory_order_relaxed);
 }
 
 subscriber::subscriber(subscriber&& o) noexcept

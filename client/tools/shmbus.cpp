@@ -1,13 +1,19 @@
-// shmbus: the command-line client. `shmbus ls`, `shmbus pub`, `shmbus sub`.
+// shmbus: the command-line client. `shmbus ls`, `stat`, `pub`, `sub`.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "decoders.hpp"
 #include "shmbus/client.hpp"
+#include "shmbus/platform/process.hpp"
 
 namespace {
 
@@ -17,8 +23,10 @@ constexpr std::string_view main_usage = R"(Usage: shmbus [--bus NAME] COMMAND [A
 
 Commands:
   ls   [--json]                     list the bus's topics
+  stat [--watch] [--interval S] [--json]
+                                    per-topic rates, subscribers, lag, gaps
   pub  TOPIC [MESSAGE]              publish MESSAGE, or each line of stdin
-  sub  TOPIC [--count N] [--timeout SECONDS] [--format text|hex] [-v]
+  sub  TOPIC [--count N] [--timeout SECONDS] [--format text|hex|TYPE] [-v]
                                     print messages as they arrive
 
 Options (every command):
@@ -32,6 +40,23 @@ constexpr std::string_view ls_usage = R"(Usage: shmbus ls [--bus NAME] [--json]
 
 Lists the topics of a bus: name, max message size, depth, messages
 published, live subscribers.
+)";
+
+constexpr std::string_view stat_usage = R"(Usage: shmbus stat [--bus NAME] [--watch] [--interval S] [--json]
+
+Samples every topic twice, S seconds apart (default 1), and prints per
+topic: messages and bytes published per second, live subscribers, the
+slowest subscriber's lag (messages published that it has not read yet),
+gaps (messages the live subscribers were told they missed), the age of the
+last publish, and mutex recoveries (publishers that died holding the lock).
+
+Options:
+  -w, --watch            keep sampling; redraw in place on a terminal, one
+                         block per sample otherwise. Waits for a broker when
+                         none runs. Ends on Ctrl-C.
+  -i, --interval S       seconds between samples (default 1)
+  -n, --count N          with --watch: stop after N samples
+      --json             one JSON object per sample, one per line
 )";
 
 constexpr std::string_view pub_usage = R"(Usage: shmbus pub [--bus NAME] TOPIC [MESSAGE]
@@ -48,9 +73,20 @@ subscriber missed) are reported on standard error.
 Options:
   -n, --count N          exit 0 after N messages
   -t, --timeout SECONDS  exit 3 when no message arrives for SECONDS
-  -f, --format text|hex  text (default; control bytes escaped) or hex
-  -v, --verbose          prefix each line with sequence and latency
+  -f, --format FORMAT    text (default; control bytes escaped), hex, or a
+                         registered struct type, decoded as Field=value:
+@TYPES@  -v, --verbose          prefix each line with sequence, size and
+                         publish-to-receive latency
 )";
+
+std::string sub_help() {
+  std::string types;
+  for (const auto& d : shmbus::cli::decoders())
+    types += "                           " + std::string(d.name) + ": " + std::string(d.description) + "\n";
+  std::string text(sub_usage);
+  text.replace(text.find("@TYPES@"), 7, types);
+  return text;
+}
 
 struct usage_error {
   std::string text;
@@ -60,16 +96,18 @@ struct args {
   std::string bus;
   std::string command;
   std::vector<std::string> positional;
-  bool json = false, verbose = false, help = false;
+  bool json = false, verbose = false, help = false, watch = false;
   std::uint64_t count = 0;
   double timeout = -1;
+  double interval = 1;
   std::string format = "text";
 };
 
-double parse_seconds(const std::string& s) {
+double parse_seconds(const std::string& option, const std::string& s) {
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || !(v >= 0)) throw usage_error{"--timeout needs seconds >= 0, not '" + s + "'"};
+  if (s.empty() || *end != '\0' || !(v >= 0) || v > 1e9)
+    throw usage_error{option + " needs seconds >= 0, not '" + s + "'"};
   return v;
 }
 
@@ -93,7 +131,12 @@ args parse(int argc, char** argv) {
     else if (arg == "--json") a.json = true;
     else if (arg == "-v" || arg == "--verbose") a.verbose = true;
     else if (arg == "-n" || arg == "--count") a.count = parse_count(value());
-    else if (arg == "-t" || arg == "--timeout") a.timeout = parse_seconds(value());
+    else if (arg == "-t" || arg == "--timeout") a.timeout = parse_seconds(arg, value());
+    else if (arg == "-w" || arg == "--watch") a.watch = true;
+    else if (arg == "-i" || arg == "--interval") {
+      a.interval = parse_seconds(arg, value());
+      if (a.interval < 0.01) throw usage_error{arg + " needs at least 0.01 seconds"};
+    }
     else if (arg == "-f" || arg == "--format") a.format = value();
     else if (arg.size() > 1 && arg[0] == '-' && arg != "-") throw usage_error{"unknown option '" + arg + "'"};
     else if (a.command.empty()) a.command = arg;
@@ -152,56 +195,264 @@ int cmd_pub(const args& a) {
   return exit_ok;
 }
 
-void print_text(std::span<const std::byte> payload) {
-  std::string out;
-  out.reserve(payload.size() + 1);
+void append_hex(std::string& out, std::span<const std::byte> payload) {
+  static constexpr char digits[] = "0123456789abcdef";
   for (std::byte b : payload) {
-    const auto c = static_cast<unsigned char>(b);
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else out += static_cast<char>(c);
+    out += digits[static_cast<unsigned>(b) >> 4];
+    out += digits[static_cast<unsigned>(b) & 0xf];
   }
-  std::fputs(out.c_str(), stdout);
-}
-
-void print_hex(std::span<const std::byte> payload) {
-  for (std::byte b : payload) std::printf("%02x", static_cast<unsigned>(b));
 }
 
 int cmd_sub(const args& a) {
   if (a.positional.size() != 1) throw usage_error{"sub needs exactly one TOPIC"};
-  if (a.format != "text" && a.format != "hex") throw usage_error{"--format must be text or hex"};
+  const shmbus::cli::decoder* decoder = nullptr;
+  if (a.format != "text" && a.format != "hex") {
+    decoder = shmbus::cli::find_decoder(a.format);
+    if (decoder == nullptr) {
+      std::string known = "text, hex";
+      for (const auto& d : shmbus::cli::decoders()) known += ", " + std::string(d.name);
+      throw usage_error{"unknown --format '" + a.format + "' (known: " + known + ")"};
+    }
+  }
   shmbus::bus bus(a.bus);
-  auto sub = bus.make_subscriber(a.positional[0]);
+  // A decoded type is checked against the topic's declared type size.
+  auto sub = bus.make_subscriber(a.positional[0], decoder ? decoder->size : 0);
   std::optional<std::chrono::nanoseconds> timeout;
   if (a.timeout >= 0) timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(a.timeout * 1e9));
   shmbus::message m;
+  std::string line;
   for (std::uint64_t n = 0; a.count == 0 || n < a.count; ++n) {
     if (!sub.wait(m, timeout)) {
       std::fprintf(stderr, "shmbus: timed out after %g s waiting for a message on topic '%s' (%llu received)\n",
                    a.timeout, a.positional[0].c_str(), static_cast<unsigned long long>(n));
       return exit_timeout;
     }
-    if (m.missed() != 0) {
-      std::fflush(stdout);
+    // Both clocks are platform::monotonic_ns(), shared by every process.
+    const std::int64_t received_ns = shmbus::platform::monotonic_ns();
+    std::fflush(stdout);  // keep stdout and stderr lines in order
+    if (m.missed() != 0)
       std::fprintf(stderr, "shmbus: gap: %llu message(s) missed before #%llu\n",
                    static_cast<unsigned long long>(m.missed()), static_cast<unsigned long long>(m.sequence()));
-    }
+    line.clear();
     if (a.verbose) {
-      const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now().time_since_epoch()).count();
-      std::printf("#%llu %zuB %.1fus ", static_cast<unsigned long long>(m.sequence()), m.size(),
-                  static_cast<double>(now - m.timestamp_ns()) / 1e3);
+      char prefix[96];
+      std::snprintf(prefix, sizeof prefix, "#%llu %zuB %.1fus ", static_cast<unsigned long long>(m.sequence()),
+                    m.size(), static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
+      line += prefix;
     }
-    if (a.format == "hex") print_hex(m.payload());
-    else print_text(m.payload());
-    std::fputc('\n', stdout);
+    if (decoder != nullptr && m.size() == decoder->size) {
+      decoder->format(m.payload(), line);
+    } else if (decoder != nullptr) {
+      std::fprintf(stderr, "shmbus: message #%llu is %zu bytes, not a %zu-byte %s; shown as hex\n",
+                   static_cast<unsigned long long>(m.sequence()), m.size(), decoder->size, decoder->name.data());
+      append_hex(line, m.payload());
+    } else if (a.format == "hex") {
+      append_hex(line, m.payload());
+    } else {
+      shmbus::cli::append_escaped(line, m.text());
+    }
+    line += '\n';
+    std::fputs(line.c_str(), stdout);
     std::fflush(stdout);
+  }
+  return exit_ok;
+}
+
+// ---- stat ------------------------------------------------------------------
+
+// One sample of a bus: what bus::stats() said, and when.
+struct sample {
+  std::uint64_t broker_pid = 0;
+  std::int64_t taken_ns = 0;
+  std::vector<shmbus::topic_stats> topics;
+};
+
+// The bus's figures now; nullopt when no broker runs (or it is going away
+// while we look), if `tolerate_absence`.
+std::optional<sample> take_sample(const args& a, bool tolerate_absence) {
+  // Opened afresh each time, so that a restarted broker is picked up.
+  std::optional<shmbus::bus> bus;
+  try {
+    bus.emplace(a.bus);
+  } catch (const shmbus::error& e) {
+    if (tolerate_absence && e.code() == shmbus::errc::no_broker) return std::nullopt;
+    throw;
+  }
+  sample s;
+  s.broker_pid = bus->broker_pid();
+  try {
+    s.topics = bus->stats();
+  } catch (const std::system_error&) {
+    // A segment vanished between reading the registry and opening it: the
+    // broker is stopping.
+    if (tolerate_absence && !bus->broker_alive()) return std::nullopt;
+    throw;
+  }
+  s.taken_ns = shmbus::platform::monotonic_ns();
+  return s;
+}
+
+// A topic's figures over the interval between two samples.
+struct topic_row {
+  const shmbus::topic_stats* now = nullptr;
+  bool have_rates = false;  // false: no earlier figures of this topic from the same broker
+  double publishes_per_s = 0, bytes_per_s = 0;
+  double last_publish_age_s = -1;  // -1: never published
+};
+
+std::vector<topic_row> rows_of(const sample& before, const sample& after) {
+  std::vector<topic_row> rows;
+  const double secs = static_cast<double>(after.taken_ns - before.taken_ns) / 1e9;
+  for (const auto& t : after.topics) {
+    topic_row r;
+    r.now = &t;
+    for (const auto& old : before.topics) {
+      // A counter that went down belongs to a new broker's topic.
+      if (old.info.name != t.info.name || before.broker_pid != after.broker_pid || old.published > t.published ||
+          secs <= 0)
+        continue;
+      r.have_rates = true;
+      r.publishes_per_s = static_cast<double>(t.published - old.published) / secs;
+      r.bytes_per_s = static_cast<double>(t.bytes_published - old.bytes_published) / secs;
+    }
+    if (t.last_publish_ns != 0)
+      r.last_publish_age_s = std::max(0.0, static_cast<double>(after.taken_ns - t.last_publish_ns) / 1e9);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::string human_bytes(double v) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  std::size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+  return buf;
+}
+
+std::string human_age(double s) {
+  char buf[32];
+  if (s < 0) return "never";
+  if (s < 1) std::snprintf(buf, sizeof buf, "%.0fms", s * 1e3);
+  else if (s < 60) std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
+  else std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  return buf;
+}
+
+// The plain table: one line per topic. Returns the number of lines written.
+int print_table(const std::string& bus_name, const sample& before, const sample& after) {
+  const double secs = static_cast<double>(after.taken_ns - before.taken_ns) / 1e9;
+  std::printf("bus '%s', broker pid %llu, rates over %.2f s\n", bus_name.c_str(),
+              static_cast<unsigned long long>(after.broker_pid), secs);
+  std::printf("%-24s %6s %12s %10s %12s %5s %8s %8s %9s %6s\n", "TOPIC", "DEPTH", "PUBLISHED", "MSG/S",
+              "BYTES/S", "SUBS", "MAX_LAG", "GAPS", "LAST_PUB", "RECOV");
+  for (const auto& r : rows_of(before, after)) {
+    const auto& t = *r.now;
+    char msg_rate[32] = "-";
+    if (r.have_rates) std::snprintf(msg_rate, sizeof msg_rate, "%.1f", r.publishes_per_s);
+    std::printf("%-24s %6u %12llu %10s %12s %5u %8llu %8llu %9s %6llu\n", t.info.name.c_str(), t.info.depth,
+                static_cast<unsigned long long>(t.published), msg_rate,
+                r.have_rates ? (human_bytes(r.bytes_per_s) + "/s").c_str() : "-", t.live_subscribers,
+                static_cast<unsigned long long>(t.slowest_lag()), static_cast<unsigned long long>(t.missed()),
+                human_age(r.last_publish_age_s).c_str(), static_cast<unsigned long long>(t.mutex_recoveries));
+  }
+  return 2 + static_cast<int>(after.topics.size());
+}
+
+void print_json(const std::string& bus_name, const sample& before, const sample& after) {
+  std::string out;
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "{\"bus\":\"%s\",\"broker_pid\":%llu,\"interval_s\":%.3f,\"topics\":[",
+                json_escape(bus_name).c_str(), static_cast<unsigned long long>(after.broker_pid),
+                static_cast<double>(after.taken_ns - before.taken_ns) / 1e9);
+  out += buf;
+  bool first = true;
+  for (const auto& r : rows_of(before, after)) {
+    const auto& t = *r.now;
+    out += first ? "" : ",";
+    first = false;
+    std::snprintf(buf, sizeof buf,
+                  "{\"name\":\"%s\",\"max_message_size\":%llu,\"depth\":%u,\"type_size\":%u,\"published\":%llu,"
+                  "\"bytes_published\":%llu,",
+                  json_escape(t.info.name).c_str(), static_cast<unsigned long long>(t.info.max_message_size),
+                  t.info.depth, t.info.type_size, static_cast<unsigned long long>(t.published),
+                  static_cast<unsigned long long>(t.bytes_published));
+    out += buf;
+    if (r.have_rates)
+      std::snprintf(buf, sizeof buf, "\"publishes_per_s\":%.3f,\"bytes_per_s\":%.3f,", r.publishes_per_s,
+                    r.bytes_per_s);
+    else
+      std::snprintf(buf, sizeof buf, "\"publishes_per_s\":null,\"bytes_per_s\":null,");
+    out += buf;
+    if (r.last_publish_age_s >= 0) std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":%.6f,", r.last_publish_age_s);
+    else std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":null,");
+    out += buf;
+    std::snprintf(buf, sizeof buf,
+                  "\"subscribers\":%u,\"slowest_lag\":%llu,\"missed\":%llu,\"mutex_recoveries\":%llu,"
+                  "\"torn_discarded\":%llu,\"subscriber_details\":[",
+                  t.live_subscribers, static_cast<unsigned long long>(t.slowest_lag()),
+                  static_cast<unsigned long long>(t.missed()), static_cast<unsigned long long>(t.mutex_recoveries),
+                  static_cast<unsigned long long>(t.torn_discarded));
+    out += buf;
+    for (std::size_t i = 0; i < t.subscribers.size(); ++i) {
+      const auto& sub = t.subscribers[i];
+      std::snprintf(buf, sizeof buf,
+                    "%s{\"pid\":%llu,\"last_read\":%llu,\"lag\":%llu,\"received\":%llu,\"missed\":%llu,"
+                    "\"waiting\":%s}",
+                    i ? "," : "", static_cast<unsigned long long>(sub.pid),
+                    static_cast<unsigned long long>(sub.last_read),
+                    static_cast<unsigned long long>(t.published > sub.last_read ? t.published - sub.last_read : 0),
+                    static_cast<unsigned long long>(sub.received), static_cast<unsigned long long>(sub.missed),
+                    sub.waiting ? "true" : "false");
+      out += buf;
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  std::fputs(out.c_str(), stdout);
+}
+
+int cmd_stat(const args& a) {
+  if (!a.positional.empty()) throw usage_error{"stat takes no arguments"};
+  if (a.count != 0 && !a.watch) throw usage_error{"--count with stat needs --watch"};
+  const auto interval = std::chrono::milliseconds(static_cast<std::int64_t>(a.interval * 1e3));
+  const bool redraw = a.watch && !a.json && shmbus::platform::stdout_is_terminal();
+  const std::string bus_name = a.bus.empty() ? shmbus::default_bus_name() : a.bus;
+  // Ctrl-C (or SIGTERM) ends the command cleanly: the waits between samples
+  // are waits for it.
+  if (shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(0))) return exit_ok;
+  std::optional<sample> before = take_sample(a, a.watch);
+  int drawn = 0;  // lines of the previous redraw, to move back over
+  bool said_waiting = false;
+  for (std::uint64_t reports = 0; !a.watch || a.count == 0 || reports < a.count;) {
+    if (shmbus::platform::wait_for_termination_request(interval)) break;
+    std::optional<sample> after = take_sample(a, a.watch);
+    if (!after || !before) {
+      // No broker (yet, or any more): say so once, and try again.
+      if (!after && !said_waiting) {
+        if (redraw && drawn > 0) std::printf("\x1b[%dA\x1b[J", drawn);
+        std::printf("bus '%s': no broker running; waiting for one (Ctrl-C to stop)\n", bus_name.c_str());
+        std::fflush(stdout);
+        drawn = 1;
+        said_waiting = true;
+      }
+      before = std::move(after);
+      continue;
+    }
+    said_waiting = false;
+    if (a.json) {
+      print_json(bus_name, *before, *after);
+    } else {
+      if (redraw && drawn > 0) std::printf("\x1b[%dA\x1b[J", drawn);
+      else if (a.watch && reports > 0) std::printf("\n");
+      drawn = print_table(bus_name, *before, *after);
+    }
+    std::fflush(stdout);
+    ++reports;
+    if (!a.watch) break;
+    before = std::move(after);
   }
   return exit_ok;
 }
@@ -219,15 +470,19 @@ int main(int argc, char** argv) {
       if (a.help) return std::fputs(ls_usage.data(), stdout), exit_ok;
       return cmd_ls(a);
     }
+    if (a.command == "stat") {
+      if (a.help) return std::fputs(stat_usage.data(), stdout), exit_ok;
+      return cmd_stat(a);
+    }
     if (a.command == "pub") {
       if (a.help) return std::fputs(pub_usage.data(), stdout), exit_ok;
       return cmd_pub(a);
     }
     if (a.command == "sub") {
-      if (a.help) return std::fputs(sub_usage.data(), stdout), exit_ok;
+      if (a.help) return std::fputs(sub_help().c_str(), stdout), exit_ok;
       return cmd_sub(a);
     }
-    throw usage_error{"unknown command '" + a.command + "' (commands: ls, pub, sub)"};
+    throw usage_error{"unknown command '" + a.command + "' (commands: ls, stat, pub, sub)"};
   } catch (const usage_error& e) {
     std::fprintf(stderr, "shmbus: %s (see shmbus --help)\n", e.text.c_str());
     return exit_usage;

@@ -50,14 +50,42 @@ struct topic_info {
   std::uint32_t max_subscribers = 0;
 };
 
-/// Live figures of one topic, read from its segment.
+/// One live subscriber of a topic, as it last reported itself.
+struct subscriber_stats {
+  std::uint64_t pid = 0;
+  std::uint64_t last_read = 0;  ///< sequence it consumed last (at subscribe: the newest then)
+  std::uint64_t received = 0;   ///< messages it consumed
+  std::uint64_t missed = 0;     ///< messages it was told it missed (overrun or conflated)
+  bool waiting = false;         ///< blocked in wait() right now
+};
+
+/// Live figures of one topic, read from its segment. Counters only grow
+/// while the broker runs; rates come from two snapshots.
 struct topic_stats {
   topic_info info;
   std::uint64_t published = 0;         ///< sequence of the newest message
   std::uint64_t bytes_published = 0;
   unsigned live_subscribers = 0;       ///< registered subscribers whose process runs
   std::uint64_t mutex_recoveries = 0;  ///< publishers that died holding the mutex
-  std::int64_t last_publish_ns = 0;    ///< steady clock; 0 = never
+  std::uint64_t torn_discarded = 0;    ///< half-written messages those recoveries discarded
+  std::int64_t last_publish_ns = 0;    ///< platform::monotonic_ns() of the last publish; 0 = never
+  std::vector<subscriber_stats> subscribers;  ///< the live ones
+
+  /// Messages published but not yet consumed by the slowest live
+  /// subscriber (0 without subscribers). Past `info.depth` it is losing
+  /// messages.
+  [[nodiscard]] std::uint64_t slowest_lag() const noexcept {
+    std::uint64_t lag = 0;
+    for (const auto& s : subscribers)
+      if (published > s.last_read && published - s.last_read > lag) lag = published - s.last_read;
+    return lag;
+  }
+  /// Messages the live subscribers were told they missed, summed.
+  [[nodiscard]] std::uint64_t missed() const noexcept {
+    std::uint64_t n = 0;
+    for (const auto& s : subscribers) n += s.missed;
+    return n;
+  }
 };
 
 /// Facts about one delivered message.

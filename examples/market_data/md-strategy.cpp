@@ -1,0 +1,301 @@
+// md-strategy: a strategy-style subscriber to the market-data feed. Keeps the
+// newest snapshot of every instrument and shows, per instrument, last price,
+// best bid and ask, snapshots per second, gaps and publish-to-receive latency
+// (p50/p99): a table redrawn in place on a terminal, one line per interval
+// otherwise, nothing with --headless. Prints a summary when it ends: after
+// --seconds, on Ctrl-C / SIGTERM, or when the broker stops.
+//
+//   md-strategy [--bus NAME] [--topic md] [--per-instrument] [--seconds S]
+//               [--interval S] [--headless] [--label TEXT]
+//
+// Exits 0 once it has received market data, 1 if it received none.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "latency_histogram.hpp"
+#include "shmbus/client.hpp"
+#include "shmbus/market_data.hpp"
+#include "shmbus/platform/process.hpp"
+
+namespace {
+
+namespace md = shmbus::market_data;
+using md_demo::latency_histogram;
+
+struct options {
+  std::string bus, topic = "md", label = "md-strategy";
+  bool per_instrument = false, headless = false;
+  double seconds = 0, interval = 1;
+};
+
+// What the strategy knows about one instrument.
+struct row {
+  md::depth_market_data last{};
+  std::uint64_t total = 0, window = 0;  // snapshots: whole run, this interval
+  std::uint64_t gaps = 0;               // per-instrument topics only: missed snapshots
+  latency_histogram window_latency, total_latency;
+};
+
+// Filled by the reader threads, drawn by the main thread.
+struct book {
+  std::mutex mutex;
+  std::map<std::string, row> rows;
+  std::uint64_t total = 0, window = 0, gaps = 0;
+  latency_histogram window_latency, total_latency;
+  std::string stop_reason;  // set by a reader that had to stop
+  bool failed = false;      // ... because of an error, not the broker stopping
+};
+
+// Reads one topic until `stop`: each snapshot updates its instrument's row.
+void read_topic(shmbus::subscriber& sub, bool per_instrument, book& b, std::atomic<bool>& stop) {
+  md::depth_market_data snapshot;
+  shmbus::message_info info;
+  try {
+    while (!stop) {
+      std::error_code ec;
+      // Bounded, so that `stop` is seen within 100 ms even with no data.
+      if (!sub.wait_available(std::chrono::milliseconds(100), ec)) {
+        if (ec == shmbus::errc::topic_closed) {
+          std::lock_guard lock(b.mutex);
+          b.stop_reason = "the broker stopped";
+          stop = true;
+        } else if (ec) {
+          throw std::system_error(ec, "wait on topic '" + sub.topic().name + "'");
+        }
+        continue;
+      }
+      while (sub.try_read(snapshot, &info)) {
+        // Publisher and subscriber read the same system-wide monotonic clock.
+        const std::int64_t latency = shmbus::platform::monotonic_ns() - info.timestamp_ns;
+        std::lock_guard lock(b.mutex);
+        row& r = b.rows[std::string(md::text(snapshot.instrument_id))];
+        r.last = snapshot;
+        ++r.total, ++r.window, ++b.total, ++b.window;
+        // On a keyed topic a gap belongs to no instrument in particular.
+        if (per_instrument) r.gaps += info.missed;
+        b.gaps += info.missed;
+        r.window_latency.add(latency);
+        r.total_latency.add(latency);
+        b.window_latency.add(latency);
+        b.total_latency.add(latency);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::lock_guard lock(b.mutex);
+    b.stop_reason = e.what();
+    b.failed = true;
+    stop = true;
+  }
+}
+
+std::string price(double p) {
+  if (p == md::no_price) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.8g", p);
+  return buf;
+}
+
+std::string quote(double p, std::int32_t volume) { return price(p) + " x " + std::to_string(volume); }
+
+std::string latency_text(const latency_histogram& h, double p) {
+  if (h.count() == 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", h.percentile_us(p));
+  return buf;
+}
+
+// The table, as lines (without escapes). Resets the interval's figures.
+std::vector<std::string> draw_table(book& b, const options& o, const std::string& source, double elapsed,
+                                    double window_secs) {
+  std::vector<std::string> lines;
+  char buf[256], limit[32] = "";
+  if (o.seconds > 0) std::snprintf(limit, sizeof limit, " of %g s", o.seconds);
+  std::snprintf(buf, sizeof buf, "%s on bus '%s', %s: %.1f s%s, Ctrl-C to stop", o.label.c_str(), o.bus.c_str(),
+                source.c_str(), elapsed, limit);
+  lines.emplace_back(buf);
+  std::snprintf(buf, sizeof buf, "%-10s %-6s %10s %16s %16s %9s %6s %8s %8s", "INSTRUMENT", "EXCH", "LAST", "BID",
+                "ASK", "TICKS/S", "GAPS", "P50_US", "P99_US");
+  lines.emplace_back(buf);
+  for (auto& [id, r] : b.rows) {
+    std::snprintf(buf, sizeof buf, "%-10s %-6s %10s %16s %16s %9.1f %6s %8s %8s", id.c_str(),
+                  std::string(md::text(r.last.exchange_id)).c_str(), price(r.last.last_price).c_str(),
+                  quote(r.last.bid_price1, r.last.bid_volume1).c_str(),
+                  quote(r.last.ask_price1, r.last.ask_volume1).c_str(), static_cast<double>(r.window) / window_secs,
+                  o.per_instrument ? std::to_string(r.gaps).c_str() : "-",
+                  latency_text(r.window_latency, 0.50).c_str(), latency_text(r.window_latency, 0.99).c_str());
+    lines.emplace_back(buf);
+    r.window = 0;
+    r.window_latency.clear();
+  }
+  std::snprintf(buf, sizeof buf, "%-10s %-6s %10s %16s %16s %9.1f %6llu %8s %8s", "TOTAL", "", "", "", "",
+                static_cast<double>(b.window) / window_secs, static_cast<unsigned long long>(b.gaps),
+                latency_text(b.window_latency, 0.50).c_str(), latency_text(b.window_latency, 0.99).c_str());
+  lines.emplace_back(buf);
+  b.window = 0;
+  b.window_latency.clear();
+  return lines;
+}
+
+// One line per interval, for logs and CI. Resets the interval's figures.
+std::string status_line(book& b, const options& o, double elapsed, double window_secs) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s: %5.1f s  %7.0f snapshots/s  %zu instruments  gaps %llu  latency p50 %s us  p99 %s us",
+                o.label.c_str(), elapsed, static_cast<double>(b.window) / window_secs, b.rows.size(),
+                static_cast<unsigned long long>(b.gaps), latency_text(b.window_latency, 0.50).c_str(),
+                latency_text(b.window_latency, 0.99).c_str());
+  for (auto& [id, r] : b.rows) r.window = 0, r.window_latency.clear();
+  b.window = 0;
+  b.window_latency.clear();
+  return buf;
+}
+
+void print_summary(const book& b, const options& o, double elapsed, const std::string& reason) {
+  const char* l = o.label.c_str();
+  std::printf("%s: %llu snapshots from %zu instruments in %.1f s (%.0f/s), %llu missed; stopped: %s\n", l,
+              static_cast<unsigned long long>(b.total), b.rows.size(), elapsed,
+              elapsed > 0 ? static_cast<double>(b.total) / elapsed : 0.0, static_cast<unsigned long long>(b.gaps),
+              reason.c_str());
+  if (b.total == 0) return;
+  std::printf("%s: publish->receive latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", l,
+              b.total_latency.percentile_us(0.50), b.total_latency.percentile_us(0.99),
+              b.total_latency.percentile_us(0.999), b.total_latency.max_us());
+  for (const auto& [id, r] : b.rows)
+    std::printf("%s:   %-10s %-6s %8llu snapshots  last %-10s volume %-9d p50 %.1f us  p99 %.1f us\n", l, id.c_str(),
+                std::string(md::text(r.last.exchange_id)).c_str(), static_cast<unsigned long long>(r.total),
+                price(r.last.last_price).c_str(), r.last.volume, r.total_latency.percentile_us(0.50),
+                r.total_latency.percentile_us(0.99));
+}
+
+constexpr const char* usage =
+    "usage: md-strategy [--bus NAME] [--topic md] [--per-instrument] [--seconds S]\n"
+    "                   [--interval S] [--headless] [--label TEXT]\n"
+    "  --per-instrument  read every topic named TOPIC.* instead of the keyed TOPIC\n"
+    "  --seconds S       stop after S seconds (default: run until Ctrl-C / SIGTERM)\n"
+    "  --interval S      redraw every S seconds (default 1)\n"
+    "  --headless        no live display, only the summary at the end\n";
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&] {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (a == "--bus") o.bus = next();
+    else if (a == "--topic") o.topic = next();
+    else if (a == "--per-instrument") o.per_instrument = true;
+    else if (a == "--seconds") o.seconds = std::stod(next());
+    else if (a == "--interval") o.interval = std::stod(next());
+    else if (a == "--headless") o.headless = true;
+    else if (a == "--label") o.label = next();
+    else throw std::invalid_argument("unknown option " + a);
+  }
+  if (!(o.interval >= 0.05)) throw std::invalid_argument("--interval must be at least 0.05 s");
+  if (!(o.seconds >= 0)) throw std::invalid_argument("--seconds must be >= 0");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  try {
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::fputs(usage, stdout), 0;
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "md-strategy: %s\n%s", e.what(), usage);
+    return 2;
+  }
+  // Before any thread starts: on POSIX this blocks the termination signals
+  // in every thread, so that only the waits below receive them.
+  shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(0));
+
+  book b;
+  std::atomic<bool> stop{false};
+  std::vector<shmbus::subscriber> subs;
+  std::string source;
+  try {
+    shmbus::bus bus(o.bus);
+    o.bus = bus.name();
+    if (o.per_instrument) {
+      for (const auto& t : bus.topics())
+        if (t.name.rfind(o.topic + ".", 0) == 0) subs.push_back(bus.make_subscriber<md::depth_market_data>(t.name));
+      if (subs.empty()) throw std::runtime_error("bus '" + bus.name() + "' has no topics named '" + o.topic + ".*'");
+      source = std::to_string(subs.size()) + " topics '" + o.topic + ".*' (depth " +
+               std::to_string(subs.front().topic().depth) + ")";
+    } else {
+      subs.push_back(bus.make_subscriber<md::depth_market_data>(o.topic));
+      const auto depth = subs.front().topic().depth;
+      source = "topic '" + o.topic + "' (" + (depth == 1 ? "latest value" : "ring of " + std::to_string(depth)) + ")";
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", o.label.c_str(), e.what());
+    return 1;
+  }
+
+  std::vector<std::thread> readers;
+  for (auto& s : subs) readers.emplace_back(read_topic, std::ref(s), o.per_instrument, std::ref(b), std::ref(stop));
+
+  const bool tty = !o.headless && shmbus::platform::stdout_is_terminal();
+  const std::int64_t start = shmbus::platform::monotonic_ns();
+  auto elapsed_at = [&](std::int64_t t) { return static_cast<double>(t - start) / 1e9; };
+  const auto interval_ns = static_cast<std::int64_t>(o.interval * 1e9);
+  std::int64_t last_draw = start;
+  std::size_t drawn = 0;  // lines of the last table, to move back over
+  std::string reason = "time is up";
+  for (;;) {
+    const std::int64_t now = shmbus::platform::monotonic_ns();
+    if (o.seconds > 0 && elapsed_at(now) >= o.seconds) break;
+    std::int64_t wait_ns = last_draw + interval_ns - now;
+    if (o.seconds > 0) wait_ns = std::min(wait_ns, static_cast<std::int64_t>(o.seconds * 1e9) - (now - start));
+    if (shmbus::platform::wait_for_termination_request(
+            std::chrono::milliseconds(std::max<std::int64_t>(0, wait_ns / 1'000'000) + 1))) {
+      reason = "asked to stop (Ctrl-C or SIGTERM)";
+      break;
+    }
+    if (stop) break;
+    const std::int64_t t = shmbus::platform::monotonic_ns();
+    if (t - last_draw < interval_ns || o.headless) continue;
+    const double window_secs = static_cast<double>(t - last_draw) / 1e9;
+    last_draw = t;
+    std::lock_guard lock(b.mutex);
+    if (tty) {
+      const auto lines = draw_table(b, o, source, elapsed_at(t), window_secs);
+      std::string out;
+      if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "A";  // back to the table's first line
+      for (const auto& line : lines) out += line + "\x1b[K\n";
+      out += "\x1b[J";
+      std::fputs(out.c_str(), stdout);
+      drawn = lines.size();
+    } else {
+      std::puts(status_line(b, o, elapsed_at(t), window_secs).c_str());
+    }
+    std::fflush(stdout);
+  }
+  const double run_secs = elapsed_at(shmbus::platform::monotonic_ns());
+  stop = true;
+  for (auto& t : readers) t.join();
+  {
+    std::lock_guard lock(b.mutex);
+    if (!b.stop_reason.empty()) reason = b.stop_reason;
+  }
+  print_summary(b, o, run_secs, reason);
+  std::fflush(stdout);  // before any complaint on stderr
+  if (b.failed) return 1;
+  if (b.total == 0) {
+    std::fprintf(stderr, "%s: no market data received (is md-feed running on bus '%s'?)\n", o.label.c_str(),
+                 o.bus.c_str());
+    return 1;
+  }
+  return 0;
+}
