@@ -51,7 +51,10 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   if (!perms.group_publishes) data_perms.mode &= ~0022u;
   t.region_ = platform::shared_memory_region(create_only, object, g.total_size, data_perms, ec);
   if (ec) {
-    what = "create topic segment '" + object + "'";
+    what = "create topic segment '" + object + "'" +
+           (ec == std::errc::no_space_on_device
+                ? " of " + std::to_string(g.total_size) + " bytes (is /dev/shm too small? see docs/troubleshooting.md)"
+                : "");
     return {};
   }
   t.control_region_ = platform::shared_memory_region(create_only, control, g.control_size, perms, ec);

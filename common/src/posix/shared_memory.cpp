@@ -123,6 +123,19 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
     ::shm_unlink(path.c_str());
     return context("ftruncate", path);
   }
+  // Reserve the pages now: a tmpfs that is too small (a container's 64 MiB
+  // /dev/shm) then fails here, with ENOSPC, instead of with SIGBUS in some
+  // client the first time it touches a page that cannot be backed.
+  int e = 0;
+  do {
+    e = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(size));
+  } while (e == EINTR);
+  if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+    ec = errno_code(e);
+    ::shm_unlink(path.c_str());
+    return context("posix_fallocate", path) + " of " + std::to_string(size) + " bytes" +
+           (e == ENOSPC ? " (is /dev/shm too small? see docs/troubleshooting.md)" : "");
+  }
   std::string what;
   data_ = map(fd.fd, size, access::read_write, ec, path, &what);
   if (data_ == nullptr) {

@@ -1,4 +1,4 @@
-// POSIX-only: object permission bits and another user's access. (Windows
+// POSIX-only facts: permission bits, another user's access, a full /dev/shm. (Windows
 // uses DACLs; see tests/win32/.)
 #include <doctest/doctest.h>
 
@@ -131,4 +131,29 @@ TEST_CASE("an unknown group, or a Windows-only setting, is refused before anythi
   CHECK_THROWS_WITH_AS(broker{opts}, doctest::Contains("SDDL security descriptor is a Windows setting"),
                        std::system_error);
   CHECK(platform::shared_memory_region::list(detail::bus_object_prefix(opts.bus)).empty());
+}
+
+TEST_CASE("a /dev/shm too small for a topic is a clear error at broker start, not SIGBUS in a client later") {
+  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0) {
+    MESSAGE("needs root and unshare to mount a small /dev/shm in a private namespace: skipped");
+    return;
+  }
+  // A 1 MiB /dev/shm, in a mount namespace of its own, and a topic of 8 MiB.
+  child_process broker({"/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                        "mount -t tmpfs -o size=1m tmpfs /dev/shm 2>/dev/null || { echo 'skip: no mount'; exit 0; }; "
+                        "exec \"$0\" --bus small --topic big:1M:8",
+                        SHMBUS_BROKER_PATH},
+                       true);
+  const auto first = broker.read_line();
+  REQUIRE(first);
+  if (first->find("shmbus-broker:") == std::string::npos) {
+    // unshare or mount refused by this sandbox: nothing to test here.
+    MESSAGE("cannot mount a private /dev/shm here (" << *first << "): skipped");
+    broker.wait();
+    return;
+  }
+  const std::string line = *first;
+  CHECK(line.find("No space left on device") != std::string::npos);
+  CHECK(line.find("is /dev/shm too small?") != std::string::npos);
+  CHECK(broker.wait() == 1);
 }
