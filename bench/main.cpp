@@ -33,6 +33,7 @@ struct options {
   unsigned runs = 3;
   std::set<std::string> modes{"latency", "throughput", "fanout", "idle"};
   std::set<std::string> only_transports;  // empty: all
+  std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
   std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
   bool sizes_given = false;
   std::uint64_t messages = 0;  // 0: by size
@@ -50,6 +51,7 @@ const char* usage =
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
     "  --modes LIST       latency,throughput,fanout,idle (default: all)\n"
     "  --transports LIST  shmbus,reference,unix-socket,pipe,zeromq (default: all built)\n"
+    "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
     "  --messages N       latency samples per run (default by size: 10000 .. 500)\n"
     "  --seconds S        throughput run length (default 0.5)\n"
@@ -114,6 +116,7 @@ std::vector<run_spec> plan(const options& o) {
   const std::int64_t budget = (o.quick ? 2000 : 8000) * ms;
 
   auto add = [&](run_spec s) {
+    if (o.waits.count(s.wait.mode) == 0) return;
     if (const auto* t = find_transport(s.transport); t != nullptr && t->supports(s)) specs.push_back(std::move(s));
   };
   if (o.modes.count("latency")) {
@@ -230,6 +233,14 @@ int bench_main(int argc, char** argv) {
       for (const auto& t : split(next())) {
         if (find_transport(t) == nullptr) throw std::invalid_argument("transport " + t + " is not built in");
         o.only_transports.insert(t);
+      }
+    } else if (a == "--waits") {
+      o.waits.clear();
+      for (const auto& w : split(next())) {
+        if (w == "block") o.waits.insert(wait_mode::block);
+        else if (w == "busy-poll") o.waits.insert(wait_mode::busy_poll);
+        else if (w == "spin") o.waits.insert(wait_mode::spin_then_block);
+        else throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
       }
     } else if (a == "--sizes") {
       o.sizes.clear();

@@ -268,13 +268,13 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_
 std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   std::error_code ec;
   const std::uint64_t seq = publish(payload, ec);
+  if (!ec) return seq;
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
   if (ec == errc::topic_closed)
     throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  if (ec) fail(ec, "publish to topic '" + info_.name + "'");
-  return seq;
+  fail(ec, "publish to topic '" + info_.name + "'");
 }
 
 std::uint64_t publisher::mutex_recoveries() const noexcept {
@@ -388,8 +388,11 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
     ec = make_error_code(errc::invalid_argument);
     return false;
   }
+  // Already there: no clock read, nothing else.
+  if (seg_->newest() >= next_) return true;
   using clock = platform::named_event::clock;
-  const auto now = clock::now();
+  const bool timed = timeout.has_value() || how.mode == wait_mode::spin_then_block;
+  const auto now = timed ? clock::now() : clock::time_point{};
   std::optional<clock::time_point> deadline;
   // A timeout too large to add to now() means "for ever", not overflow.
   if (timeout && *timeout < clock::time_point::max() - now) deadline = now + *timeout;
@@ -416,7 +419,8 @@ subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady
   // Reading the clock costs tens of nanoseconds (user space, but not free):
   // look at it, and at the closed flag, every few dozen polls only.
   constexpr unsigned polls_per_check = 32;
-  auto next_owner_check = clock::now() + std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+  const auto owner_interval = std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+  std::optional<clock::time_point> next_owner_check;  // set at the first clock read
   for (;;) {
     for (unsigned i = 0; i < polls_per_check; ++i) {
       if (seg_->newest() >= next_) return poll_result::available;
@@ -428,9 +432,11 @@ subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady
     // A replaced broker (which cannot reach our segment on Windows) is found
     // through the registry, i.e. with system calls: only once the topic has
     // been quiet for a whole check interval, never while messages flow.
-    if (now >= next_owner_check) {
+    if (!next_owner_check) {
+      next_owner_check = now + owner_interval;
+    } else if (now >= *next_owner_check) {
       if (seg_->gone()) return poll_result::closed;
-      next_owner_check = now + std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+      next_owner_check = now + owner_interval;
     }
   }
 }

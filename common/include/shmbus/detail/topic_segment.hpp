@@ -118,7 +118,8 @@ class topic_segment {
                         std::error_code& ec) noexcept;
   bool attach(std::byte* base, std::error_code& ec, std::string& what);
 
-  [[nodiscard]] bool superseded() const noexcept;
+  // `now`: platform::monotonic_ns(), which the caller may have read anyway.
+  [[nodiscard]] bool superseded(std::int64_t now) const noexcept;
 
   platform::shared_memory_region region_;
   // Set by open(): whose objects these are, for superseded().
