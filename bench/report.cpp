@@ -475,11 +475,11 @@ std::string write_plot(const std::string& png, const report_meta& meta, const st
         gp << r->spec.size << ' ' << r->p50 << ' ' << r->p99 << ' ' << r->p999 << '\n';
       gp << "EOD\n";
     }
-    gp << "set terminal pngcairo size 1800,620 font ',10'\n"
+    gp << "set terminal pngcairo size 1800,700 font ',10' noenhanced\n"
        << "set output '" << png << "'\n"
        << "set multiplot layout 1,3 title 'shmbus-bench: one-way latency by payload size (" << meta.machine
        << "; median of " << meta.runs << ")'\n"
-       << "set logscale xy\nset grid\nset key top left font ',8'\n"
+       << "set logscale xy\nset grid\nset key below font ',8' maxrows 4\n"
        << "set xtics ('64' 64, '512' 512, '4K' 4096, '64K' 65536, '1M' 1048576)\n"
        << "set xlabel 'payload bytes'\nset ylabel 'ns'\nset format y '%.0s%c'\n";
     const char* titles[] = {"p50", "p99", "p99.9"};
