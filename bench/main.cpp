@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "costs.hpp"
 #include "report.hpp"
 #include "runner.hpp"
 #include "shmbus/platform/process.hpp"
@@ -31,7 +32,7 @@ constexpr std::int64_t ms = 1'000'000;
 struct options {
   bool quick = false;
   unsigned runs = 3;
-  std::set<std::string> modes{"latency", "throughput", "fanout", "idle"};
+  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "costs"};
   std::set<std::string> only_transports;  // empty: all
   std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
   std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
@@ -49,7 +50,7 @@ const char* usage =
     "usage: shmbus-bench [options]\n"
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
-    "  --modes LIST       latency,throughput,fanout,idle (default: all)\n"
+    "  --modes LIST       latency,throughput,fanout,idle,costs (default: all)\n"
     "  --transports LIST  shmbus,reference,unix-socket,pipe,zeromq (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
@@ -225,7 +226,7 @@ int bench_main(int argc, char** argv) {
     } else if (a == "--modes") {
       o.modes.clear();
       for (const auto& m : split(next())) {
-        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle")
+        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs")
           throw std::invalid_argument("unknown mode " + m);
         o.modes.insert(m);
       }
@@ -304,6 +305,8 @@ int bench_main(int argc, char** argv) {
       }
     }
   }
+  std::vector<cost> costs;
+  if (o.modes.count("costs")) costs = measure_costs("shmbench-" + std::to_string(pid) + "-costs", o.quick);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   report_meta meta;
@@ -313,12 +316,12 @@ int bench_main(int argc, char** argv) {
   meta.started = utc_now();
   const auto rows = summarise(results);
   const auto targets = evaluate_targets(rows);
-  write_markdown(std::cout, meta, rows, targets);
+  write_markdown(std::cout, meta, rows, targets, costs);
   std::cout << "_" << specs.size() * o.runs << " runs in " << static_cast<int>(elapsed) << " s, " << failures
             << " failed._\n";
   if (!o.json.empty()) {
     std::ofstream f(o.json);
-    write_json(f, meta, rows, targets, results);
+    write_json(f, meta, rows, targets, costs, results);
     if (!f) {
       std::cerr << "shmbus-bench: cannot write " << o.json << "\n";
       return 1;

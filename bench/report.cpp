@@ -316,7 +316,7 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
 }
 
 void write_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
-                    const std::vector<target>& targets) {
+                    const std::vector<target>& targets, const std::vector<cost>& costs) {
   out << "## shmbus-bench\n\n"
       << "- machine: " << meta.machine << "\n"
       << "- command: `" << meta.command << "`\n"
@@ -386,6 +386,12 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
     out << "| " << r.spec.transport << " | " << wait_name(r.spec.wait) << " | " << fmt(r.idle_cpu_pct, 2) << " |\n";
   }
 
+  if (!costs.empty()) {
+    out << "\n### Steps of the hot path, one thread, nobody else on the topic (ns per call, CPU time)\n\n"
+        << "| step | ns |\n|---|---:|\n";
+    for (const auto& c : costs) out << "| " << c.what << " | " << fmt(c.ns, 1) << " |\n";
+  }
+
   out << "\n### Targets (ratios within this run)\n\n| target | goal | measured | met | from |\n|---|---|---:|---|---|\n";
   for (const auto& t : targets)
     out << "| " << t.what << " | " << t.goal << " | " << (t.ratio ? fmt(*t.ratio, 3) : "-") << " | "
@@ -394,7 +400,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
 }
 
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
-                const std::vector<target>& targets, const std::vector<run_result>& runs) {
+                const std::vector<target>& targets, const std::vector<cost>& costs,
+                const std::vector<run_result>& runs) {
   out << "{\n  \"machine\": " << json_string(meta.machine) << ",\n  \"command\": " << json_string(meta.command)
       << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"runs_per_figure\": " << meta.runs
       << ",\n  \"figures\": [\n";
@@ -424,6 +431,10 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << ", \"ratio\": " << (t.ratio ? json_number(*t.ratio) : "null") << ", \"met\": " << (t.met ? "true" : "false")
         << ", \"from\": " << json_string(t.detail) << "}" << (i + 1 < targets.size() ? "," : "") << "\n";
   }
+  out << "  ],\n  \"costs_ns\": [\n";
+  for (std::size_t i = 0; i < costs.size(); ++i)
+    out << "    {\"step\": " << json_string(costs[i].what) << ", \"ns\": " << json_number(costs[i].ns) << "}"
+        << (i + 1 < costs.size() ? "," : "") << "\n";
   out << "  ],\n  \"runs\": [\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const run_result& r = runs[i];

@@ -23,6 +23,8 @@ void unpin_thread() noexcept;
 
 /// CPU time this process has used, all threads, in ns.
 std::int64_t process_cpu_ns() noexcept;
+/// CPU time the calling thread has used, in ns.
+std::int64_t thread_cpu_ns() noexcept;
 
 /// CPU model, logical CPUs, OS and kernel, on one line.
 std::string machine_description();

@@ -43,6 +43,15 @@ std::int64_t process_cpu_ns() noexcept {
   return (ticks(kernel) + ticks(user)) * 100;  // 100 ns units
 }
 
+std::int64_t thread_cpu_ns() noexcept {
+  FILETIME created, exited, kernel, user;
+  if (!::GetThreadTimes(::GetCurrentThread(), &created, &exited, &kernel, &user)) return 0;
+  auto ticks = [](const FILETIME& f) {
+    return static_cast<std::int64_t>((static_cast<std::uint64_t>(f.dwHighDateTime) << 32) | f.dwLowDateTime);
+  };
+  return (ticks(kernel) + ticks(user)) * 100;  // 100 ns units, updated at each clock tick
+}
+
 std::string machine_description() {
   SYSTEM_INFO si;
   ::GetSystemInfo(&si);
