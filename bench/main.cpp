@@ -54,8 +54,8 @@ const char* usage =
     "  --transports LIST  shmbus,reference,unix-socket,pipe,zeromq (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
-    "  --messages N       latency samples per run (default by size: 10000 .. 500)\n"
-    "  --seconds S        throughput run length (default 0.5)\n"
+    "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
+    "  --seconds S        throughput run length (default 0.3)\n"
     "  --gap-us N         pause before each latency message (default 40)\n"
     "  --spin-us N        spin of the spin-then-block mode (default 100)\n"
     "  --no-pin           do not pin publisher and subscribers to CPUs\n"
@@ -84,8 +84,8 @@ std::size_t parse_size(const std::string& s) {
 std::uint64_t latency_messages(const options& o, std::size_t size) {
   if (o.messages != 0) return o.messages;
   if (o.quick) return size <= 4096 ? 300 : 50;
-  if (size <= 4096) return 10000;
-  return size <= 65536 ? 3000 : 500;
+  if (size <= 4096) return 5000;
+  return size <= 65536 ? 2000 : 300;
 }
 
 // A lossless ring holds this many messages: enough that the publisher
@@ -136,7 +136,7 @@ std::vector<run_spec> plan(const options& o) {
         }
   }
   if (o.modes.count("throughput")) {
-    const auto secs = o.seconds > 0 ? o.seconds : (o.quick ? 0.05 : 0.5);
+    const auto secs = o.seconds > 0 ? o.seconds : (o.quick ? 0.05 : 0.3);
     for (const std::size_t size : o.sizes)
       for (const auto& t : ts) {
         const bool shm = t == "shmbus" || t == "reference";
@@ -171,9 +171,11 @@ std::vector<run_spec> plan(const options& o) {
         s.size = 512;
         s.subscribers = n;
         // Busy-polling subscribers beyond the free cores share one, so each
-        // message waits for the scheduler: fewer samples keep it bounded.
-        s.messages = o.quick ? 100 : (w.mode == wait_mode::busy_poll && n + 1 > shmbus::bench::sys::cpu_count() ? 300 : 3000);
-        s.duration_ns = budget;
+        // message waits for the scheduler: fewer samples, and a shorter
+        // budget, keep it bounded.
+        const bool crowded = w.mode == wait_mode::busy_poll && n + 1 > shmbus::bench::sys::cpu_count();
+        s.messages = o.quick ? 100 : (crowded ? 200 : 3000);
+        s.duration_ns = crowded ? std::min<std::int64_t>(budget, 3000 * ms) : budget;
         s.gap_ns = o.gap_us * 1000;
         // The 1-subscriber latency run already measures this one.
         bool dup = false;
@@ -192,7 +194,7 @@ std::vector<run_spec> plan(const options& o) {
         s.kind = run_kind::idle;
         s.wait = w;
         s.size = 512;
-        s.duration_ns = (o.quick ? 200 : 1000) * ms;
+        s.duration_ns = (o.quick ? 200 : 500) * ms;
         add(s);
       }
   }
@@ -280,6 +282,8 @@ int bench_main(int argc, char** argv) {
     o.runs = 1;
   }
 
+  const std::string started = utc_now();
+  const std::string load_before = shmbus::bench::sys::load_average();
   const auto specs = plan(o);
   const auto pid = shmbus::platform::current_process().pid;
   runner_options ropt;
@@ -313,12 +317,14 @@ int bench_main(int argc, char** argv) {
   meta.machine = shmbus::bench::sys::machine_description();
   meta.command = command;
   meta.runs = o.runs;
-  meta.started = utc_now();
+  meta.started = started;
+  meta.load_before = load_before;
+  meta.load_after = shmbus::bench::sys::load_average();
+  meta.seconds = elapsed;
   const auto rows = summarise(results);
   const auto targets = evaluate_targets(rows);
   write_markdown(std::cout, meta, rows, targets, costs);
-  std::cout << "_" << specs.size() * o.runs << " runs in " << static_cast<int>(elapsed) << " s, " << failures
-            << " failed._\n";
+  std::cout << "_" << specs.size() * o.runs << " runs, " << failures << " failed._\n";
   if (!o.json.empty()) {
     std::ofstream f(o.json);
     write_json(f, meta, rows, targets, costs, results);

@@ -320,6 +320,11 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   out << "## shmbus-bench\n\n"
       << "- machine: " << meta.machine << "\n"
       << "- command: `" << meta.command << "`\n"
+      << "- started " << meta.started << ", took " << fmt(meta.seconds) << " s"
+      << (meta.load_before.empty() ? std::string()
+                                   : "; 1-minute load average " + meta.load_before + " before, " + meta.load_after +
+                                         " after (other work on these CPUs shows in every figure)")
+      << "\n"
       << "- each figure is the median of " << meta.runs << " run" << (meta.runs == 1 ? "" : "s") << "\n";
   for (const auto& r : rows)
     if (r.runs > 0) {
@@ -403,7 +408,9 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
                 const std::vector<target>& targets, const std::vector<cost>& costs,
                 const std::vector<run_result>& runs) {
   out << "{\n  \"machine\": " << json_string(meta.machine) << ",\n  \"command\": " << json_string(meta.command)
-      << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"runs_per_figure\": " << meta.runs
+      << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"seconds\": " << json_number(meta.seconds)
+      << ",\n  \"load_average_before\": " << json_string(meta.load_before)
+      << ",\n  \"load_average_after\": " << json_string(meta.load_after) << ",\n  \"runs_per_figure\": " << meta.runs
       << ",\n  \"figures\": [\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];

@@ -51,6 +51,8 @@ struct report_meta {
   std::string command;
   unsigned runs = 1;
   std::string started;     ///< UTC time of day the run started
+  std::string load_before, load_after;  ///< 1-minute load average ("" where unknown)
+  double seconds = 0;      ///< how long the runs took
 };
 
 void write_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,

@@ -28,6 +28,9 @@ std::int64_t thread_cpu_ns() noexcept;
 
 /// CPU model, logical CPUs, OS and kernel, on one line.
 std::string machine_description();
+/// The system's 1-minute load average, where the OS keeps one ("" if not):
+/// other work on the machine shows in every figure.
+std::string load_average();
 
 /// Process set-up for the benchmark: a write to a subscriber that died must
 /// fail, not kill the publisher (POSIX: ignore SIGPIPE).

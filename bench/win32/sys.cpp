@@ -64,6 +64,8 @@ void prepare_process() noexcept {}
 // killed parent's orphans would need a job object, which this does not set up.
 void die_with_parent() noexcept {}
 
+std::string load_average() { return {}; }
+
 bool has_futex() noexcept { return false; }
 
 void futex_wait(std::atomic<std::uint32_t>&, std::uint32_t, std::optional<nanoseconds>) {
