@@ -16,6 +16,7 @@ namespace shmbus::bench::reference {
 struct ring::header {
   alignas(64) std::atomic<std::uint64_t> write_seq;
   alignas(64) std::atomic<std::uint32_t> event;  // generation << 1 | sleepers bit (the futex word)
+  alignas(64) unsigned char mutex[platform::named_mutex::storage_size];  // "+lock" variant only
   alignas(64) std::uint64_t max_size;
   std::uint64_t depth;
   std::uint64_t slot_count;
@@ -25,6 +26,7 @@ struct ring::header {
 struct ring::slot {
   alignas(64) std::atomic<std::uint64_t> seq;  // 2s: holds message s; odd: being written
   std::atomic<std::uint64_t> size;
+  std::atomic<std::int64_t> stamp;  // "+ts" variant only
 };
 
 namespace {
@@ -66,13 +68,25 @@ ring::slot* ring::slot_of(std::uint64_t seq) const noexcept {
   return reinterpret_cast<slot*>(slots_ + (seq % slot_count_) * slot_stride_);
 }
 
-void ring::publish(std::span<const std::byte> payload) noexcept {
+void* ring::mutex_storage(void* base) noexcept { return static_cast<header*>(base)->mutex; }
+
+void ring::publish(std::span<const std::byte> payload) noexcept { write(payload, 0); }
+
+void ring::publish_stamped_locked(std::span<const std::byte> payload, platform::named_mutex& mutex) {
+  const std::int64_t now = platform::monotonic_ns();
+  mutex.lock();  // a dead owner is not recovered: the reference has one publisher
+  write(payload, now);
+  mutex.unlock();
+}
+
+void ring::write(std::span<const std::byte> payload, std::int64_t stamp) noexcept {
   const std::uint64_t s = ++seq_;
   slot* sl = slot_of(s);
   sl->seq.store(2 * s - 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   std::memcpy(reinterpret_cast<std::byte*>(sl + 1), payload.data(), payload.size());
   sl->size.store(payload.size(), std::memory_order_relaxed);
+  if (stamp != 0) sl->stamp.store(stamp, std::memory_order_relaxed);
   sl->seq.store(2 * s, std::memory_order_release);
   // Store then load, both seq_cst, against the waiter's set-bit-then-check:
   // either we see its bit or it sees our message.
@@ -160,11 +174,17 @@ std::uint32_t depth_of(const run_spec& spec) {
 
 class ref_sender final : public sender {
  public:
-  explicit ref_sender(void* base) : ring_(base) {}
-  void send(std::span<const std::byte> msg) override { ring_.publish(msg); }
+  ref_sender(void* base, platform::named_mutex* mutex) : ring_(base), mutex_(mutex) {}
+  void send(std::span<const std::byte> msg) override {
+    if (mutex_ != nullptr)
+      ring_.publish_stamped_locked(msg, *mutex_);
+    else
+      ring_.publish(msg);
+  }
 
  private:
   ring ring_;
+  platform::named_mutex* mutex_;
 };
 
 class ref_receiver final : public receiver {
@@ -188,12 +208,15 @@ class ref_receiver final : public receiver {
 
 class ref_session final : public session {
  public:
-  explicit ref_session(const run_spec& spec) : name_(spec.name + ".ref") {
+  ref_session(const run_spec& spec, bool locked) : name_(spec.name + ".ref") {
     const std::size_t bytes = ring::bytes_for(spec.size, depth_of(spec));
     std::error_code ignored;
     platform::shared_memory_region::remove(name_, ignored);  // a leftover of a killed run
     region_ = platform::shared_memory_region(create_only, name_, bytes);
     ring::init(region_.data(), spec.size, depth_of(spec));
+    if (locked) {
+      mutex_ = std::make_unique<platform::named_mutex>(create_only, name_ + "#mutex", ring::mutex_storage(region_.data()));
+    }
     credit_ = spec.kind == run_kind::throughput && !spec.conflate;
   }
   ~ref_session() override {
@@ -201,29 +224,42 @@ class ref_session final : public session {
     platform::shared_memory_region::remove(name_, ignored);
   }
   [[nodiscard]] std::string child_arg() const override { return name_; }
-  std::unique_ptr<sender> open_sender() override { return std::make_unique<ref_sender>(region_.data()); }
+  std::unique_ptr<sender> open_sender() override {
+    return std::make_unique<ref_sender>(region_.data(), mutex_.get());
+  }
   [[nodiscard]] bool needs_credit() const override { return credit_; }
 
  private:
   std::string name_;
   platform::shared_memory_region region_;
+  std::unique_ptr<platform::named_mutex> mutex_;
   bool credit_ = false;
 };
 
+// "reference": the design's limit. "reference+ts+lock": the same plus a
+// timestamp and a robust mutex per publish, the two largest fixed costs
+// shmbus adds; the gap left between it and shmbus is everything else.
 class ref_transport final : public transport {
  public:
-  [[nodiscard]] std::string name() const override { return "reference"; }
+  explicit ref_transport(bool locked) : locked_(locked) {}
+  [[nodiscard]] std::string name() const override { return locked_ ? "reference+ts+lock" : "reference"; }
   [[nodiscard]] bool supports(const run_spec& spec) const override {
     return spec.wait.mode == wait_mode::busy_poll || sys::has_futex();
   }
-  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<ref_session>(spec); }
+  std::unique_ptr<session> prepare(const run_spec& spec) override {
+    return std::make_unique<ref_session>(spec, locked_);
+  }
   std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned, const std::string& arg) override {
     return std::make_unique<ref_receiver>(platform::shared_memory_region(open_only, arg, access::read_write),
                                           spec.wait);
   }
+
+ private:
+  bool locked_;
 };
 
-const transport_registrar reg(std::make_unique<ref_transport>());
+const transport_registrar reg(std::make_unique<ref_transport>(false));
+const transport_registrar reg_locked(std::make_unique<ref_transport>(true));
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include <span>
 
 #include "harness.hpp"
+#include "shmbus/platform/named_mutex.hpp"
 
 namespace shmbus::bench::reference {
 
@@ -26,11 +27,17 @@ class ring {
   static std::size_t bytes_for(std::size_t max_size, std::uint32_t depth) noexcept;
   /// Lays a ring out in zeroed `base` (`bytes_for` bytes).
   static void init(void* base, std::size_t max_size, std::uint32_t depth) noexcept;
+  /// Storage for a platform::named_mutex in the ring's header.
+  static void* mutex_storage(void* base) noexcept;
   /// Attaches to an initialised ring.
   explicit ring(void* base) noexcept;
 
   /// Publishes one message. One publisher at a time (no lock).
   void publish(std::span<const std::byte> payload) noexcept;
+  /// The same with two of the costs shmbus pays on every publish: a clock
+  /// read for the message's timestamp, and a robust process-shared mutex
+  /// held around the write (see the "reference+ts+lock" transport).
+  void publish_stamped_locked(std::span<const std::byte> payload, platform::named_mutex& mutex);
 
   /// Newest published sequence (0 = none).
   [[nodiscard]] std::uint64_t newest() const noexcept;
@@ -49,6 +56,7 @@ class ring {
   [[nodiscard]] slot* slot_of(std::uint64_t seq) const noexcept;
   bool poll(std::uint64_t next, std::optional<std::int64_t> until_ns) const noexcept;
   bool block(std::uint64_t next, std::optional<std::int64_t> until_ns);
+  void write(std::span<const std::byte> payload, std::int64_t stamp) noexcept;
 
   header* header_ = nullptr;
   std::byte* slots_ = nullptr;

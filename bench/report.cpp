@@ -109,10 +109,11 @@ std::string size_label(std::size_t n) {
 int transport_rank(const std::string& t) {
   if (t == "shmbus") return 0;
   if (t == "reference") return 1;
-  if (t == "unix-socket") return 2;
-  if (t == "pipe") return 3;
-  if (t == "zeromq") return 4;
-  return 5;
+  if (t == "reference+ts+lock") return 2;
+  if (t == "unix-socket") return 3;
+  if (t == "pipe") return 4;
+  if (t == "zeromq") return 5;
+  return 6;
 }
 
 bool row_order(const row& a, const row& b) {
@@ -357,7 +358,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   for (const auto& r : rows) {
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
-    const bool shm = r.spec.transport == "shmbus" || r.spec.transport == "reference";
+    const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
     out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << (shm ? topic : "stream") << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
         << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % |\n";
