@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "shmbus/detail/cpu_relax.hpp"
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/detail/topic_segment.hpp"
 
@@ -278,13 +279,13 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_
 std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   std::error_code ec;
   const std::uint64_t seq = publish(payload, ec);
+  if (!ec) return seq;
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
   if (ec == errc::topic_closed)
     throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  if (ec) fail(ec, "publish to topic '" + info_.name + "'");
-  return seq;
+  fail(ec, "publish to topic '" + info_.name + "'");
 }
 
 std::uint64_t publisher::mutex_recoveries() const noexcept {
@@ -310,7 +311,8 @@ subscriber::subscriber(subscriber&& o) noexcept
       next_(o.next_),
       pending_missed_(o.pending_missed_),
       missed_total_(o.missed_total_),
-      received_total_(o.received_total_) {}
+      received_total_(o.received_total_),
+      strategy_(o.strategy_) {}
 
 subscriber& subscriber::operator=(subscriber&& o) noexcept {
   if (this != &o) {
@@ -322,6 +324,7 @@ subscriber& subscriber::operator=(subscriber&& o) noexcept {
     pending_missed_ = o.pending_missed_;
     missed_total_ = o.missed_total_;
     received_total_ = o.received_total_;
+    strategy_ = o.strategy_;
   }
   return *this;
 }
@@ -391,18 +394,72 @@ bool subscriber::try_read(message& m) {
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept {
+  return wait_available(timeout, strategy_, ec);
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
+                                std::error_code& ec) noexcept {
   ec.clear();
   if (!seg_) {
     ec = make_error_code(errc::invalid_argument);
     return false;
   }
+  // Already there: no clock read, nothing else.
+  if (seg_->newest() >= next_) return true;
   using clock = platform::named_event::clock;
+  const bool timed = timeout.has_value() || how.mode == wait_mode::spin_then_block;
+  const auto now = timed ? clock::now() : clock::time_point{};
   std::optional<clock::time_point> deadline;
-  if (timeout) {
-    const auto now = clock::now();
-    // A timeout too large to add to now() means "for ever", not overflow.
-    if (*timeout < clock::time_point::max() - now) deadline = now + *timeout;
+  // A timeout too large to add to now() means "for ever", not overflow.
+  if (timeout && *timeout < clock::time_point::max() - now) deadline = now + *timeout;
+  if (how.mode == wait_mode::block) return block_until(deadline, ec);
+
+  std::optional<clock::time_point> spin_end = deadline;
+  if (how.mode == wait_mode::spin_then_block && (!deadline || how.spin < *deadline - now))
+    spin_end = now + std::max(how.spin, duration::zero());
+  switch (poll_until(spin_end)) {
+    case poll_result::available:
+      return true;
+    case poll_result::closed:
+      ec = make_error_code(errc::topic_closed);
+      return false;
+    case poll_result::timed_out:
+      break;
   }
+  if (how.mode == wait_mode::busy_poll || (deadline && spin_end == deadline)) return false;
+  return block_until(deadline, ec);
+}
+
+subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept {
+  using clock = std::chrono::steady_clock;
+  // Reading the clock costs tens of nanoseconds (user space, but not free):
+  // look at it, and at the closed flag, every few dozen polls only.
+  constexpr unsigned polls_per_check = 32;
+  const auto owner_interval = std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+  std::optional<clock::time_point> next_owner_check;  // set at the first clock read
+  for (;;) {
+    for (unsigned i = 0; i < polls_per_check; ++i) {
+      if (seg_->newest() >= next_) return poll_result::available;
+      detail::cpu_relax();
+    }
+    if (seg_->closed()) return poll_result::closed;
+    const auto now = clock::now();
+    if (until && now >= *until) return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
+    // A replaced broker (which cannot reach our segment on Windows) is found
+    // through the registry, i.e. with system calls: only once the topic has
+    // been quiet for a whole check interval, never while messages flow.
+    if (!next_owner_check) {
+      next_owner_check = now + owner_interval;
+    } else if (now >= *next_owner_check) {
+      if (seg_->gone()) return poll_result::closed;
+      next_owner_check = now + owner_interval;
+    }
+  }
+}
+
+bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point> deadline,
+                             std::error_code& ec) noexcept {
+  using clock = platform::named_event::clock;
   auto& event = seg_->event();
   for (;;) {
     // Token before the check: a publish after the check bumps the token, so
@@ -433,6 +490,11 @@ bool subscriber::wait_available(std::optional<duration> timeout, std::error_code
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {
+  return wait(m, timeout, strategy_, ec);
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how,
+                      std::error_code& ec) noexcept {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   for (;;) {
@@ -442,13 +504,15 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_co
       left = *timeout - (clock::now() - start);
       if (left->count() < 0) left = duration::zero();
     }
-    if (!wait_available(left, ec)) return false;
+    if (!wait_available(left, how, ec)) return false;
   }
 }
 
-bool subscriber::wait(message& m, std::optional<duration> timeout) {
+bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait(m, timeout, strategy_); }
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
   std::error_code ec;
-  const bool got = wait(m, timeout, ec);
+  const bool got = wait(m, timeout, how, ec);
   if (ec == errc::topic_closed)
     throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
   if (ec) fail(ec, "wait on topic '" + info_.name + "'");

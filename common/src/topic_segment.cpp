@@ -134,11 +134,10 @@ bool topic_segment::closed() const noexcept {
   return header_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(segment_state::closed);
 }
 
-bool topic_segment::gone() const noexcept { return closed() || superseded(); }
+bool topic_segment::gone() const noexcept { return closed() || superseded(platform::monotonic_ns()); }
 
-bool topic_segment::superseded() const noexcept {
+bool topic_segment::superseded(std::int64_t now) const noexcept {
   if (superseded_ || bus_.empty()) return superseded_;
-  const std::int64_t now = platform::monotonic_ns();
   if (now < next_owner_check_ns_) return false;
   next_owner_check_ns_ = now + owner_check_interval_ns;
   try {
@@ -177,7 +176,11 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
-  if (gone()) {
+  // One clock read serves the broker-replacement check and the message's
+  // timestamp: at ~30 ns on a VM it is as costly as the rest of a small
+  // publish, and a second read would be measurable.
+  const std::int64_t now = platform::monotonic_ns();
+  if (closed() || superseded(now)) {
     ec = make_error_code(errc::topic_closed);
     return 0;
   }
@@ -191,12 +194,15 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
   s->seq.store(2 * seq - 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   auto* dst = reinterpret_cast<std::byte*>(s + 1);
-  const std::size_t half = payload.size() / 2;
-  if (half != 0) std::memcpy(dst, payload.data(), half);
-  if (publish_hook != nullptr) publish_hook();
-  if (payload.size() != half) std::memcpy(dst + half, payload.data() + half, payload.size() - half);
+  if (publish_hook == nullptr) {
+    std::memcpy(dst, payload.data(), payload.size());
+  } else {  // the test stops half-way through the copy
+    const std::size_t half = payload.size() / 2;
+    if (half != 0) std::memcpy(dst, payload.data(), half);
+    publish_hook();
+    if (payload.size() != half) std::memcpy(dst + half, payload.data() + half, payload.size() - half);
+  }
   s->size.store(payload.size(), std::memory_order_relaxed);
-  const std::int64_t now = platform::monotonic_ns();
   s->timestamp_ns.store(now, std::memory_order_relaxed);
   s->seq.store(2 * seq, std::memory_order_release);
   header_->write_seq.store(seq, std::memory_order_seq_cst);

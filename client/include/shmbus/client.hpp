@@ -91,9 +91,37 @@ struct topic_stats {
 /// Facts about one delivered message.
 struct message_info {
   std::uint64_t sequence = 0;      ///< 1, 2, 3 ... per topic, set by the publisher
-  std::int64_t timestamp_ns = 0;   ///< publish time, steady (monotonic) clock, ns
+  std::int64_t timestamp_ns = 0;   ///< when publish() was called: platform::monotonic_ns() (steady clock), ns
   std::size_t size = 0;            ///< payload bytes
   std::uint64_t missed = 0;        ///< messages this subscriber skipped right before this one
+};
+
+/// How a subscriber waits for its next message.
+enum class wait_mode {
+  /// Sleep in the kernel (futex / event). An idle subscriber uses no CPU; the
+  /// publisher pays a wake system call, and the subscriber a scheduler
+  /// wake-up, for each message that finds it asleep.
+  block,
+  /// Spin on the topic's sequence word with a CPU pause hint. Lowest latency
+  /// and no system call on either side, but one core stays busy while idle:
+  /// for subscribers that own a pinned core.
+  busy_poll,
+  /// Busy-poll for `wait_strategy::spin`, then block: messages that come
+  /// quickly are caught at busy-poll latency, a quiet topic costs only the
+  /// spin per wait.
+  spin_then_block,
+};
+
+/// A wait mode and, for `spin_then_block`, how long to spin before sleeping.
+struct wait_strategy {
+  wait_mode mode = wait_mode::block;
+  std::chrono::nanoseconds spin = std::chrono::microseconds(50);  ///< spin_then_block only
+
+  [[nodiscard]] static constexpr wait_strategy blocking() noexcept { return {wait_mode::block, {}}; }
+  [[nodiscard]] static constexpr wait_strategy busy_polling() noexcept { return {wait_mode::busy_poll, {}}; }
+  [[nodiscard]] static constexpr wait_strategy spin_then_blocking(std::chrono::nanoseconds spin_for) noexcept {
+    return {wait_mode::spin_then_block, spin_for};
+  }
 };
 
 /// A message copied out of shared memory; reusing one avoids allocation.
@@ -180,9 +208,12 @@ class subscriber {
 
   /// Blocks until a message arrives (copied into `m`) or `timeout` passes
   /// (returns false). No timeout: waits for ever. Throws topic_closed when
-  /// the broker stops.
+  /// the broker stops. Waits the way `strategy()` says.
   bool wait(message& m, std::optional<duration> timeout = std::nullopt);
   bool wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept;
+  /// The same, waiting the way `how` says (this call only).
+  bool wait(message& m, std::optional<duration> timeout, const wait_strategy& how);
+  bool wait(message& m, std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec) noexcept;
 
   /// Jumps to the newest message (counting what it skips as missed) and
   /// copies it into `m`; false if nothing was ever published.
@@ -211,8 +242,19 @@ class subscriber {
   template <class F>
   bool read_view(F&& f);
 
-  /// Waits (up to `timeout`) until a message is available, without reading it.
+  /// Waits (up to `timeout`) until a message is available, without reading
+  /// it, the way `strategy()` says. Returns false on timeout, or with `ec`
+  /// set (topic_closed once the broker stops; every mode notices).
   bool wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept;
+  /// The same, waiting the way `how` says (this call only). Busy-poll makes
+  /// no system call while it spins: it reads the clock (user space) and the
+  /// topic's closed flag; only after a whole second without a message does it
+  /// also look for a replaced broker, as a blocked wait does once a second.
+  bool wait_available(std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec) noexcept;
+
+  /// How `wait` and `wait_available` wait when not told (default: block).
+  void set_wait_strategy(const wait_strategy& how) noexcept { strategy_ = how; }
+  [[nodiscard]] const wait_strategy& strategy() const noexcept { return strategy_; }
 
   [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
   /// Total messages this subscriber was told it missed.
@@ -224,6 +266,9 @@ class subscriber {
   subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry);
   void account(const message_info& info) noexcept;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
+  enum class poll_result { available, closed, timed_out };
+  poll_result poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept;
+  bool block_until(std::optional<std::chrono::steady_clock::time_point> deadline, std::error_code& ec) noexcept;
 
   std::unique_ptr<detail::topic_segment> seg_;
   topic_info info_;
@@ -232,6 +277,7 @@ class subscriber {
   std::uint64_t pending_missed_ = 0;
   std::uint64_t missed_total_ = 0;
   std::uint64_t received_total_ = 0;
+  wait_strategy strategy_;
 };
 
 template <class F>

@@ -34,9 +34,17 @@ constexpr std::uint32_t sleepers_bit = 1;
 
 word_t& word(void* storage) noexcept { return *static_cast<word_t*>(storage); }
 
+// FUTEX_WAKE calls made by this process, for named_event::wake_calls().
+std::atomic<std::uint64_t> g_wake_calls{0};
+
 long futex(void* addr, int op, std::uint32_t val, const timespec* ts) noexcept {
   // Not FUTEX_PRIVATE: waiters and wakers live in different processes.
   return ::syscall(SYS_futex, addr, op, val, ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+void wake(void* addr) noexcept {
+  g_wake_calls.fetch_add(1, std::memory_order_relaxed);
+  futex(addr, FUTEX_WAKE, INT_MAX, nullptr);
 }
 
 timespec to_timespec(named_event::clock::time_point tp) noexcept {
@@ -91,6 +99,8 @@ named_event::~named_event() = default;
 
 std::uint64_t named_event::safety_net_wakeups() noexcept { return 0; }
 
+std::uint64_t named_event::wake_calls() noexcept { return g_wake_calls.load(std::memory_order_relaxed); }
+
 named_event::token named_event::prepare_wait() const noexcept {
   return word(storage_).load(std::memory_order_seq_cst) & ~sleepers_bit;
 }
@@ -127,7 +137,7 @@ void named_event::set() noexcept {
   // Next generation, sleepers bit cleared, in one RMW so no sleeper is missed.
   while (!w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
   }
-  if ((cur & sleepers_bit) != 0) futex(&w, FUTEX_WAKE, INT_MAX, nullptr);
+  if ((cur & sleepers_bit) != 0) wake(&w);
 }
 
 bool named_event::has_sleepers() const noexcept {
@@ -141,6 +151,6 @@ void named_event::set_without_waking_for_test() noexcept {
   }
 }
 
-void named_event::wake_all() noexcept { futex(storage_, FUTEX_WAKE, INT_MAX, nullptr); }
+void named_event::wake_all() noexcept { wake(storage_); }
 
 }  // namespace shmbus::platform

@@ -52,6 +52,7 @@ event_state& state(void* storage) noexcept { return *static_cast<event_state*>(s
 constexpr DWORD safety_slice_ms = 200;
 
 std::atomic<std::uint64_t> g_safety_net_wakeups{0};
+std::atomic<std::uint64_t> g_wake_calls{0};  // SetEvent calls, for wake_calls()
 
 std::string kernel_name(std::string_view name, unsigned k) {
   return win32::native_name(std::string(name) + "." + std::to_string(k));
@@ -61,6 +62,8 @@ std::string gate_name(std::string_view name) { return win32::native_name(std::st
 }  // namespace
 
 std::uint64_t named_event::safety_net_wakeups() noexcept { return g_safety_net_wakeups.load(); }
+
+std::uint64_t named_event::wake_calls() noexcept { return g_wake_calls.load(std::memory_order_relaxed); }
 
 named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& perms) {
   std::error_code ec;
@@ -247,6 +250,7 @@ void named_event::set() noexcept {
   const unsigned k = g % K;
   if (st.sleepers[k].load(std::memory_order_seq_cst) != 0) {
     st.signaled[k].store(1, std::memory_order_relaxed);
+    g_wake_calls.fetch_add(1, std::memory_order_relaxed);
     ::SetEvent(native_handles_[k]);
   }
   // Re-arm the event that waiters of generation g will sleep on.
@@ -297,6 +301,7 @@ void named_event::wake_all() noexcept {
   event_state& st = state(storage_);
   for (unsigned k = 0; k < K; ++k) {
     st.signaled[k].store(1, std::memory_order_relaxed);
+    g_wake_calls.fetch_add(1, std::memory_order_relaxed);
     ::SetEvent(native_handles_[k]);
   }
 }

@@ -129,7 +129,8 @@ class topic_segment {
                         std::error_code& ec) noexcept;
   bool attach(std::error_code& ec, std::string& what);
 
-  [[nodiscard]] bool superseded() const noexcept;
+  // `now`: platform::monotonic_ns(), which the caller may have read anyway.
+  [[nodiscard]] bool superseded(std::int64_t now) const noexcept;
 
   platform::shared_memory_region region_;          // data: header + ring
   platform::shared_memory_region control_region_;  // control: event state + subscriber table

@@ -83,6 +83,11 @@ class named_event {
   /// POSIX, which needs no safety net.
   static std::uint64_t safety_net_wakeups() noexcept;
 
+  /// Wake system calls (`FUTEX_WAKE`; Windows: `SetEvent`) this process has
+  /// made through any event. Tests use it to check that a publish with
+  /// nobody asleep makes none; benchmarks report it.
+  static std::uint64_t wake_calls() noexcept;
+
  private:
   void close_handles() noexcept;
   void rearm(unsigned k) noexcept;  // Windows: reset event k under the gate

@@ -1,0 +1,366 @@
+// shmbus-bench: one-way latency, throughput, fan-out and idle CPU of shmbus
+// against a minimal reference of the same design and the usual
+// alternatives (Unix socket, pipe, ZeroMQ), all in one run, through one
+// harness. See docs/performance.md.
+//
+//   shmbus-bench [--quick] [--runs N] [--json FILE] [--plot FILE.png] ...
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "costs.hpp"
+#include "report.hpp"
+#include "runner.hpp"
+#include "shmbus/platform/process.hpp"
+#include "support/child_process.hpp"
+#include "sys.hpp"
+
+namespace {
+
+using namespace shmbus::bench;
+
+constexpr std::int64_t ms = 1'000'000;
+
+struct options {
+  bool quick = false;
+  unsigned runs = 3;
+  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "costs"};
+  std::set<std::string> only_transports;  // empty: all
+  std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
+  std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
+  bool sizes_given = false;
+  std::uint64_t messages = 0;  // 0: by size
+  double seconds = 0;          // throughput duration; 0: default
+  std::int64_t gap_us = 40;
+  std::int64_t spin_us = 100;
+  std::string json, plot;
+  bool pin = true;
+  bool verbose = false;
+};
+
+const char* usage =
+    "usage: shmbus-bench [options]\n"
+    "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
+    "  --runs N           repeat every measurement N times, report medians (default 3)\n"
+    "  --modes LIST       latency,throughput,fanout,idle,costs (default: all)\n"
+    "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq (default: all built)\n"
+    "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
+    "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
+    "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
+    "  --seconds S        throughput run length (default 0.3)\n"
+    "  --gap-us N         pause before each latency message (default 40)\n"
+    "  --spin-us N        spin of the spin-then-block mode (default 100)\n"
+    "  --no-pin           do not pin publisher and subscribers to CPUs\n"
+    "  --json FILE        every figure, as JSON\n"
+    "  --plot FILE.png    latency percentiles per transport and size (needs gnuplot)\n"
+    "  -v                 progress on stderr\n";
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::size_t parse_size(const std::string& s) {
+  std::size_t pos = 0;
+  std::size_t n = std::stoul(s, &pos);
+  const std::string suffix = s.substr(pos);
+  if (suffix == "K" || suffix == "k") n *= 1024;
+  else if (suffix == "M" || suffix == "m") n *= 1024 * 1024;
+  else if (!suffix.empty()) throw std::invalid_argument("bad size " + s);
+  return n;
+}
+
+std::uint64_t latency_messages(const options& o, std::size_t size) {
+  if (o.messages != 0) return o.messages;
+  if (o.quick) return size <= 4096 ? 300 : 50;
+  if (size <= 4096) return 5000;
+  return size <= 65536 ? 2000 : 300;
+}
+
+// A lossless ring holds this many messages: enough that the publisher
+// rarely waits for credit, small enough to stay in cache for small sizes.
+std::uint32_t ring_depth(std::size_t size) {
+  const std::size_t target = 8 * 1024 * 1024 / size;
+  return static_cast<std::uint32_t>(std::clamp<std::size_t>(target, 8, 4096));
+}
+
+bool wanted(const options& o, const std::string& transport) {
+  return (o.only_transports.empty() || o.only_transports.count(transport) != 0) && find_transport(transport) != nullptr;
+}
+
+// Every measurement, in the order they run.
+std::vector<run_spec> plan(const options& o) {
+  std::vector<run_spec> specs;
+  const auto block = wait_strategy::blocking();
+  const auto busy = wait_strategy::busy_polling();
+  const auto spin = wait_strategy::spin_then_blocking(std::chrono::microseconds(o.spin_us));
+  auto waits_for = [&](const std::string& t) {
+    std::vector<wait_strategy> w{block, busy};
+    if (t == "shmbus") w.push_back(spin);
+    return w;
+  };
+  // "reference+ts+lock" explains the gap between the reference and shmbus;
+  // it runs at the two sizes the targets are about.
+  const std::vector<std::string> all{"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"};
+  std::vector<std::string> ts;
+  for (const auto& t : all)
+    if (wanted(o, t)) ts.push_back(t);
+  const std::int64_t budget = (o.quick ? 2000 : 8000) * ms;
+
+  auto add = [&](run_spec s) {
+    if (o.waits.count(s.wait.mode) == 0) return;
+    if (s.transport == "reference+ts+lock" && (s.size != 64 && s.size != 512)) return;
+    if (s.transport == "reference+ts+lock" && (s.kind == run_kind::idle || s.conflate)) return;
+    if (const auto* t = find_transport(s.transport); t != nullptr && t->supports(s)) specs.push_back(std::move(s));
+  };
+  if (o.modes.count("latency")) {
+    for (const std::size_t size : o.sizes)
+      for (const auto& t : ts)
+        for (const auto& w : waits_for(t)) {
+          run_spec s;
+          s.transport = t;
+          s.kind = run_kind::latency;
+          s.wait = w;
+          s.size = size;
+          s.messages = latency_messages(o, size);
+          s.duration_ns = budget;
+          s.gap_ns = o.gap_us * 1000;
+          add(s);
+        }
+  }
+  if (o.modes.count("throughput")) {
+    const auto secs = o.seconds > 0 ? o.seconds : (o.quick ? 0.05 : 0.3);
+    for (const std::size_t size : o.sizes)
+      for (const auto& t : ts) {
+        const bool shm = t == "shmbus" || t.rfind("reference", 0) == 0;
+        std::vector<std::pair<wait_strategy, bool>> variants{{block, false}};
+        if (shm) variants.push_back({busy, false});
+        if (t == "shmbus") variants.push_back({block, true});
+        if (shm) variants.push_back({busy, true});
+        for (const auto& [w, conflate] : variants) {
+          run_spec s;
+          s.transport = t;
+          s.kind = run_kind::throughput;
+          s.wait = w;
+          s.size = size;
+          s.conflate = conflate;
+          s.depth = conflate ? 1 : ring_depth(size);
+          s.duration_ns = static_cast<std::int64_t>(secs * 1e9);
+          add(s);
+        }
+      }
+  }
+  if (o.modes.count("fanout")) {
+    const std::vector<unsigned> counts = o.quick ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4, 8};
+    const std::vector<std::pair<std::string, wait_strategy>> series{
+        {"shmbus", busy}, {"shmbus", block}, {"reference", busy}, {"unix-socket", block}};
+    for (const auto& [t, w] : series) {
+      if (!wanted(o, t)) continue;
+      for (const unsigned n : counts) {
+        run_spec s;
+        s.transport = t;
+        s.kind = run_kind::latency;
+        s.wait = w;
+        s.size = 512;
+        s.subscribers = n;
+        // Busy-polling subscribers beyond the free cores share one, so each
+        // message waits for the scheduler: fewer samples, and a shorter
+        // budget, keep it bounded.
+        const bool crowded = w.mode == wait_mode::busy_poll && n + 1 > shmbus::bench::sys::cpu_count();
+        s.messages = o.quick ? 100 : (crowded ? 200 : 3000);
+        s.duration_ns = crowded ? std::min<std::int64_t>(budget, 3000 * ms) : budget;
+        s.gap_ns = o.gap_us * 1000;
+        // The 1-subscriber latency run already measures this one.
+        bool dup = false;
+        for (const auto& x : specs)
+          dup |= n == 1 && x.kind == run_kind::latency && x.transport == t && x.size == 512 && x.subscribers == 1 &&
+                 x.wait.mode == w.mode;
+        if (!dup) add(s);
+      }
+    }
+  }
+  if (o.modes.count("idle")) {
+    for (const auto& t : ts)
+      for (const auto& w : waits_for(t)) {
+        run_spec s;
+        s.transport = t;
+        s.kind = run_kind::idle;
+        s.wait = w;
+        s.size = 512;
+        s.duration_ns = (o.quick ? 200 : 500) * ms;
+        add(s);
+      }
+  }
+  return specs;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char b[64];
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+  return b;
+}
+
+int bench_main(int argc, char** argv) {
+  options o;
+  std::string command = "shmbus-bench";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    command += " " + a;
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      command += " " + std::string(argv[i + 1]);
+      return argv[++i];
+    };
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--runs") {
+      o.runs = static_cast<unsigned>(std::stoul(next()));
+      if (o.runs == 0) throw std::invalid_argument("--runs must be at least 1");
+      o.runs = std::min(o.runs, 99u);
+    } else if (a == "--modes") {
+      o.modes.clear();
+      for (const auto& m : split(next())) {
+        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs")
+          throw std::invalid_argument("unknown mode " + m);
+        o.modes.insert(m);
+      }
+    } else if (a == "--transports") {
+      for (const auto& t : split(next())) {
+        if (find_transport(t) == nullptr) throw std::invalid_argument("transport " + t + " is not built in");
+        o.only_transports.insert(t);
+      }
+    } else if (a == "--waits") {
+      o.waits.clear();
+      for (const auto& w : split(next())) {
+        if (w == "block") o.waits.insert(wait_mode::block);
+        else if (w == "busy-poll") o.waits.insert(wait_mode::busy_poll);
+        else if (w == "spin") o.waits.insert(wait_mode::spin_then_block);
+        else throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
+      }
+    } else if (a == "--sizes") {
+      o.sizes.clear();
+      for (const auto& s : split(next())) {
+        const std::size_t n = parse_size(s);
+        if (n < min_payload) throw std::invalid_argument("sizes start at " + std::to_string(min_payload) + " bytes");
+        o.sizes.push_back(n);
+      }
+      o.sizes_given = true;
+    } else if (a == "--messages") {
+      o.messages = std::stoull(next());
+    } else if (a == "--seconds") {
+      o.seconds = std::stod(next());
+    } else if (a == "--gap-us") {
+      o.gap_us = std::stoll(next());
+    } else if (a == "--spin-us") {
+      o.spin_us = std::stoll(next());
+    } else if (a == "--json") {
+      o.json = next();
+    } else if (a == "--plot") {
+      o.plot = next();
+    } else if (a == "--no-pin") {
+      o.pin = false;
+    } else if (a == "-v" || a == "--verbose") {
+      o.verbose = true;
+    } else if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    } else {
+      std::cerr << "shmbus-bench: unknown option " << a << "\n" << usage;
+      return 2;
+    }
+  }
+  if (o.quick) {
+    if (!o.sizes_given) o.sizes = {64, 512};
+    o.runs = 1;
+  }
+
+  const std::string started = utc_now();
+  const std::string load_before = shmbus::bench::sys::load_average();
+  const auto specs = plan(o);
+  const auto pid = shmbus::platform::current_process().pid;
+  runner_options ropt;
+  ropt.pin = o.pin;
+  std::vector<run_result> results;
+  unsigned failures = 0, n = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  // Rounds, not repeats in a row: a disturbance (another build on this
+  // machine) then spoils one run of many specs, not all runs of one.
+  for (unsigned round = 0; round < o.runs; ++round) {
+    for (auto s : specs) {
+      // Bus and object names: [A-Za-z0-9_-], unique per run.
+      s.name = "shmbench-" + std::to_string(pid) + "-" + std::to_string(++n);
+      if (o.verbose)
+        std::cerr << "[" << round + 1 << "/" << o.runs << "] " << s.transport << " " << kind_name(s.kind) << " "
+                  << wait_name(s.wait) << " " << s.size << " B x" << s.subscribers << (s.conflate ? " latest" : "")
+                  << "\n";
+      results.push_back(run_once(s, ropt));
+      if (!results.back().error.empty()) {
+        ++failures;
+        std::cerr << "shmbus-bench: " << s.transport << " " << kind_name(s.kind) << " " << wait_name(s.wait) << " "
+                  << s.size << " B: " << results.back().error << "\n";
+      }
+    }
+  }
+  std::vector<cost> costs;
+  if (o.modes.count("costs")) costs = measure_costs("shmbench-" + std::to_string(pid) + "-costs", o.quick);
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  report_meta meta;
+  meta.machine = shmbus::bench::sys::machine_description();
+  meta.command = command;
+  meta.runs = o.runs;
+  meta.started = started;
+  meta.load_before = load_before;
+  meta.load_after = shmbus::bench::sys::load_average();
+  meta.seconds = elapsed;
+  const auto rows = summarise(results);
+  const auto targets = evaluate_targets(rows);
+  write_markdown(std::cout, meta, rows, targets, costs);
+  std::cout << "_" << specs.size() * o.runs << " runs, " << failures << " failed._\n";
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    write_json(f, meta, rows, targets, costs, results);
+    if (!f) {
+      std::cerr << "shmbus-bench: cannot write " << o.json << "\n";
+      return 1;
+    }
+  }
+  if (!o.plot.empty()) {
+    const std::string why = write_plot(o.plot, meta, rows);
+    if (!why.empty()) std::cerr << "shmbus-bench: no plot: " << why << "\n";
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  shmbus::test::set_self_path(argv[0]);
+  spdlog::set_level(spdlog::level::warn);
+  shmbus::bench::sys::prepare_process();
+  try {
+    if (argc >= 3 && std::string(argv[1]) == "--child") {
+      if (std::string(argv[2]) != "bench-subscriber") {
+        std::fprintf(stderr, "unknown child role '%s'\n", argv[2]);
+        return 100;
+      }
+      return subscriber_main(std::vector<std::string>(argv + 3, argv + argc));
+    }
+    return bench_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shmbus-bench: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,448 @@
+#include "runner.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <thread>
+
+#include "shmbus/detail/cpu_relax.hpp"
+#include "shmbus/platform/named_event.hpp"
+#include "shmbus/platform/process.hpp"
+#include "shmbus/platform/shared_memory.hpp"
+#include "support/child_process.hpp"
+#include "sys.hpp"
+
+namespace shmbus::bench {
+
+// ---- registry, spec encoding -----------------------------------------------
+
+std::vector<std::unique_ptr<transport>>& transports() {
+  static std::vector<std::unique_ptr<transport>> all;
+  return all;
+}
+
+transport* find_transport(std::string_view name) {
+  for (auto& t : transports())
+    if (t->name() == name) return t.get();
+  return nullptr;
+}
+
+std::string wait_name(const wait_strategy& w) {
+  switch (w.mode) {
+    case wait_mode::block:
+      return "block";
+    case wait_mode::busy_poll:
+      return "busy-poll";
+    case wait_mode::spin_then_block:
+      return "spin" + std::to_string(w.spin.count() / 1000) + "us-block";
+  }
+  return "?";
+}
+
+const char* kind_name(run_kind k) {
+  switch (k) {
+    case run_kind::latency:
+      return "latency";
+    case run_kind::throughput:
+      return "throughput";
+    case run_kind::idle:
+      return "idle";
+  }
+  return "?";
+}
+
+std::vector<std::string> run_spec::encode() const {
+  return {transport,
+          std::to_string(static_cast<int>(kind)),
+          std::to_string(static_cast<int>(wait.mode)),
+          std::to_string(wait.spin.count()),
+          std::to_string(size),
+          std::to_string(subscribers),
+          conflate ? "1" : "0",
+          std::to_string(depth),
+          std::to_string(messages),
+          std::to_string(duration_ns),
+          std::to_string(gap_ns),
+          name};
+}
+
+run_spec run_spec::decode(const std::vector<std::string>& a) {
+  if (a.size() < 12) fail("bench-subscriber: too few arguments");
+  run_spec s;
+  s.transport = a[0];
+  s.kind = static_cast<run_kind>(std::stoi(a[1]));
+  s.wait.mode = static_cast<wait_mode>(std::stoi(a[2]));
+  s.wait.spin = nanoseconds(std::stoll(a[3]));
+  s.size = std::stoul(a[4]);
+  s.subscribers = static_cast<unsigned>(std::stoul(a[5]));
+  s.conflate = a[6] == "1";
+  s.depth = static_cast<std::uint32_t>(std::stoul(a[7]));
+  s.messages = std::stoull(a[8]);
+  s.duration_ns = std::stoll(a[9]);
+  s.gap_ns = std::stoll(a[10]);
+  s.name = a[11];
+  return s;
+}
+
+void spin_until(std::int64_t deadline_ns) {
+  while (platform::monotonic_ns() < deadline_ns) {
+    detail::cpu_relax();
+    std::this_thread::yield();
+  }
+}
+
+namespace {
+
+constexpr std::int64_t second = 1'000'000'000;
+
+// The pinning plan: publisher on the first CPU, subscribers round-robin on
+// the others; with one CPU, nobody is pinned.
+int subscriber_cpu(unsigned index, bool pin) {
+  const unsigned n = sys::cpu_count();
+  if (!pin || n < 2) return -1;
+  return static_cast<int>(1 + index % (n - 1));
+}
+
+std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  // Nearest rank: the smallest sample with at least p of all at or below it.
+  auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size()) + 0.999999);
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+std::string format_report(const subscriber_report& r) {
+  std::ostringstream o;
+  o << "result received=" << r.received << " missed=" << r.missed << " bytes=" << r.bytes
+    << " first_stamp=" << r.first_stamp << " last_ns=" << r.last_ns << " cpu_ns=" << r.cpu_ns
+    << " wall_ns=" << r.wall_ns << " samples=" << r.samples << " p50=" << r.p50 << " p90=" << r.p90
+    << " p99=" << r.p99 << " p999=" << r.p999 << " max=" << r.max << " min=" << r.min << " mean=" << r.mean
+    << " idle_cpu_ns=" << r.idle_cpu_ns << " idle_wall_ns=" << r.idle_wall_ns << " pinned=" << r.pinned;
+  return o.str();
+}
+
+subscriber_report parse_report(const std::string& line) {
+  subscriber_report r;
+  std::istringstream in(line);
+  std::string tok;
+  while (in >> tok) {
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string k = tok.substr(0, eq), v = tok.substr(eq + 1);
+    auto i64 = [&] { return std::stoll(v); };
+    auto u64 = [&] { return std::stoull(v); };
+    if (k == "received") r.received = u64();
+    else if (k == "missed") r.missed = u64();
+    else if (k == "bytes") r.bytes = u64();
+    else if (k == "first_stamp") r.first_stamp = i64();
+    else if (k == "last_ns") r.last_ns = i64();
+    else if (k == "cpu_ns") r.cpu_ns = i64();
+    else if (k == "wall_ns") r.wall_ns = i64();
+    else if (k == "samples") r.samples = u64();
+    else if (k == "p50") r.p50 = i64();
+    else if (k == "p90") r.p90 = i64();
+    else if (k == "p99") r.p99 = i64();
+    else if (k == "p999") r.p999 = i64();
+    else if (k == "max") r.max = i64();
+    else if (k == "min") r.min = i64();
+    else if (k == "mean") r.mean = i64();
+    else if (k == "idle_cpu_ns") r.idle_cpu_ns = i64();
+    else if (k == "idle_wall_ns") r.idle_wall_ns = i64();
+    else if (k == "pinned") r.pinned = v;
+  }
+  return r;
+}
+
+control_block& control_of(platform::shared_memory_region& region) {
+  return *static_cast<control_block*>(region.data());
+}
+
+// Pins the publisher thread for the measurement only: threads a transport
+// starts while setting up (ZeroMQ's I/O thread) keep every CPU, so they do
+// not fight a spinning publisher for one core.
+class publisher_pin {
+ public:
+  explicit publisher_pin(bool pin) {
+    if (!pin) {
+      status_ = "not pinned (--no-pin)";
+    } else if (sys::cpu_count() < 2) {
+      status_ = "not pinned (1 CPU)";
+    } else {
+      const std::string why = sys::pin_thread(0);
+      status_ = why.empty() ? "cpu0" : "not pinned (" + why + ")";
+      pinned_ = why.empty();
+    }
+  }
+  publisher_pin(const publisher_pin&) = delete;
+  publisher_pin& operator=(const publisher_pin&) = delete;
+  ~publisher_pin() {
+    if (pinned_) sys::unpin_thread();
+  }
+  [[nodiscard]] const std::string& status() const noexcept { return status_; }
+
+ private:
+  std::string status_;
+  bool pinned_ = false;
+};
+
+}  // namespace
+
+// ---- the publisher (parent) --------------------------------------------------
+
+run_result run_once(const run_spec& spec, const runner_options& opt) {
+  run_result res;
+  res.spec = spec;
+  transport* t = find_transport(spec.transport);
+  if (t == nullptr) {
+    res.error = "unknown transport " + spec.transport;
+    return res;
+  }
+  const std::string ctl_name = spec.name + ".ctl";
+  try {
+    std::error_code ignored;
+    platform::shared_memory_region::remove(ctl_name, ignored);
+    platform::shared_memory_region ctl(create_only, ctl_name, sizeof(control_block));
+    struct ctl_remover {
+      std::string name;
+      ~ctl_remover() {
+        std::error_code e;
+        platform::shared_memory_region::remove(name, e);
+      }
+    } remover{ctl_name};
+    control_block& cb = *new (ctl.data()) control_block{};
+
+    auto sess = t->prepare(spec);
+    std::vector<test::child_process> kids;
+    for (unsigned i = 0; i < spec.subscribers; ++i) {
+      std::vector<std::string> args = spec.encode();
+      for (const auto& extra : {std::to_string(i), ctl_name, sess->child_arg(), std::to_string(subscriber_cpu(i, opt.pin))})
+        args.push_back(extra);
+      kids.push_back(test::child_process::self("bench-subscriber", args));
+    }
+    for (auto& k : kids) k.expect_line("connected", std::chrono::seconds(30));
+    auto tx = sess->open_sender();
+
+    const std::size_t size = std::max(spec.size, min_payload);
+    std::vector<std::byte> payload(size, std::byte{0x5a});
+    std::uint64_t seq = 0;
+    std::uint64_t min_consumed = 0;
+    const bool credit = sess->needs_credit();
+    auto refresh_min = [&] {
+      std::uint64_t m = UINT64_MAX;
+      for (unsigned i = 0; i < spec.subscribers; ++i)
+        m = std::min(m, cb.subs[i].consumed.load(std::memory_order_acquire));
+      min_consumed = m;
+    };
+    // `stamp`: the time to put in the message; 0 = read the clock now.
+    auto send = [&](std::uint32_t kind, std::int64_t stamp = 0) {
+      ++seq;
+      if (credit && seq > min_consumed + spec.depth) {
+        // The ring is full: wait until the slowest subscriber frees a slot,
+        // so that nothing is overwritten unread.
+        const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+        for (unsigned polls = 0;; ++polls) {
+          refresh_min();
+          if (seq <= min_consumed + spec.depth) break;
+          detail::cpu_relax();
+          if (polls % 1024 == 1023 && platform::monotonic_ns() > deadline) fail("no credit for 30 s");
+        }
+      }
+      const msg_header h{stamp != 0 ? stamp : platform::monotonic_ns(), seq, kind, static_cast<std::uint32_t>(size)};
+      std::memcpy(payload.data(), &h, sizeof h);
+      tx->send(payload);
+      return h.stamp_ns;
+    };
+    auto all = [&](auto pred) {
+      for (unsigned i = 0; i < spec.subscribers; ++i)
+        if (!pred(cb.subs[i])) return false;
+      return true;
+    };
+
+    // Probe until every subscriber has a message: connections and ZeroMQ
+    // subscriptions are then established.
+    {
+      const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+      while (!all([](auto& s) { return s.ready.load(std::memory_order_acquire) != 0; })) {
+        if (platform::monotonic_ns() > deadline) fail("subscribers not ready after 30 s");
+        send(msg_probe);
+        const std::int64_t until = platform::monotonic_ns() + 2'000'000;
+        while (platform::monotonic_ns() < until &&
+               !all([](auto& s) { return s.ready.load(std::memory_order_acquire) != 0; }))
+          std::this_thread::yield();
+      }
+    }
+
+    publisher_pin pin(opt.pin);
+    res.publisher_pinned = pin.status();
+    const std::uint64_t wakes_before = platform::named_event::wake_calls();
+    const std::int64_t start = platform::monotonic_ns();
+    switch (spec.kind) {
+      case run_kind::latency: {
+        const std::int64_t budget_end = start + spec.duration_ns;
+        for (std::uint64_t i = 0; i < spec.messages; ++i) {
+          // The gap lets a blocking subscriber fall asleep again.
+          spin_until(platform::monotonic_ns() + spec.gap_ns);
+          send(msg_data);
+          ++res.published;
+          const std::int64_t deadline = platform::monotonic_ns() + 20 * second;
+          for (unsigned polls = 0; !all([&](auto& s) { return s.consumed.load(std::memory_order_acquire) >= seq; });
+               ++polls) {
+            // Yielding lets a thread sharing this core (ZeroMQ's) run; the
+            // acknowledgement's own latency is not measured.
+            std::this_thread::yield();
+            if (polls % 256 == 255 && platform::monotonic_ns() > deadline)
+              fail("message " + std::to_string(seq) + " not taken after 20 s");
+          }
+          if (platform::monotonic_ns() > budget_end) break;
+        }
+        break;
+      }
+      case run_kind::throughput: {
+        // The clock costs tens of ns, as much as a small message: read it
+        // once per batch. Only the first stamp is used (the start of the
+        // window); the rest are approximate.
+        const std::int64_t end = start + spec.duration_ns;
+        for (std::int64_t now = send(msg_data);;) {
+          ++res.published;
+          for (int k = 1; k < 64; ++k, ++res.published) send(msg_data, now);
+          now = platform::monotonic_ns();
+          if (now >= end) break;
+          send(msg_data, now);
+        }
+        break;
+      }
+      case run_kind::idle: {
+        const std::int64_t deadline = start + spec.duration_ns + 30 * second;
+        while (!all([](auto& s) { return s.idle_done.load(std::memory_order_acquire) != 0; })) {
+          if (platform::monotonic_ns() > deadline) fail("idle subscribers did not finish");
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the parent idles too
+        }
+        break;
+      }
+    }
+    res.publish_ns = platform::monotonic_ns() - start;
+    res.wake_calls = platform::named_event::wake_calls() - wakes_before;
+    send(msg_end);
+    for (auto& k : kids) {
+      const std::string line = k.expect_line("result", std::chrono::seconds(60));
+      res.subs.push_back(parse_report(line));
+    }
+    for (auto& k : kids) {
+      const int rc = k.wait(std::chrono::seconds(30));
+      if (rc != 0) fail("subscriber exited with " + std::to_string(rc));
+    }
+  } catch (const std::exception& e) {
+    res.error = e.what();
+  }
+  return res;
+}
+
+// ---- the subscriber (child) --------------------------------------------------
+
+int subscriber_main(const std::vector<std::string>& args) {
+  sys::die_with_parent();
+  const run_spec spec = run_spec::decode(args);
+  if (args.size() < 16) fail("bench-subscriber: missing index, control, argument or CPU");
+  const auto index = static_cast<unsigned>(std::stoul(args[12]));
+  platform::shared_memory_region ctl(open_only, args[13], access::read_write);
+  auto& me = control_of(ctl).subs[index];
+  transport* t = find_transport(spec.transport);
+  if (t == nullptr) fail("unknown transport " + spec.transport);
+  auto rx = t->open_receiver(spec, index, args[14]);
+
+  // Pinned after opening, for the same reason as the publisher.
+  subscriber_report r;
+  const int cpu = std::stoi(args[15]);
+  if (cpu >= 0) {
+    const std::string why = sys::pin_thread(static_cast<unsigned>(cpu));
+    r.pinned = why.empty() ? "cpu" + std::to_string(cpu) : "no";
+  } else {
+    r.pinned = "no";
+  }
+  test::signal_parent("connected");
+
+  const std::size_t size = std::max(spec.size, min_payload);
+  std::vector<std::byte> buf(size);
+  std::vector<std::int64_t> lat;
+  if (spec.kind == run_kind::latency) lat.reserve(spec.messages + 1);
+  std::uint64_t last_seq = 0;
+  std::int64_t cpu0 = 0, wall0 = 0;
+  msg_header h{};
+  auto take = [&](std::optional<nanoseconds> timeout) {
+    auto got = rx->receive(buf, timeout);
+    if (!got) return false;
+    if (got->size < sizeof h) fail("short message");
+    std::memcpy(&h, buf.data(), sizeof h);
+    return true;
+  };
+
+  if (spec.kind == run_kind::idle) {
+    // First message (a probe): connected. Drain further probes, then wait
+    // with nothing published, in 100 ms timeouts as a real loop would.
+    take(std::nullopt);
+    me.consumed.store(h.seq, std::memory_order_release);
+    me.ready.store(1, std::memory_order_release);
+    while (take(std::chrono::milliseconds(20))) me.consumed.store(h.seq, std::memory_order_release);
+    const std::int64_t c0 = sys::process_cpu_ns(), w0 = platform::monotonic_ns();
+    while (platform::monotonic_ns() - w0 < spec.duration_ns) {
+      if (take(std::chrono::milliseconds(100))) fail("a message arrived during the idle run");
+    }
+    r.idle_cpu_ns = sys::process_cpu_ns() - c0;
+    r.idle_wall_ns = platform::monotonic_ns() - w0;
+    me.idle_done.store(1, std::memory_order_release);
+  }
+
+  // Throughput reads the clock at the first message and at the end marker
+  // only (right after the last message): per message it would cost as much
+  // as a small message's transfer.
+  const bool timed = spec.kind == run_kind::latency;
+  for (;;) {
+    take(std::nullopt);
+    const std::int64_t now = timed || r.received == 0 || h.kind == msg_end ? platform::monotonic_ns() : 0;
+    if (h.kind == msg_probe) {
+      me.ready.store(1, std::memory_order_release);
+    } else if (h.kind == msg_data) {
+      if (r.received == 0) {
+        r.first_stamp = h.stamp_ns;
+        cpu0 = sys::process_cpu_ns();
+        wall0 = now;
+      } else if (h.seq > last_seq + 1) {
+        r.missed += h.seq - last_seq - 1;
+      }
+      if (timed) {
+        lat.push_back(now - h.stamp_ns);
+        r.last_ns = now;
+      }
+      ++r.received;
+      r.bytes += h.size;
+    } else if (h.kind == msg_end) {
+      if (!timed && r.received > 0) r.last_ns = now;
+      break;
+    }
+    last_seq = h.seq;
+    me.consumed.store(h.seq, std::memory_order_release);
+  }
+  if (r.received > 0) {
+    r.cpu_ns = sys::process_cpu_ns() - cpu0;
+    r.wall_ns = platform::monotonic_ns() - wall0;
+  }
+  if (!lat.empty()) {
+    std::sort(lat.begin(), lat.end());
+    r.samples = lat.size();
+    r.p50 = percentile(lat, 0.50);
+    r.p90 = percentile(lat, 0.90);
+    r.p99 = percentile(lat, 0.99);
+    r.p999 = percentile(lat, 0.999);
+    r.max = lat.back();
+    r.min = lat.front();
+    long double sum = 0;
+    for (auto v : lat) sum += static_cast<long double>(v);
+    r.mean = static_cast<std::int64_t>(sum / static_cast<long double>(lat.size()));
+  }
+  test::signal_parent(format_report(r));
+  return 0;
+}
+
+}  // namespace shmbus::bench
