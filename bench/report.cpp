@@ -240,12 +240,13 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
   const row* sp = find(rows, "shmbus", latency, busy, 512);
   const row* rp = find(rows, "reference", latency, busy, 512);
   const row* up = find(rows, "unix-socket", latency, busy, 512);
-  // The socket at its best: the lower p50 of its blocking and busy-poll runs.
-  const row* ubest = up;
-  if (ub != nullptr && (ubest == nullptr || ub->p50 < ubest->p50)) ubest = ub;
   ratio_target("busy-poll, 512 B: p50 / reference busy-poll p50", "<= 1.3", sp, rp, &row::p50, true, 1.3, "ns");
-  ratio_target("busy-poll, 512 B: Unix socket p50 (its best mode) / shmbus p50", ">= 10", sp, ubest, &row::p50,
-               false, 10, "ns", true);
+  // The socket as it is usually read (blocking), and at its fastest (a
+  // non-blocking read in a loop).
+  ratio_target("busy-poll, 512 B: Unix socket (blocking read) p50 / shmbus p50", ">= 10", sp, ub, &row::p50, false,
+               10, "ns", true);
+  ratio_target("busy-poll, 512 B: Unix socket (busy-poll read) p50 / shmbus p50", ">= 10", sp, up, &row::p50, false,
+               10, "ns", true);
 
   for (const auto mode : {block, busy}) {
     const std::string w = mode == block ? "block" : "busy-poll";
