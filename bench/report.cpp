@@ -153,7 +153,7 @@ std::string json_string(const std::string& s) {
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char b[64];
-  std::snprintf(b, sizeof b, "%.6g", v);
+  std::snprintf(b, sizeof b, "%.10g", v);
   return b;
 }
 
@@ -354,15 +354,16 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   }
 
   out << "\n### Throughput (slowest subscriber)\n\n"
-      << "| size | transport | topic | wait | msgs/s | MB/s | delivered | lost | subscriber CPU |\n"
-      << "|---:|---|---|---|---:|---:|---:|---:|---:|\n";
+      << "| size | transport | topic | wait | msgs/s | MB/s | delivered | lost | subscriber CPU | wake calls / msg |\n"
+      << "|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
     const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
     out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << (shm ? topic : "stream") << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
-        << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % |\n";
+        << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % | "
+        << (r.spec.transport == "shmbus" ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";
   }
 
   bool any_fanout = false;
