@@ -153,7 +153,7 @@ std::string json_string(const std::string& s) {
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char b[64];
-  std::snprintf(b, sizeof b, "%.6g", v);
+  std::snprintf(b, sizeof b, "%.10g", v);
   return b;
 }
 
@@ -240,12 +240,13 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
   const row* sp = find(rows, "shmbus", latency, busy, 512);
   const row* rp = find(rows, "reference", latency, busy, 512);
   const row* up = find(rows, "unix-socket", latency, busy, 512);
-  // The socket at its best: the lower p50 of its blocking and busy-poll runs.
-  const row* ubest = up;
-  if (ub != nullptr && (ubest == nullptr || ub->p50 < ubest->p50)) ubest = ub;
   ratio_target("busy-poll, 512 B: p50 / reference busy-poll p50", "<= 1.3", sp, rp, &row::p50, true, 1.3, "ns");
-  ratio_target("busy-poll, 512 B: Unix socket p50 (its best mode) / shmbus p50", ">= 10", sp, ubest, &row::p50,
-               false, 10, "ns", true);
+  // The socket as it is usually read (blocking), and at its fastest (a
+  // non-blocking read in a loop).
+  ratio_target("busy-poll, 512 B: Unix socket (blocking read) p50 / shmbus p50", ">= 10", sp, ub, &row::p50, false,
+               10, "ns", true);
+  ratio_target("busy-poll, 512 B: Unix socket (busy-poll read) p50 / shmbus p50", ">= 10", sp, up, &row::p50, false,
+               10, "ns", true);
 
   for (const auto mode : {block, busy}) {
     const std::string w = mode == block ? "block" : "busy-poll";
@@ -353,15 +354,16 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   }
 
   out << "\n### Throughput (slowest subscriber)\n\n"
-      << "| size | transport | topic | wait | msgs/s | MB/s | delivered | lost | subscriber CPU |\n"
-      << "|---:|---|---|---|---:|---:|---:|---:|---:|\n";
+      << "| size | transport | topic | wait | msgs/s | MB/s | delivered | lost | subscriber CPU | wake calls / msg |\n"
+      << "|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
     const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
     out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << (shm ? topic : "stream") << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
-        << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % |\n";
+        << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % | "
+        << (r.spec.transport == "shmbus" ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";
   }
 
   bool any_fanout = false;

@@ -187,7 +187,8 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
   if (mutex_.lock(ec) == platform::named_mutex::lock_result::owner_died) recover_after_owner_death();
   if (ec) return 0;
 
-  const std::uint64_t seq = header_->write_seq.load(std::memory_order_relaxed) + 1;
+  // From the publishers' own line, not from write_seq (see publish_seq).
+  const std::uint64_t seq = header_->publish_seq.load(std::memory_order_relaxed) + 1;
   slot_header* s = slot(seq);
   // Seqlock write: odd marker first, and the release fence keeps the payload
   // stores from becoming visible before it.
@@ -206,6 +207,7 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
   s->timestamp_ns.store(now, std::memory_order_relaxed);
   s->seq.store(2 * seq, std::memory_order_release);
   header_->write_seq.store(seq, std::memory_order_seq_cst);
+  header_->publish_seq.store(seq, std::memory_order_relaxed);
   header_->bytes_published.store(header_->bytes_published.load(std::memory_order_relaxed) + payload.size(),
                                  std::memory_order_relaxed);
   header_->last_publish_ns.store(now, std::memory_order_relaxed);
@@ -229,6 +231,8 @@ void topic_segment::recover_after_owner_death() noexcept {
     s->seq.store(0, std::memory_order_release);
     header_->torn_discarded.fetch_add(1, std::memory_order_relaxed);
   }
+  // The dead owner may have stored write_seq but not its copy.
+  header_->publish_seq.store(header_->write_seq.load(std::memory_order_relaxed), std::memory_order_relaxed);
   header_->mutex_recoveries.fetch_add(1, std::memory_order_relaxed);
   // The dead owner may have died before waking anyone, or inside set() after
   // clearing the sleepers bit but before the wake: wake unconditionally.

@@ -35,6 +35,8 @@
 namespace shmbus::detail {
 
 inline constexpr std::size_t cache_line = 64;
+// 2: a topic is a data and a control segment; publishers take the next
+// sequence from `publish_seq` (their own line), not from `write_seq`.
 inline constexpr std::uint32_t abi_version = 2;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
@@ -80,11 +82,18 @@ struct topic_header {
   alignas(cache_line) unsigned char mutex_storage[platform::named_mutex::storage_size];
   // Own line: what subscribers poll. Written once per publish.
   alignas(cache_line) a_u64 write_seq;  ///< sequence of the newest complete message, 0 = none
-  // Own line: statistics, publisher-written under the mutex.
+  // Own line: publisher-side state and statistics, written under the mutex;
+  // subscribers never read it.
   alignas(cache_line) a_u64 bytes_published;
   a_u64 mutex_recoveries;   ///< times a publisher died holding the mutex
   a_u64 torn_discarded;     ///< half-written slots discarded by recovery
   a_i64 last_publish_ns;
+  /// The publishers' copy of `write_seq`: the next publish takes the
+  /// sequence after it. Subscribers polling `write_seq` pull that line away
+  /// from the publisher's core, so reading it first would cost a cache-line
+  /// transfer before the slot could even be chosen; this line stays with
+  /// the publisher. Recovery resets it from `write_seq`.
+  a_u64 publish_seq;
 };
 
 /// Header of a topic's control segment, which every client maps read-write.
