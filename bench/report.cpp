@@ -507,9 +507,20 @@ std::string write_plot(const std::string& png, const report_meta& meta, const st
     for (int col = 0; col < 3; ++col) {
       gp << "set title '" << titles[col] << "'\nplot ";
       for (std::size_t i = 0; i < series.size(); ++i) {
-        const bool shm = series[i].first.rfind("shmbus", 0) == 0, ref = series[i].first.rfind("reference", 0) == 0;
-        gp << (i ? ", " : "") << "$s" << i << " using 1:" << (col + 2) << " with linespoints lw " << (shm ? 3 : 1)
-           << " dt " << (ref ? 2 : 1) << " title '" << series[i].first << "'";
+        // Colour by transport, dash and point by wait mode; shmbus drawn thick.
+        const row& first = *series[i].second.front();
+        const std::string& t = first.spec.transport;
+        const char* colour = t == "shmbus"              ? "#7b1fa2"
+                             : t == "reference"         ? "#404040"
+                             : t == "reference+ts+lock" ? "#a0a0a0"
+                             : t == "unix-socket"       ? "#1f77b4"
+                             : t == "pipe"              ? "#2ca02c"
+                                                        : "#ff7f0e";
+        const int dash = first.spec.wait.mode == wait_mode::block ? 1 : first.spec.wait.mode == wait_mode::busy_poll ? 2 : 3;
+        const int point = first.spec.wait.mode == wait_mode::block ? 7 : first.spec.wait.mode == wait_mode::busy_poll ? 5 : 9;
+        gp << (i ? ", " : "") << "$s" << i << " using 1:" << (col + 2) << " with linespoints lc rgb '" << colour
+           << "' lw " << (t == "shmbus" ? 3 : 1.5) << " dt " << dash << " pt " << point << " ps 0.8 title '"
+           << series[i].first << "'";
       }
       gp << "\n";
     }
