@@ -162,11 +162,10 @@ std::error_code validate_control(std::span<const std::byte> mapping, const topic
   return {};
 }
 
-std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why) {
+std::error_code validate_registry(std::span<const std::byte> mapping, registry_header& h, std::string* why) {
   if (mapping.size() < sizeof(registry_header))
     return fail(errc::corrupt_segment, why,
                 "registry is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
-  registry_header h;
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
   if (h.magic != registry_magic)
     return fail(errc::corrupt_segment, why, "not a shmbus registry (bad magic)");

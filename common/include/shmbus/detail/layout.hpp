@@ -225,7 +225,8 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
 std::error_code validate_control(std::span<const std::byte> mapping, const topic_params& p, std::string* why);
 
 /// Checks a mapped registry: size, magic, ABI, header and entry sizes, count.
-std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why);
+/// `copy` receives the header that was checked: use it, never the mapping.
+std::error_code validate_registry(std::span<const std::byte> mapping, registry_header& copy, std::string* why);
 
 /// Reads a NUL-terminated name from a fixed field without running past it.
 std::string_view fixed_string(const char (&field)[64]) noexcept;
