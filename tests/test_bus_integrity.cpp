@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <iostream>
 
 #include "shmbus/client.hpp"
 #include "shmbus/detail/registry.hpp"
@@ -44,4 +45,61 @@ TEST_CASE("item 1: a registry count changed after validation is never used (bus 
   CHECK(child.wait() == 0);
   CHECK(field(line, "ec") == 0);
   CHECK(field(line, "topics") == 2);
+}
+
+// ---- item 7: exactly one broker owns a bus --------------------------------
+
+SHMBUS_CHILD("racing-broker")(const std::vector<std::string>& a) {
+  std::string line;
+  std::getline(std::cin, line);  // "go": both racers start together
+  try {
+    broker b(options(a.at(0), {topic("t", 64, 1)}));
+    signal_parent("up");
+    std::getline(std::cin, line);  // hold the bus until killed
+  } catch (const std::system_error& e) {
+    signal_parent("refused code=" + std::to_string(e.code().value()) + " " + e.what());
+  }
+  return 0;
+}
+
+TEST_CASE("item 7: two brokers started together on a stale bus: exactly one comes up, every time") {
+  const std::string name = unique_bus();
+  {  // A stale bus: a broker killed without cleaning up.
+    auto first = child_process::self("racing-broker", {name});
+    first.write("go\n");
+    first.expect_line("up");
+    first.kill_hard();
+    first.wait();
+  }
+  const std::uint64_t races = stress_count(300);
+  std::uint64_t both_up = 0, none_up = 0;
+  for (std::uint64_t i = 0; i < races; ++i) {
+    std::vector<child_process> racers;
+    racers.push_back(child_process::self("racing-broker", {name}));
+    racers.push_back(child_process::self("racing-broker", {name}));
+    for (auto& r : racers) r.write("go\n");
+    unsigned up = 0;
+    for (auto& r : racers) {
+      std::optional<std::string> line;
+      do line = r.read_line();  // skip the broker's own log lines
+      while (line && *line != "up" && line->rfind("refused", 0) != 0);
+      REQUIRE(line.has_value());
+      if (*line == "up") {
+        ++up;
+      } else {
+        INFO(*line);
+        CHECK(line->find("code=" + std::to_string(static_cast<int>(errc::broker_running))) != std::string::npos);
+      }
+    }
+    both_up += up > 1;
+    none_up += up == 0;
+    // The winner dies without cleaning up: the next race starts on a stale bus again.
+    for (auto& r : racers) r.kill_hard();
+    for (auto& r : racers) r.wait();
+  }
+  INFO("races: " << races << ", both up: " << both_up << ", none up: " << none_up);
+  CHECK(both_up == 0);
+  CHECK(none_up == 0);
+  MESSAGE("broker races on a stale bus: " << races << ", won by two brokers: " << both_up);
+  broker::remove_stale(name);
 }

@@ -7,6 +7,7 @@
 #include "shmbus/error.hpp"
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/names.hpp"
+#include "shmbus/platform/bus_endpoint.hpp"
 
 namespace shmbus::detail {
 namespace {
@@ -57,14 +58,15 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
                 : "");
     return {};
   }
-  t.control_region_ = platform::shared_memory_region(create_only, control, g.control_size, perms, ec);
+  // Every subscriber writes the control segment: sealed, so that none can
+  // resize it under the others (platform::bus_endpoint says how).
+  t.control_region_ = platform::shared_memory_region::create_sealed(control, g.control_size, perms, ec, what);
   auto undo = [&] {
     std::error_code ignored;
     platform::shared_memory_region::remove(object, ignored);
-    platform::shared_memory_region::remove(control, ignored);
   };
   if (ec) {
-    what = "create topic control segment '" + control + "'";
+    what = "create topic control segment '" + control + "': " + what;
     undo();
     return {};
   }
@@ -101,9 +103,9 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
   }
   const std::string control = control_object_name(object);
   const access ctl = role == topic_role::observe ? access::read_only : access::read_write;
-  t.control_region_ = platform::shared_memory_region(open_only, control, ctl, ec);
+  t.control_region_ = platform::bus_endpoint::obtain(endpoint_name(bus), control, ctl, ec, what);
   if (ec) {
-    what = "open topic control segment '" + control + "'";
+    what = "open topic control segment: " + what;
     return {};
   }
   if (!t.attach(ec, what)) {
@@ -120,6 +122,17 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
   t.instance_ = instance;
   t.next_owner_check_ns_ = platform::monotonic_ns() + owner_check_interval_ns;
   return t;
+}
+
+void topic_segment::close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept {
+  try {
+    std::error_code ec;
+    std::string why;
+    platform::shared_memory_region data(open_only, topic_object_name(bus, instance, topic), access::read_write, ec);
+    if (ec || validate_topic(data.bytes(), topic, &why)) return;
+    header_of(data.data()).state.store(static_cast<std::uint32_t>(segment_state::closed), std::memory_order_seq_cst);
+  } catch (...) {
+  }
 }
 
 std::span<subscriber_entry> topic_segment::subscribers() const noexcept {

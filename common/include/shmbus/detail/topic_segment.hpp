@@ -53,11 +53,19 @@ class topic_segment {
   /// `mark_ready`). On failure returns an empty segment, sets `ec` and `what`.
   static topic_segment create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                               platform::permissions perms, std::error_code& ec, std::string& what);
-  /// Opens and validates an existing segment.
+  /// Opens and validates an existing segment. The control segment comes from
+  /// the broker's endpoint (see platform::bus_endpoint), the data by name.
   static topic_segment open(std::string_view bus, std::uint64_t instance, std::string_view topic, topic_role role,
                             std::error_code& ec, std::string& what);
 
+  /// Marks a dead broker's topic closed, reaching only its data segment
+  /// (the control segment went with its broker's endpoint): its clients
+  /// notice at their next check, a blocked one within a wait slice.
+  static void close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept;
+
   [[nodiscard]] bool is_open() const noexcept { return header_ != nullptr; }
+  /// The control segment, for the broker to offer at its endpoint.
+  [[nodiscard]] const platform::shared_memory_region& control_region() const noexcept { return control_region_; }
   /// The header, for its atomics (state, counters). Geometry fields must be
   /// taken from the validated copy below, never re-read from here: another
   /// process could have changed them since validation.
