@@ -103,3 +103,46 @@ TEST_CASE("item 7: two brokers started together on a stale bus: exactly one come
   MESSAGE("broker races on a stale bus: " << races << ", won by two brokers: " << both_up);
   broker::remove_stale(name);
 }
+
+// ---- item 5: every read path notices a stopped or replaced broker ---------
+
+namespace {
+std::vector<std::string> broker_argv(const std::string& bus) {
+  return {SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "b:64:8"};
+}
+}  // namespace
+
+TEST_CASE("item 5: a subscriber polling try_read is told topic_closed once its broker is replaced") {
+  const std::string name = unique_bus();
+  auto first = child_process(broker_argv(name), true);
+  first.expect_line("ready");
+  bus b(name);
+  auto sub = b.make_subscriber("b");
+  {
+    auto pub = b.make_publisher("b");
+    for (int i = 0; i < 5; ++i) pub.publish("first");
+  }
+  message m;
+  for (int i = 0; i < 5; ++i) REQUIRE(sub.try_read(m));
+  first.kill_hard();
+  first.wait();
+  auto second = child_process(broker_argv(name), true);
+  second.expect_line("ready");
+  bus fresh(name);
+  auto pub = fresh.make_publisher("b");
+  for (int i = 0; i < 50; ++i) pub.publish("second");
+
+  // The strategy loop: spin over try_read. Bounded: 10 s, then fail loudly.
+  std::error_code ec;
+  std::uint64_t polls = 0, got = 0;
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ec && std::chrono::steady_clock::now() < limit) {
+    got += sub.try_read(m, ec);
+    ++polls;
+  }
+  INFO("polls: " << polls << ", messages: " << got);
+  CHECK(ec == errc::topic_closed);
+  CHECK(got == 0);
+  CHECK_THROWS_WITH_AS(sub.try_read(m), doctest::Contains("topic 'b'"), std::system_error);
+  CHECK_THROWS_AS(sub.read_view([](const message_info&, std::span<const std::byte>) {}), std::system_error);
+}

@@ -40,6 +40,14 @@ topic_info info_of(const detail::topic_params& p) {
 
 std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) + "'"; }
 
+// Every publish and read path throws through here, so a closed topic reads
+// the same wherever it is met.
+[[noreturn]] void fail_on(const topic_info& topic, std::error_code ec, const std::string& action) {
+  if (ec == errc::topic_closed)
+    throw_error(ec, "topic '" + topic.name + "': the broker stopped or was restarted; reopen the bus");
+  fail(ec, action + " topic '" + topic.name + "'");
+}
+
 }  // namespace
 
 // ---- bus -------------------------------------------------------------------
@@ -283,9 +291,7 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
-  if (ec == errc::topic_closed)
-    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  fail(ec, "publish to topic '" + info_.name + "'");
+  fail_on(info_, ec, "publish to");
 }
 
 std::uint64_t publisher::mutex_recoveries() const noexcept {
@@ -353,7 +359,13 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
   // Skips found on an attempt that could not deliver are reported with the
   // message that is finally delivered.
   pending_missed_ += meta.missed;
-  if (ec || status == detail::read_status::empty) return std::nullopt;
+  if (ec) return std::nullopt;
+  if (status == detail::read_status::empty) {
+    // What was published before the close is read first; then the reader
+    // is told, so a strategy spinning over try_read does not spin for ever.
+    if (seg_->gone()) ec = make_error_code(errc::topic_closed);
+    return std::nullopt;
+  }
   if (status == detail::read_status::buffer_too_small) {
     ec = make_error_code(errc::buffer_too_small);
     return std::nullopt;
@@ -369,7 +381,7 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
   if (ec == errc::buffer_too_small)
     throw_error(ec, "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
                         "-byte buffer cannot hold the next message");
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   return got;
 }
 
@@ -389,7 +401,7 @@ bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
 bool subscriber::try_read(message& m) {
   std::error_code ec;
   const bool got = try_read(m, ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   return got;
 }
 
@@ -433,27 +445,16 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
 subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept {
   using clock = std::chrono::steady_clock;
   // Reading the clock costs tens of nanoseconds (user space, but not free):
-  // look at it, and at the closed flag, every few dozen polls only.
+  // look at it, and at whether the topic is gone, every few dozen polls only.
   constexpr unsigned polls_per_check = 32;
-  const auto owner_interval = std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
-  std::optional<clock::time_point> next_owner_check;  // set at the first clock read
   for (;;) {
     for (unsigned i = 0; i < polls_per_check; ++i) {
       if (seg_->newest() >= next_) return poll_result::available;
       detail::cpu_relax();
     }
-    if (seg_->closed()) return poll_result::closed;
-    const auto now = clock::now();
-    if (until && now >= *until) return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
-    // A replaced broker (which cannot reach our segment on Windows) is found
-    // through the registry, i.e. with system calls: only once the topic has
-    // been quiet for a whole check interval, never while messages flow.
-    if (!next_owner_check) {
-      next_owner_check = now + owner_interval;
-    } else if (now >= *next_owner_check) {
-      if (seg_->gone()) return poll_result::closed;
-      next_owner_check = now + owner_interval;
-    }
+    if (seg_->gone()) return poll_result::closed;
+    if (until && clock::now() >= *until)
+      return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
   }
 }
 
@@ -472,8 +473,8 @@ bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point
     }
     auto* entry = entry_ >= 0 ? &seg_->subscribers()[static_cast<std::size_t>(entry_)] : nullptr;
     if (entry) entry->waiting.store(1, std::memory_order_relaxed);
-    // Sleep in slices so that a broker replaced meanwhile is noticed (gone()).
-    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+    // Sleep in slices so that a topic closed without a wake is noticed (gone()).
+    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::wait_slice_ns);
     const bool last_slice = deadline && *deadline <= slice_end;
     bool signaled = false;
     try {
@@ -513,9 +514,7 @@ bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
   std::error_code ec;
   const bool got = wait(m, timeout, how, ec);
-  if (ec == errc::topic_closed)
-    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  if (ec) fail(ec, "wait on topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "wait on");
   return got;
 }
 
@@ -534,7 +533,7 @@ bool subscriber::latest(message& m) {
   detail::read_meta meta;
   std::error_code ec;
   const auto status = seg_->read(cursor, std::span<std::byte>(m.buffer_), meta, ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   if (status != detail::read_status::ok) return false;
   if (meta.sequence >= next_) {  // overtaken meanwhile: a new message after all
     m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0) + meta.sequence - next_};
@@ -558,8 +557,11 @@ bool subscriber::read_view_impl(void* ctx,
         call(ctx, delivered, payload);
       },
       ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
-  if (!got) return false;
+  if (ec) fail_on(info_, ec, "read from");
+  if (!got) {
+    if (seg_->gone()) fail_on(info_, make_error_code(errc::topic_closed), "read from");
+    return false;
+  }
   account(delivered);
   return true;
 }

@@ -118,9 +118,7 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
     what = "open mutex/event of topic '" + std::string(topic) + "'";
     return {};
   }
-  t.bus_ = std::string(bus);
-  t.instance_ = instance;
-  t.next_owner_check_ns_ = platform::monotonic_ns() + owner_check_interval_ns;
+  t.watch_ = owner_watch::of(bus, instance);
   return t;
 }
 
@@ -147,24 +145,6 @@ bool topic_segment::closed() const noexcept {
   return header_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(segment_state::closed);
 }
 
-bool topic_segment::gone() const noexcept { return closed() || superseded(platform::monotonic_ns()); }
-
-bool topic_segment::superseded(std::int64_t now) const noexcept {
-  if (superseded_ || bus_.empty()) return superseded_;
-  if (now < next_owner_check_ns_) return false;
-  next_owner_check_ns_ = now + owner_check_interval_ns;
-  try {
-    std::error_code ec;
-    std::string what;
-    const registry r = registry::open(bus_, ec, what);
-    // No registry, or a broken one: no other broker has claimed the bus, so
-    // clients of the dead one keep moving data among themselves.
-    superseded_ = !ec && r.instance() != instance_ && r.state() == segment_state::ready;
-  } catch (...) {
-  }
-  return superseded_;
-}
-
 void topic_segment::mark_ready() noexcept {
   header_->state.store(static_cast<std::uint32_t>(segment_state::ready), std::memory_order_release);
 }
@@ -189,11 +169,10 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
-  // One clock read serves the broker-replacement check and the message's
-  // timestamp: at ~30 ns on a VM it is as costly as the rest of a small
-  // publish, and a second read would be measurable.
+  // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
-  if (closed() || superseded(now)) {
+  // Loads only: no system call before the copy (see owner_watch).
+  if (gone()) {
     ec = make_error_code(errc::topic_closed);
     return 0;
   }

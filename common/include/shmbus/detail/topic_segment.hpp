@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include <system_error>
 
 #include "shmbus/detail/layout.hpp"
+#include "shmbus/detail/owner_watch.hpp"
 #include "shmbus/error.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/named_mutex.hpp"
@@ -76,11 +78,15 @@ class topic_segment {
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
   /// Closed, or (for a segment opened by a client) its broker has been
-  /// replaced: another broker instance owns the bus now. On Windows a new
-  /// broker cannot reach its predecessor's objects to close them, so clients
-  /// look for themselves, at most once per `owner_check_interval`.
-  [[nodiscard]] bool gone() const noexcept;
-  static constexpr std::int64_t owner_check_interval_ns = 1'000'000'000;
+  /// replaced: another broker instance owns the bus now (see owner_watch).
+  /// A load or two: no system call, so every read path may ask.
+  [[nodiscard]] bool gone() const noexcept {
+    return closed() || (watch_ != nullptr && watch_->superseded());
+  }
+  /// The longest a blocked wait sleeps before it looks at `gone()` again: a
+  /// dead broker's successor marks its topics closed but cannot wake their
+  /// sleepers (their control segments went with the dead broker).
+  static constexpr std::int64_t wait_slice_ns = 1'000'000'000;
   void mark_ready() noexcept;
   /// Marks the segment closed and wakes every waiter so they notice.
   void close() noexcept;
@@ -137,16 +143,10 @@ class topic_segment {
                         std::error_code& ec) noexcept;
   bool attach(std::error_code& ec, std::string& what);
 
-  // `now`: platform::monotonic_ns(), which the caller may have read anyway.
-  [[nodiscard]] bool superseded(std::int64_t now) const noexcept;
-
   platform::shared_memory_region region_;          // data: header + ring
   platform::shared_memory_region control_region_;  // control: event state + subscriber table
-  // Set by open(): whose objects these are, for superseded().
-  std::string bus_;
-  std::uint64_t instance_ = 0;
-  mutable std::int64_t next_owner_check_ns_ = 0;
-  mutable bool superseded_ = false;
+  // Set by open() where the platform needs it.
+  std::shared_ptr<const owner_watch> watch_;
   platform::named_mutex mutex_;
   platform::named_event event_;
   topic_header* header_ = nullptr;
