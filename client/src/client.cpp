@@ -409,6 +409,15 @@ bool subscriber::wait_available(std::optional<duration> timeout, std::error_code
   return wait_available(timeout, strategy_, ec);
 }
 
+bool subscriber::wait_available(std::optional<duration> timeout) { return wait_available(timeout, strategy_); }
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
+  std::error_code ec;
+  const bool available = wait_available(timeout, how, ec);
+  if (ec) fail_on(info_, ec, "wait on");
+  return available;
+}
+
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
                                 std::error_code& ec) noexcept {
   ec.clear();

@@ -243,8 +243,13 @@ class subscriber {
   bool read_view(F&& f);
 
   /// Waits (up to `timeout`) until a message is available, without reading
-  /// it, the way `strategy()` says. Returns false on timeout, or with `ec`
-  /// set (topic_closed once the broker stops; every mode notices).
+  /// it, the way `strategy()` says. Returns false only on timeout; throws
+  /// topic_closed once the broker stops (every mode notices), so a loop that
+  /// waits again after `false` can never spin on a closed topic.
+  [[nodiscard]] bool wait_available(std::optional<duration> timeout);
+  [[nodiscard]] bool wait_available(std::optional<duration> timeout, const wait_strategy& how);
+  /// The same without exceptions: false on timeout *or* with `ec` set
+  /// (topic_closed once the broker stops). Check `ec` before waiting again.
   bool wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept;
   /// The same, waiting the way `how` says (this call only). Busy-poll makes
   /// no system call while it spins: it reads the clock (user space) and the
