@@ -239,10 +239,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   event_.set();
   event_.wake_all();
   mutex_.consistent();
+  if (recovery_hook != nullptr) recovery_hook();
 }
 
 topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept {
   const std::uint64_t w = header_->write_seq.load(std::memory_order_seq_cst);
+  if (read_hook != nullptr) read_hook(w);
   if (next > w) return {nullptr, next, 0};
   // Exactly `depth` messages are guaranteed retained: w-depth+1 .. w.
   const std::uint64_t depth = params_.depth;

@@ -34,6 +34,14 @@ enum class read_status { ok, empty, buffer_too_small };
 /// Test-only: called inside the publish critical section with a half-written
 /// slot, so a test can kill the publisher exactly there. Null in production.
 inline void (*publish_hook)() = nullptr;
+/// Test-only: called by a reader right after it loaded `write_seq` (the
+/// argument), before it looks at the slot, so a test can make that load
+/// stale by publishing, killing and recovering meanwhile. Null in production.
+inline void (*read_hook)(std::uint64_t write_seq) = nullptr;
+/// Test-only: called at the end of mutex recovery, before the recovering
+/// publisher writes anything, so a test can stop it exactly there (as a
+/// publisher killed right after recovering would be). Null in production.
+inline void (*recovery_hook)() = nullptr;
 
 /// What a process opens a topic for; decides how each segment is mapped.
 enum class topic_role {
