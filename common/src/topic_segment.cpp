@@ -228,7 +228,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   if (v == 2 * seq) {
     header_->write_seq.store(seq, std::memory_order_seq_cst);
   } else if (v == 2 * seq - 1) {
-    s->seq.store(0, std::memory_order_release);
+    // Discarded by leaving the odd marker: no reader delivers an odd slot,
+    // and the next publish reuses `seq` and stores the same marker, so a
+    // slot's word never decreases. Zeroing it (as before) made a reader
+    // whose write_seq was one publish stale, and which targets this slot,
+    // see a value below its target and report corruption (issue 9 item 4;
+    // tests/model/seqlock.pml -DBUG_ZERO_SLOT).
     header_->torn_discarded.fetch_add(1, std::memory_order_relaxed);
   }
   // The dead owner may have stored write_seq but not its copy.
@@ -255,8 +260,9 @@ topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept 
 
 bool topic_segment::may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
                               std::error_code& ec) noexcept {
-  // A complete slot holds 2*seq; anything below 2*wanted for a message at or
-  // before write_seq was never written by a publisher.
+  // A complete slot holds 2*seq and a slot's word never decreases (recovery
+  // leaves a torn slot's odd marker), so anything below 2*wanted for a
+  // message at or before write_seq was never written by a publisher.
   if (slot_seq < 2 * wanted) {
     ec = make_error_code(errc::corrupt_segment);
     return false;
