@@ -25,10 +25,7 @@ SHMBUS_CHILD("daemonising-subscriber")(const std::vector<std::string>& a) {
   auto sub = b.make_subscriber(a.at(1));
   const pid_t pid = ::fork();
   if (pid < 0) return 2;
-  if (pid > 0) {
-    signal_parent("forked daemon=" + std::to_string(pid));
-    std::_Exit(0);
-  }
+  if (pid > 0) std::_Exit(0);  // says nothing: only the daemon's lines are ordered
   signal_parent("daemon ready");
   for (std::string line; std::getline(std::cin, line);) {
     if (line == "read") {
@@ -53,7 +50,6 @@ TEST_CASE("issue 9.8: a subscriber that daemonised and was reaped neither frees 
   bus b(tb.name);
   auto pub = b.make_publisher("d");
   auto child = child_process::self("daemonising-subscriber", {tb.name, "d"});
-  child.expect_line("forked");
   child.expect_line("daemon ready");
   REQUIRE(child.wait() == 0);  // the registered process is gone; its subscriber is not
 
