@@ -310,7 +310,7 @@ read_status topic_segment::read(std::uint64_t& next, std::span<std::byte> dst, r
   return read_status::empty;
 }
 
-int topic_segment::register_subscriber(std::error_code& ec) noexcept {
+int topic_segment::register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept {
   ec.clear();
   const platform::process_identity me = platform::current_process();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -325,7 +325,8 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
         e.missed.store(0, std::memory_order_relaxed);
         e.received.store(0, std::memory_order_relaxed);
         e.waiting.store(0, std::memory_order_relaxed);
-        e.state.store(sub_next(sub_next(cur, sub_claimed), sub_live), std::memory_order_release);
+        registered = sub_next(sub_next(cur, sub_claimed), sub_live);
+        e.state.store(registered, std::memory_order_release);
         return index;
       }
       ++index;
@@ -336,15 +337,22 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
   return -1;
 }
 
-void topic_segment::unregister_subscriber(int index) noexcept {
+void topic_segment::unregister_subscriber(int index, std::uint64_t registered) noexcept {
   if (index < 0 || !is_open()) return;
   Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
+  // From exactly the word we registered with: the generation tells our
+  // registration from a later one on the same entry, which the phase alone
+  // cannot (issue 9 item 8; tests/model/registration.pml -DBUG_PHASE_ONLY).
+  // If a reaper freed the entry meanwhile, it is no longer ours to free.
+  std::uint64_t cur = registered;
+  subscribers_[index].state.compare_exchange_strong(cur, sub_next(registered, sub_free), std::memory_order_acq_rel);
+}
+
+subscriber_entry* topic_segment::owned_subscriber(int index, std::uint64_t registered) const noexcept {
+  if (index < 0 || !is_open()) return nullptr;
+  Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
   subscriber_entry& e = subscribers_[index];
-  std::uint64_t cur = e.state.load(std::memory_order_acquire);
-  // Only our own live entry; if a reaper freed it meanwhile, leave it.
-  while (sub_phase(cur) == sub_live &&
-         !e.state.compare_exchange_weak(cur, sub_next(cur, sub_free), std::memory_order_acq_rel)) {
-  }
+  return e.state.load(std::memory_order_acquire) == registered ? &e : nullptr;
 }
 
 unsigned topic_segment::reap_dead_subscribers() noexcept {

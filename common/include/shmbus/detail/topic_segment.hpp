@@ -110,8 +110,16 @@ class topic_segment {
   [[nodiscard]] const platform::named_mutex& mutex() const noexcept { return mutex_; }
 
   /// Registers a subscriber slot for this process; -1 with `ec` when full.
-  int register_subscriber(std::error_code& ec) noexcept;
-  void unregister_subscriber(int index) noexcept;
+  /// `registered` receives the entry's state word as registered: the
+  /// subscriber's proof of ownership for the calls below.
+  int register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept;
+  /// Frees entry `index` only if its state is still exactly `registered`:
+  /// once reaped (its process looked dead, e.g. it daemonised) and taken by
+  /// another subscriber, the entry is left alone.
+  void unregister_subscriber(int index, std::uint64_t registered) noexcept;
+  /// Entry `index` if its state is still exactly `registered`, else null (a
+  /// reaper freed it; it may belong to someone else now).
+  [[nodiscard]] subscriber_entry* owned_subscriber(int index, std::uint64_t registered) const noexcept;
   /// Frees entries of subscribers whose process is gone. Returns how many.
   unsigned reap_dead_subscribers() noexcept;
   /// Registered subscribers whose process is alive.
