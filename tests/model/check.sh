@@ -34,8 +34,11 @@ fi
 mkdir -p "$work"
 cd "$work"
 rm -f pan pan.* ./*.trail
+# A local copy: spin -t looks for the trail beside the model it is given.
+cp "$model" .
+model="$(basename "$model")"
 
-label="$(basename "$model")${*:+ $*}"
+label="$model${*:+ $*}"
 "$spin" -a "$@" "$model" >spin.out 2>&1 || { cat spin.out >&2; echo "check.sh: spin -a failed on $label" >&2; exit 1; }
 # -DSAFETY: safety properties only; -DNOREDUCE is not used: partial-order
 # reduction preserves safety properties.
