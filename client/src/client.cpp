@@ -212,13 +212,14 @@ subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, s
   topic_info info;
   auto seg = open_topic(topic, type_size, false, info, ec, what);
   if (ec) return subscriber(nullptr, {}, -1);
-  const int entry = seg->register_subscriber(ec);
+  std::uint64_t registered = 0;
+  const int entry = seg->register_subscriber(registered, ec);
   if (ec) {
     what = "topic '" + info.name + "': all " + std::to_string(info.max_subscribers) +
            " subscriber slots are in use by live processes";
     return subscriber(nullptr, {}, -1);
   }
-  return subscriber(std::move(seg), std::move(info), entry);
+  return subscriber(std::move(seg), std::move(info), entry, registered);
 }
 
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
@@ -300,8 +301,8 @@ std::uint64_t publisher::mutex_recoveries() const noexcept {
 
 // ---- subscriber ------------------------------------------------------------
 
-subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry)
-    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry) {
+subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state)
+    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry), entry_state_(entry_state) {
   if (!seg_) return;
   next_ = seg_->newest() + 1;
   // Caught up so far: without this, `shmbus stat` would count every message
@@ -314,6 +315,7 @@ subscriber::subscriber(subscriber&& o) noexcept
     : seg_(std::move(o.seg_)),
       info_(std::move(o.info_)),
       entry_(std::exchange(o.entry_, -1)),
+      entry_state_(o.entry_state_),
       next_(o.next_),
       pending_missed_(o.pending_missed_),
       missed_total_(o.missed_total_),
@@ -322,10 +324,11 @@ subscriber::subscriber(subscriber&& o) noexcept
 
 subscriber& subscriber::operator=(subscriber&& o) noexcept {
   if (this != &o) {
-    if (seg_) seg_->unregister_subscriber(entry_);
+    if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
     seg_ = std::move(o.seg_);
     info_ = std::move(o.info_);
     entry_ = std::exchange(o.entry_, -1);
+    entry_state_ = o.entry_state_;
     next_ = o.next_;
     pending_missed_ = o.pending_missed_;
     missed_total_ = o.missed_total_;
@@ -336,17 +339,27 @@ subscriber& subscriber::operator=(subscriber&& o) noexcept {
 }
 
 subscriber::~subscriber() {
-  if (seg_) seg_->unregister_subscriber(entry_);
+  if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
+}
+
+detail::subscriber_entry* subscriber::own_entry() noexcept {
+  if (entry_ < 0) return nullptr;
+  detail::subscriber_entry* e = seg_->owned_subscriber(entry_, entry_state_);
+  // Reaped (our registered process looked dead: we daemonised): the entry may
+  // be someone else's now, so stop writing it. What remains is the window
+  // between this check and the caller's stores; see docs/design.md.
+  if (e == nullptr) entry_ = -1;
+  return e;
 }
 
 void subscriber::account(const message_info& info) noexcept {
   missed_total_ += info.missed;
   ++received_total_;
-  if (entry_ < 0) return;
-  auto& e = seg_->subscribers()[static_cast<std::size_t>(entry_)];
-  e.read_seq.store(info.sequence, std::memory_order_relaxed);
-  e.missed.store(missed_total_, std::memory_order_relaxed);
-  e.received.store(received_total_, std::memory_order_relaxed);
+  detail::subscriber_entry* e = own_entry();
+  if (e == nullptr) return;
+  e->read_seq.store(info.sequence, std::memory_order_relaxed);
+  e->missed.store(missed_total_, std::memory_order_relaxed);
+  e->received.store(received_total_, std::memory_order_relaxed);
 }
 
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept {
@@ -480,7 +493,7 @@ bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point
       ec = make_error_code(errc::topic_closed);
       return false;
     }
-    auto* entry = entry_ >= 0 ? &seg_->subscribers()[static_cast<std::size_t>(entry_)] : nullptr;
+    detail::subscriber_entry* entry = own_entry();
     if (entry) entry->waiting.store(1, std::memory_order_relaxed);
     // Sleep in slices so that a topic closed without a wake is noticed (gone()).
     const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::wait_slice_ns);

@@ -220,7 +220,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   if (v == 2 * seq) {
     header_->write_seq.store(seq, std::memory_order_seq_cst);
   } else if (v == 2 * seq - 1) {
-    s->seq.store(0, std::memory_order_release);
+    // Discarded by leaving the odd marker: no reader delivers an odd slot,
+    // and the next publish reuses `seq` and stores the same marker, so a
+    // slot's word never decreases. Zeroing it (as before) made a reader
+    // whose write_seq was one publish stale, and which targets this slot,
+    // see a value below its target and report corruption (issue 9 item 4;
+    // tests/model/seqlock.pml -DBUG_ZERO_SLOT).
     header_->torn_discarded.fetch_add(1, std::memory_order_relaxed);
   }
   // The dead owner may have stored write_seq but not its copy.
@@ -231,10 +236,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   event_.set();
   event_.wake_all();
   mutex_.consistent();
+  if (recovery_hook != nullptr) recovery_hook();
 }
 
 topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept {
   const std::uint64_t w = header_->write_seq.load(std::memory_order_seq_cst);
+  if (read_hook != nullptr) read_hook(w);
   if (next > w) return {nullptr, next, 0};
   // Exactly `depth` messages are guaranteed retained: w-depth+1 .. w.
   const std::uint64_t depth = params_.depth;
@@ -245,8 +252,9 @@ topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept 
 
 bool topic_segment::may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
                               std::error_code& ec) noexcept {
-  // A complete slot holds 2*seq; anything below 2*wanted for a message at or
-  // before write_seq was never written by a publisher.
+  // A complete slot holds 2*seq and a slot's word never decreases (recovery
+  // leaves a torn slot's odd marker), so anything below 2*wanted for a
+  // message at or before write_seq was never written by a publisher.
   if (slot_seq < 2 * wanted) {
     ec = make_error_code(errc::corrupt_segment);
     return false;
@@ -294,7 +302,7 @@ read_status topic_segment::read(std::uint64_t& next, std::span<std::byte> dst, r
   return read_status::empty;
 }
 
-int topic_segment::register_subscriber(std::error_code& ec) noexcept {
+int topic_segment::register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept {
   ec.clear();
   const platform::process_identity me = platform::current_process();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -309,7 +317,8 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
         e.missed.store(0, std::memory_order_relaxed);
         e.received.store(0, std::memory_order_relaxed);
         e.waiting.store(0, std::memory_order_relaxed);
-        e.state.store(sub_next(sub_next(cur, sub_claimed), sub_live), std::memory_order_release);
+        registered = sub_next(sub_next(cur, sub_claimed), sub_live);
+        e.state.store(registered, std::memory_order_release);
         return index;
       }
       ++index;
@@ -320,15 +329,22 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
   return -1;
 }
 
-void topic_segment::unregister_subscriber(int index) noexcept {
+void topic_segment::unregister_subscriber(int index, std::uint64_t registered) noexcept {
   if (index < 0 || !is_open()) return;
   Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
+  // From exactly the word we registered with: the generation tells our
+  // registration from a later one on the same entry, which the phase alone
+  // cannot (issue 9 item 8; tests/model/registration.pml -DBUG_PHASE_ONLY).
+  // If a reaper freed the entry meanwhile, it is no longer ours to free.
+  std::uint64_t cur = registered;
+  subscribers_[index].state.compare_exchange_strong(cur, sub_next(registered, sub_free), std::memory_order_acq_rel);
+}
+
+subscriber_entry* topic_segment::owned_subscriber(int index, std::uint64_t registered) const noexcept {
+  if (index < 0 || !is_open()) return nullptr;
+  Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
   subscriber_entry& e = subscribers_[index];
-  std::uint64_t cur = e.state.load(std::memory_order_acquire);
-  // Only our own live entry; if a reaper freed it meanwhile, leave it.
-  while (sub_phase(cur) == sub_live &&
-         !e.state.compare_exchange_weak(cur, sub_next(cur, sub_free), std::memory_order_acq_rel)) {
-  }
+  return e.state.load(std::memory_order_acquire) == registered ? &e : nullptr;
 }
 
 unsigned topic_segment::reap_dead_subscribers() noexcept {

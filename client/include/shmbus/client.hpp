@@ -38,6 +38,7 @@ namespace shmbus {
 
 namespace detail {
 class topic_segment;
+struct subscriber_entry;
 }  // namespace detail
 
 /// A topic as the broker declared it.
@@ -268,8 +269,9 @@ class subscriber {
 
  private:
   friend class bus;
-  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry);
+  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state = 0);
   void account(const message_info& info) noexcept;
+  detail::subscriber_entry* own_entry() noexcept;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
   enum class poll_result { available, closed, timed_out };
   poll_result poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept;
@@ -278,6 +280,7 @@ class subscriber {
   std::unique_ptr<detail::topic_segment> seg_;
   topic_info info_;
   int entry_ = -1;
+  std::uint64_t entry_state_ = 0;  // the entry's state word as we registered it: our claim on it
   std::uint64_t next_ = 1;
   std::uint64_t pending_missed_ = 0;
   std::uint64_t missed_total_ = 0;

@@ -36,6 +36,14 @@ enum class read_status { ok, empty, buffer_too_small };
 /// Test-only: called inside the publish critical section with a half-written
 /// slot, so a test can kill the publisher exactly there. Null in production.
 inline void (*publish_hook)() = nullptr;
+/// Test-only: called by a reader right after it loaded `write_seq` (the
+/// argument), before it looks at the slot, so a test can make that load
+/// stale by publishing, killing and recovering meanwhile. Null in production.
+inline void (*read_hook)(std::uint64_t write_seq) = nullptr;
+/// Test-only: called at the end of mutex recovery, before the recovering
+/// publisher writes anything, so a test can stop it exactly there (as a
+/// publisher killed right after recovering would be). Null in production.
+inline void (*recovery_hook)() = nullptr;
 
 /// What a process opens a topic for; decides how each segment is mapped.
 enum class topic_role {
@@ -116,8 +124,16 @@ class topic_segment {
   [[nodiscard]] const platform::named_mutex& mutex() const noexcept { return mutex_; }
 
   /// Registers a subscriber slot for this process; -1 with `ec` when full.
-  int register_subscriber(std::error_code& ec) noexcept;
-  void unregister_subscriber(int index) noexcept;
+  /// `registered` receives the entry's state word as registered: the
+  /// subscriber's proof of ownership for the calls below.
+  int register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept;
+  /// Frees entry `index` only if its state is still exactly `registered`:
+  /// once reaped (its process looked dead, e.g. it daemonised) and taken by
+  /// another subscriber, the entry is left alone.
+  void unregister_subscriber(int index, std::uint64_t registered) noexcept;
+  /// Entry `index` if its state is still exactly `registered`, else null (a
+  /// reaper freed it; it may belong to someone else now).
+  [[nodiscard]] subscriber_entry* owned_subscriber(int index, std::uint64_t registered) const noexcept;
   /// Frees entries of subscribers whose process is gone. Returns how many.
   unsigned reap_dead_subscribers() noexcept;
   /// Registered subscribers whose process is alive.
