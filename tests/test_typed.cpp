@@ -111,13 +111,17 @@ SHMBUS_CHILD("typed-forger")(const std::vector<std::string>& a) {
 }
 
 // Subscribes with sizeof(snapshot) and, once told "go" on stdin, makes N
-// typed reads with try_read(snapshot&, message_info*), the throwing form.
-// One line per read: what it returned, the message_info, whether the
-// caller's object was left as it was, and whether it holds a whole message.
+// typed reads the way FORM says: "throwing" try_read(snapshot&,
+// message_info*), "ec" its error_code form, "message" try_read(message&)
+// then message::as<snapshot>(). One line per read: what it returned, the
+// message_info, whether the caller's object was left as it was, and whether
+// it holds a whole message.
 SHMBUS_CHILD("typed-reader")(const std::vector<std::string>& a) {
   bus b(a.at(0));
   auto sub = b.make_subscriber<snapshot>(a.at(1));
   const int reads = std::stoi(a.at(2));
+  const std::string form = a.size() > 3 ? a.at(3) : "throwing";
+  message m;
   signal_parent("ready");
   std::string line;
   if (!std::getline(std::cin, line) || line != "go") return 2;
@@ -127,7 +131,18 @@ SHMBUS_CHILD("typed-reader")(const std::vector<std::string>& a) {
     message_info info{};
     std::string outcome, what;
     try {
-      outcome = sub.try_read(s, &info) ? "got" : "none";
+      if (form == "ec") {
+        std::error_code ec;
+        const bool got = sub.try_read(s, &info, ec);
+        outcome = got ? "got" : ec == errc::type_size_mismatch ? "mismatch" : ec ? "error" : "none";
+      } else if (form == "message") {
+        const bool got = sub.try_read(m);
+        info = m.info();
+        if (got) s = m.as<snapshot>();
+        outcome = got ? "got" : "none";
+      } else {
+        outcome = sub.try_read(s, &info) ? "got" : "none";
+      }
     } catch (const error& e) {
       outcome = e.code() == errc::type_size_mismatch ? "mismatch" : "error";
       what = e.what();
@@ -198,11 +213,14 @@ TEST_CASE("typed topic: every publish path refuses a message of another size, na
   CHECK(reader.wait() == 0);
 }
 
-TEST_CASE("typed read: a message of another size on an untyped topic is refused, consumed, and the stream goes on") {
-  // An untyped topic may carry any size; a subscriber opened with
-  // sizeof(snapshot) reads it with the typed call.
+namespace {
+
+// An untyped topic may carry any size; a subscriber opened with
+// sizeof(snapshot) reads it with a typed call (`form`, see typed-reader).
+void check_typed_reads_on_untyped_topic(const std::string& form) {
+  CAPTURE(form);
   test_bus tb({topic("raw", 512, 8)});
-  auto reader = child_process::self("typed-reader", {tb.name, "raw", "5"});
+  auto reader = child_process::self("typed-reader", {tb.name, "raw", "5", form});
   reader.expect_line("ready");
   auto pub = child_process::self("typed-publisher", {tb.name, "raw", "span:5,span:408,span:500,span:407,span:408"});
   for (int i = 0; i < 5; ++i) CHECK(has(next_line(pub, "published "), "seq=" + std::to_string(i + 1)));
@@ -224,8 +242,11 @@ TEST_CASE("typed read: a message of another size on an untyped topic is refused,
     }
     // Refused with the message's facts; the caller's object is as it was.
     CHECK(line == "read outcome=mismatch seq=" + seq + " size=" + size + " untouched=1 whole=0 id=0");
-    CHECK(next_line(reader, "what ") == "what topic 'raw': message #" + seq + " is " + size +
-                                            " bytes, not the caller's 408-byte type; it was skipped");
+    if (form == "throwing")
+      CHECK(next_line(reader, "what ") == "what topic 'raw': message #" + seq + " is " + size +
+                                              " bytes, not the caller's 408-byte type; it was skipped");
+    if (form == "message")
+      CHECK(next_line(reader, "what ") == "what message #" + seq + " of " + size + " bytes read as a 408-byte type");
   }
   // The refused messages were consumed (counted as received), none missed.
   const std::string result = reader.expect_line("result");
@@ -234,9 +255,20 @@ TEST_CASE("typed read: a message of another size on an untyped topic is refused,
   CHECK(reader.wait() == 0);
 }
 
+}  // namespace
+
+TEST_CASE("typed read: a message of another size on an untyped topic is refused, consumed, and the stream goes on") {
+  check_typed_reads_on_untyped_topic("throwing");
+}
+
+TEST_CASE("typed read, error_code form and message::as<T>: the same refusals, the stream goes on") {
+  check_typed_reads_on_untyped_topic("ec");
+  check_typed_reads_on_untyped_topic("message");
+}
+
 TEST_CASE("typed read: a wrong-size message forged in shared memory on a typed topic never fills the caller's struct") {
   test_bus tb({topic("md", 512, 8, sizeof(snapshot))});
-  auto reader = child_process::self("typed-reader", {tb.name, "md", "2"});
+  auto reader = child_process::self("typed-reader", {tb.name, "md", "2", "throwing"});
   reader.expect_line("ready");
   auto forger = child_process::self("typed-forger", {tb.name, "md"});
   CHECK(forger.expect_line("forged") == "forged seq=1");

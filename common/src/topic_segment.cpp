@@ -176,6 +176,12 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
+  // Here, not in the client API: whoever can publish at all goes through
+  // this check, and the declared size comes from the validated copy.
+  if (params_.type_size != 0 && payload.size() != params_.type_size) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return 0;
+  }
   // One clock read serves the broker-replacement check and the message's
   // timestamp: at ~30 ns on a VM it is as costly as the rest of a small
   // publish, and a second read would be measurable.
