@@ -15,7 +15,7 @@
 namespace shmbus::bench {
 
 struct jitter_spike {
-  double at_s = 0;  ///< when, in seconds after the publisher was opened
+  double at_s = 0;  ///< when, in seconds after the publisher was opened (after its constructor returned)
   double ns = 0;    ///< what that publish cost
 };
 
@@ -36,9 +36,9 @@ struct jitter_result {
   /// The same figures without the preempted samples: the publish path's own.
   double p9999_own = 0, max_own = 0;
   std::vector<jitter_spike> top;  ///< the largest samples that were not preempted, largest first
-  /// [k-1]: the slowest publish (not preempted, over 5 us; else 0) in the
-  /// 2 ms after k whole seconds since the publisher was opened, where work
-  /// done "once a second" from the open lands.
+  /// [k-1]: the slowest publish (not preempted, over 5 us; else 0) from 1 ms
+  /// before to 4 ms after k whole seconds since the publisher was opened,
+  /// where work done "once a second" from the open lands.
   std::vector<double> at_whole_seconds;
   std::string pinned;
   std::string error;
