@@ -292,6 +292,10 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
+  if (ec == errc::type_size_mismatch)
+    throw_error(ec, "topic '" + info_.name + "' declares a " + std::to_string(info_.type_size) +
+                        "-byte type, the message is " + std::to_string(payload.size()) +
+                        " bytes; nothing was published");
   fail_on(info_, ec, "publish to");
 }
 
@@ -374,9 +378,7 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
   pending_missed_ += meta.missed;
   if (ec) return std::nullopt;
   if (status == detail::read_status::empty) {
-    // What was published before the close is read first; then the reader
-    // is told, so a strategy spinning over try_read does not spin for ever.
-    if (seg_->gone()) ec = make_error_code(errc::topic_closed);
+    report_if_gone(ec);
     return std::nullopt;
   }
   if (status == detail::read_status::buffer_too_small) {
@@ -396,6 +398,46 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
                         "-byte buffer cannot hold the next message");
   if (ec) fail_on(info_, ec, "read from");
   return got;
+}
+
+bool subscriber::report_if_gone(std::error_code& ec) const noexcept {
+  // What was published before the close is read first; then the reader is
+  // told, so a strategy spinning over try_read does not spin for ever.
+  if (seg_->gone()) ec = make_error_code(errc::topic_closed);
+  return false;
+}
+
+bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!seg_) {
+    ec = make_error_code(errc::invalid_argument);
+    return false;
+  }
+  detail::read_meta meta;
+  const auto status = seg_->read(next_, scratch, meta, ec);
+  pending_missed_ += meta.missed;
+  if (ec) return false;
+  if (status == detail::read_status::empty) return report_if_gone(ec);
+  // A message larger than the type stays at the cursor after read(); a typed
+  // read consumes it all the same, so that one bad message cannot block the
+  // stream. (Its bytes were validated but not copied.)
+  if (status == detail::read_status::buffer_too_small) next_ = meta.sequence + 1;
+  const message_info got{meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0)};
+  account(got);
+  if (info != nullptr) *info = got;
+  if (got.size != scratch.size()) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return false;
+  }
+  return true;
+}
+
+void subscriber::throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const {
+  if (ec == errc::type_size_mismatch)
+    throw_error(ec, "topic '" + info_.name + "': message #" + std::to_string(info.sequence) + " is " +
+                        std::to_string(info.size) + " bytes, not the caller's " + std::to_string(type_size) +
+                        "-byte type; it was skipped");
+  fail_on(info_, ec, "read from");
 }
 
 bool subscriber::try_read(message& m, std::error_code& ec) noexcept {

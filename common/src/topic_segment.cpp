@@ -169,6 +169,12 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
+  // Here, not in the client API: whoever can publish at all goes through
+  // this check, and the declared size comes from the validated copy.
+  if (params_.type_size != 0 && payload.size() != params_.type_size) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return 0;
+  }
   // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
   // Loads only: no system call before the copy (see owner_watch).

@@ -100,7 +100,9 @@ class topic_segment {
   void close() noexcept;
 
   /// Publishes one message under the mutex; recovers a mutex whose owner
-  /// died. Returns the new sequence, or 0 with `ec` set.
+  /// died. Returns the new sequence, or 0 with `ec` set: message_too_large,
+  /// type_size_mismatch (the topic declares a type size and the payload is
+  /// another size), topic_closed.
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
 
   /// Reads the message at cursor `next` (advancing it), skipping to the
