@@ -106,12 +106,6 @@ TEST_CASE("item 7: two brokers started together on a stale bus: exactly one come
 
 // ---- item 5: every read path notices a stopped or replaced broker ---------
 
-namespace {
-std::vector<std::string> broker_argv(const std::string& bus) {
-  return {SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "b:64:8"};
-}
-}  // namespace
-
 TEST_CASE("item 5: a subscriber polling try_read is told topic_closed once its broker is replaced") {
   const std::string name = unique_bus();
   auto first = child_process(broker_argv(name), true);

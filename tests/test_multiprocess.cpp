@@ -276,11 +276,6 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
 
 // ---- the broker dies -----------------------------------------------------
 
-namespace {
-std::vector<std::string> broker_argv(const std::string& bus) {
-  return {SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "b:64:8", "--log-level", "info"};
-}
-}  // namespace
 
 TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients fail clearly, new ones work") {
   const std::string name = unique_bus();

@@ -44,6 +44,17 @@ void* map(int fd, std::size_t size, access mode, std::error_code& ec, std::strin
   return p;
 }
 
+// Reserves the pages now: a tmpfs (or memory cgroup) that is too small then
+// fails here, with ENOSPC, instead of with SIGBUS in some client the first
+// time it touches a page that cannot be backed. Returns 0 or the error.
+int reserve(int fd, std::size_t size) noexcept {
+  int e = 0;
+  do {
+    e = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  } while (e == EINTR);
+  return e == EOPNOTSUPP || e == EINVAL ? 0 : e;
+}
+
 }  // namespace
 
 // A group name (or a numeric id) to its gid.
@@ -125,14 +136,7 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
     ::shm_unlink(path.c_str());
     return context("ftruncate", path);
   }
-  // Reserve the pages now: a tmpfs that is too small (a container's 64 MiB
-  // /dev/shm) then fails here, with ENOSPC, instead of with SIGBUS in some
-  // client the first time it touches a page that cannot be backed.
-  int e = 0;
-  do {
-    e = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(size));
-  } while (e == EINTR);
-  if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+  if (const int e = reserve(fd.fd, size); e != 0) {
     ec = errno_code(e);
     ::shm_unlink(path.c_str());
     return context("posix_fallocate", path) + " of " + std::to_string(size) + " bytes" +
@@ -204,11 +208,7 @@ shared_memory_region shared_memory_region::create_sealed(std::string_view name, 
     // handed a read-only descriptor cannot turn it into a writable one.
     if (::fchmod(fd.fd, 0600) != 0) return failed("fchmod");
     if (retry_eintr([&] { return ::ftruncate(fd.fd, static_cast<off_t>(size)); }) != 0) return failed("ftruncate");
-    int e = 0;
-    do {
-      e = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(size));
-    } while (e == EINTR);
-    if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+    if (const int e = reserve(fd.fd, size); e != 0) {
       ec = errno_code(e);
       what = "posix_fallocate of " + std::to_string(size) + " bytes for " + label;
       return {};

@@ -50,7 +50,8 @@ class registry {
 
  private:
   // The live header, for its atomics (state, heartbeat) only.
-  [[nodiscard]] registry_header& live() const noexcept { return registry_of(region_.data()); }
+  [[nodiscard]] const registry_header& live() const noexcept { return registry_of(region_.data()); }
+  [[nodiscard]] registry_header& live() noexcept { return registry_of(region_.data()); }
 
   platform::shared_memory_region region_;
   // Copied once, validated, then used: another process may rewrite the
