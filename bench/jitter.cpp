@@ -174,8 +174,11 @@ jitter_result time_publishes(const std::string& transport, std::size_t size, dou
   r.p9999_own = own->quantile(0.9999);
   r.max_own = own->max();
   r.top = top.sorted(origin);
-  // Only the windows wholly inside the run.
+  // Only the windows wholly inside the run; -1: one that opened before the
+  // timing started (a slow warm-up, as under wine).
   whole.resize(std::min(whole.size(), static_cast<std::size_t>((end - origin - whole_second_after_ns) / 1'000'000'000)));
+  for (std::size_t k = 1; k <= whole.size(); ++k)
+    if (origin + static_cast<std::int64_t>(k) * 1'000'000'000 - whole_second_before_ns < start) whole[k - 1] = -1;
   r.at_whole_seconds = whole;
   return r;
 }
@@ -271,7 +274,10 @@ void write_jitter_markdown(std::ostream& out, const std::vector<jitter_result>& 
         << (r.preempted < 0 ? "-" : std::to_string(r.preempted)) << " | " << fmt(r.p9999_own, 0) << " | "
         << fmt(r.max_own, 0) << " | ";
     for (std::size_t k = 0; k < r.at_whole_seconds.size(); ++k)
-      out << (k ? ", " : "") << (r.at_whole_seconds[k] > 0 ? fmt(r.at_whole_seconds[k], 0) : "< " + std::to_string(slow_ns));
+      out << (k ? ", " : "")
+          << (r.at_whole_seconds[k] < 0   ? std::string("not timed")
+              : r.at_whole_seconds[k] > 0 ? fmt(r.at_whole_seconds[k], 0)
+                                          : "< " + std::to_string(slow_ns));
     if (r.at_whole_seconds.empty()) out << "-";
     out << " |\n";
   }
@@ -298,7 +304,8 @@ void write_jitter_json(std::ostream& out, const std::vector<jitter_result>& resu
         << ", \"mean_ns\": " << fmt(r.mean, 1) << ", \"over_10us\": " << r.over_10us
         << ", \"preempted\": " << r.preempted << ", \"p99_99_not_preempted_ns\": " << fmt(r.p9999_own, 0)
         << ", \"max_not_preempted_ns\": " << fmt(r.max_own, 0) << ", \"at_whole_seconds_ns\": [";
-    for (std::size_t k = 0; k < r.at_whole_seconds.size(); ++k) out << (k ? ", " : "") << fmt(r.at_whole_seconds[k], 0);
+    for (std::size_t k = 0; k < r.at_whole_seconds.size(); ++k)
+      out << (k ? ", " : "") << (r.at_whole_seconds[k] < 0 ? std::string("null") : fmt(r.at_whole_seconds[k], 0));
     out << "], \"pinned\": \"" << r.pinned
         << "\", \"error\": \"" << err << "\", \"largest\": [";
     for (std::size_t j = 0; j < r.top.size(); ++j)

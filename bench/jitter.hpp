@@ -38,7 +38,8 @@ struct jitter_result {
   std::vector<jitter_spike> top;  ///< the largest samples that were not preempted, largest first
   /// [k-1]: the slowest publish (not preempted, over 5 us; else 0) from 1 ms
   /// before to 4 ms after k whole seconds since the publisher was opened,
-  /// where work done "once a second" from the open lands.
+  /// where work done "once a second" from the open lands; -1 for a window
+  /// that opened before the timing started.
   std::vector<double> at_whole_seconds;
   std::string pinned;
   std::string error;

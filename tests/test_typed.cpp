@@ -284,3 +284,36 @@ TEST_CASE("typed read: a wrong-size message forged in shared memory on a typed t
   CHECK(line == "read outcome=got seq=2 size=408 untouched=0 whole=1 id=2");
   CHECK(reader.wait() == 0);
 }
+
+TEST_CASE("typed read: a gap before a refused message is reported with it, once") {
+  // depth 2: after four publishes only #3 and #4 are retained.
+  test_bus tb({topic("raw", 512, 2)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber<snapshot>("raw");
+  auto pub = b.make_publisher("raw");
+  snapshot s;
+  for (std::uint64_t id = 1; id <= 2; ++id) {
+    make_payload(id, s.bytes);
+    pub.publish_value(s);
+  }
+  pub.publish("hello");
+  make_payload(4, s.bytes);
+  pub.publish_value(s);
+
+  message_info info{};
+  std::error_code ec;
+  CHECK_FALSE(sub.try_read(s, &info, ec));
+  CHECK(ec == errc::type_size_mismatch);
+  CHECK(info.sequence == 3);
+  CHECK(info.size == 5);
+  CHECK(info.missed == 2);  // #1 and #2, overwritten before this read
+  REQUIRE(sub.try_read(s, &info, ec));
+  CHECK(!ec);
+  CHECK(info.sequence == 4);
+  CHECK(info.missed == 0);
+  CHECK(payload_id(s.bytes) == 4);
+  CHECK_FALSE(sub.try_read(s, &info, ec));
+  CHECK(!ec);
+  CHECK(sub.missed_total() == 2);
+  CHECK(sub.received_total() == 2);
+}
