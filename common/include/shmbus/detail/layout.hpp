@@ -125,8 +125,9 @@ struct alignas(cache_line) subscriber_entry {
 };
 
 /// Per-slot header; the payload follows it. `seq` is a seqlock word:
-/// 2s-1 while message s is being written, 2s once it is complete, 0 never
-/// written.
+/// 2s-1 while message s is being written (or after recovery discarded a
+/// torn message s: the next publish reuses s), 2s once it is complete, 0
+/// never written. It never decreases.
 struct alignas(cache_line) slot_header {
   a_u64 seq;
   // Atomics (relaxed) although the seqlock validates them: a plain field
