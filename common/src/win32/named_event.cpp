@@ -220,6 +220,7 @@ bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
       }
       slice = static_cast<DWORD>(std::min<long long>(left, slice));
     }
+    if (before_sleep_hook != nullptr) before_sleep_hook();
     const DWORD r = ::SignalObjectAndWait(gate_, event, slice, FALSE);
     const bool moved = st.generation.load(std::memory_order_seq_cst) != t;
     if (r == WAIT_OBJECT_0) {

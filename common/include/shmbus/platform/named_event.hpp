@@ -72,6 +72,11 @@ class named_event {
   /// the generation moved on, nobody woken.
   void set_without_waking_for_test() noexcept;
 
+  /// Test-only (Windows): called inside wait() after the waiter's last look
+  /// at the generation and before it sleeps, so a test can stop a waiter in
+  /// exactly the window a lost wake-up needs. Null in production.
+  static inline void (*before_sleep_hook)() = nullptr;
+
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
   /// Windows: kernel events per named event, used in turn by generation.
