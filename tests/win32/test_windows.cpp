@@ -278,5 +278,21 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   constexpr ACCESS_MASK can_block =
       SYNCHRONIZE | MUTEX_MODIFY_STATE | GENERIC_ALL | GENERIC_EXECUTE | GENERIC_WRITE;
   CHECK((to_group & can_block) == 0);
+  // Its wake events: wait, never set or reset.
+  HANDLE e = ::OpenEventW(READ_CONTROL, FALSE, wide_name("Local\\" + topic_object(bus, "t") + "#event.w0").c_str());
+  REQUIRE(e != nullptr);
+  const ACCESS_MASK on_event = granted_to(e, sid_buf);
+  ::CloseHandle(e);
+  CHECK((on_event & SYNCHRONIZE) != 0);
+  CHECK((on_event & (EVENT_MODIFY_STATE | GENERIC_ALL | GENERIC_WRITE | WRITE_DAC | WRITE_OWNER)) == 0);
+  // With --group-publish the group may publish: full access to the mutex.
+  const std::string bus2 = unique_bus();
+  auto o = with_security(bus2, "", group);
+  o.group_publishes = true;
+  broker publishing(o);
+  HANDLE h2 = ::OpenMutexW(READ_CONTROL, FALSE, wide_name("Local\\" + topic_object(bus2, "t") + "#mutex").c_str());
+  REQUIRE(h2 != nullptr);
+  CHECK((granted_to(h2, sid_buf) & GENERIC_ALL) != 0);
+  ::CloseHandle(h2);
   if (under_wine()) MESSAGE("wine does not enforce DACLs: the DACL is checked as written, not by opening it as a member");
 }
