@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "shmbus/client.hpp"
 #include "shmbus/names.hpp"
@@ -295,4 +296,49 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   CHECK((granted_to(h2, sid_buf) & GENERIC_ALL) != 0);
   ::CloseHandle(h2);
   if (under_wine()) MESSAGE("wine does not enforce DACLs: the DACL is checked as written, not by opening it as a member");
+}
+
+TEST_CASE("Windows: a process consuming another subscriber's wake-ups delays them, boundedly, and loses none") {
+  // The documented worst case of a hostile subscriber that opens another's
+  // wake event (it may: SYNCHRONIZE): each wake-up it steals reaches the
+  // victim at the end of its 200 ms slice (plus one grace slice), counted
+  // by the victim's safety net. The victim's bounded 10 s waits fail loudly
+  // if a stolen wake-up ever stalls it instead.
+  constexpr int count = 5;
+  test_bus tb({topic("h", 64, 8)});
+  auto victim = child_process::self("waiting-subscriber", {tb.name, "h", std::to_string(count)});
+  victim.expect_line("ready");
+  bus b(tb.name);
+  auto pub = b.make_publisher("h");
+  auto raw = open_raw(tb.name, "h");
+  auto& entry = raw.subscribers()[0];
+  REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
+  HANDLE stolen =
+      ::OpenEventW(SYNCHRONIZE, FALSE, wide_name("Local\\" + topic_object(tb.name, "h") + "#event.w0").c_str());
+  REQUIRE(stolen != nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<unsigned> thefts{0};
+  std::thread thief([&] {
+    while (!stop.load())
+      if (::WaitForSingleObject(stolen, 10) == WAIT_OBJECT_0) ++thefts;
+  });
+  for (int i = 1; i <= count; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!(entry.read_seq.load() == static_cast<std::uint64_t>(i - 1) && entry.waiting.load() == 1)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        stop = true;
+        thief.join();
+        FAIL("subscriber not back in wait() for message " << i);
+      }
+    }
+    pub.publish("x");
+  }
+  const std::string line = victim.expect_line("result", std::chrono::seconds(30));
+  stop = true;
+  thief.join();
+  ::CloseHandle(stolen);
+  INFO(line);
+  CHECK(field(line, "last") == count);
+  CHECK(field(line, "received") == count);
+  MESSAGE("signals stolen: " << thefts.load() << "; " << line);
 }

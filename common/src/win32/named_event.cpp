@@ -131,7 +131,8 @@ named_event::named_event(open_only_t, std::string_view name, void* storage, wait
     if (r == role::waker) {
       handles_.reserve(waiters.count);
       for (std::uint32_t i = 0; i < waiters.count; ++i) {
-        HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE, FALSE, win32::wide(kernel_name(name, i)).c_str());
+        // SYNCHRONIZE too, so that a waker can also wait (tests do).
+        HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE | SYNCHRONIZE, FALSE, win32::wide(kernel_name(name, i)).c_str());
         if (h == nullptr) {
           ec = last_error();
           close_handles();
@@ -250,6 +251,9 @@ bool named_event::wait(token t, std::uint32_t waiter, std::optional<clock::time_
 // Signals every waiter announced before our generation bump. A hint word
 // that is 0 costs one load: a publish with nobody asleep makes no call.
 void named_event::wake_announced() noexcept {
+  // Without every waiter's handle (not a waker) we could clear an
+  // announcement and not signal it: leave them all to a waker.
+  if (handles_.size() < waiters_.count) return;
   event_state& st = state(storage_);
   for (unsigned w = 0; w < hint_words; ++w) {
     if (st.hint[w].load(std::memory_order_seq_cst) == 0) continue;
@@ -260,7 +264,6 @@ void named_event::wake_announced() noexcept {
       for (std::uint32_t j = w * 64 + b; j < waiters_.count; j += hint_bits) {
         std::atomic<std::uint32_t>& a = word(waiters_, j);
         if (a.load(std::memory_order_seq_cst) == 0 || a.exchange(0, std::memory_order_seq_cst) == 0) continue;
-        if (j >= handles_.size()) continue;  // not a waker: nothing to signal with
         g_wake_calls.fetch_add(1, std::memory_order_relaxed);
         ::SetEvent(handles_[j]);
       }
