@@ -1,7 +1,8 @@
 // shmbus-bench: one-way latency, throughput, fan-out and idle CPU of shmbus
 // against a minimal reference of the same design and the usual
 // alternatives (Unix socket, pipe, ZeroMQ), all in one run, through one
-// harness. See docs/performance.md.
+// harness, and the publish jitter of shmbus and the reference (every publish
+// of seconds of publishing timed). See docs/performance.md.
 //
 //   shmbus-bench [--quick] [--runs N] [--json FILE] [--plot FILE.png] ...
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "costs.hpp"
+#include "jitter.hpp"
 #include "report.hpp"
 #include "runner.hpp"
 #include "shmbus/platform/process.hpp"
@@ -32,13 +34,14 @@ constexpr std::int64_t ms = 1'000'000;
 struct options {
   bool quick = false;
   unsigned runs = 3;
-  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "costs"};
+  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "costs", "jitter"};
   std::set<std::string> only_transports;  // empty: all
   std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
   std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
   bool sizes_given = false;
   std::uint64_t messages = 0;  // 0: by size
   double seconds = 0;          // throughput duration; 0: default
+  double jitter_seconds = 0;   // publish-jitter duration per transport; 0: default
   std::int64_t gap_us = 40;
   std::int64_t spin_us = 100;
   std::string json, plot;
@@ -50,12 +53,13 @@ const char* usage =
     "usage: shmbus-bench [options]\n"
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
-    "  --modes LIST       latency,throughput,fanout,idle,costs (default: all)\n"
+    "  --modes LIST       latency,throughput,fanout,idle,costs,jitter (default: all)\n"
     "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
     "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
     "  --seconds S        throughput run length (default 0.3)\n"
+    "  --jitter-seconds S publish-jitter run length per transport (default 3.5; --quick 1.1)\n"
     "  --gap-us N         pause before each latency message (default 40)\n"
     "  --spin-us N        spin of the spin-then-block mode (default 100)\n"
     "  --no-pin           do not pin publisher and subscribers to CPUs\n"
@@ -232,7 +236,7 @@ int bench_main(int argc, char** argv) {
     } else if (a == "--modes") {
       o.modes.clear();
       for (const auto& m : split(next())) {
-        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs")
+        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs" && m != "jitter")
           throw std::invalid_argument("unknown mode " + m);
         o.modes.insert(m);
       }
@@ -261,6 +265,9 @@ int bench_main(int argc, char** argv) {
       o.messages = std::stoull(next());
     } else if (a == "--seconds") {
       o.seconds = std::stod(next());
+    } else if (a == "--jitter-seconds") {
+      o.jitter_seconds = std::stod(next());
+      if (!(o.jitter_seconds > 0)) throw std::invalid_argument("--jitter-seconds must be > 0");
     } else if (a == "--gap-us") {
       o.gap_us = std::stoll(next());
     } else if (a == "--spin-us") {
@@ -315,6 +322,18 @@ int bench_main(int argc, char** argv) {
   }
   std::vector<cost> costs;
   if (o.modes.count("costs")) costs = measure_costs("shmbench-" + std::to_string(pid) + "-costs", o.quick);
+  std::vector<jitter_result> jitter;
+  if (o.modes.count("jitter")) {
+    // Long enough to hold 3 (quick: 1) whole seconds after the publisher opened.
+    const double secs = o.jitter_seconds > 0 ? o.jitter_seconds : (o.quick ? 1.1 : 3.5);
+    if (o.verbose) std::cerr << "publish jitter, " << secs << " s per transport\n";
+    jitter = measure_jitter("shmbench-" + std::to_string(pid), secs, min_payload, o.pin);
+    for (const auto& j : jitter)
+      if (!j.error.empty()) {
+        ++failures;
+        std::cerr << "shmbus-bench: publish jitter, " << j.transport << ": " << j.error << "\n";
+      }
+  }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   report_meta meta;
@@ -328,10 +347,11 @@ int bench_main(int argc, char** argv) {
   const auto rows = summarise(results);
   const auto targets = evaluate_targets(rows);
   write_markdown(std::cout, meta, rows, targets, costs);
+  write_jitter_markdown(std::cout, jitter);
   std::cout << "_" << specs.size() * o.runs << " runs, " << failures << " failed._\n";
   if (!o.json.empty()) {
     std::ofstream f(o.json);
-    write_json(f, meta, rows, targets, costs, results);
+    write_json(f, meta, rows, targets, costs, results, jitter);
     if (!f) {
       std::cerr << "shmbus-bench: cannot write " << o.json << "\n";
       return 1;

@@ -409,7 +409,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
 
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                 const std::vector<target>& targets, const std::vector<cost>& costs,
-                const std::vector<run_result>& runs) {
+                const std::vector<run_result>& runs, const std::vector<jitter_result>& jitter) {
   out << "{\n  \"machine\": " << json_string(meta.machine) << ",\n  \"command\": " << json_string(meta.command)
       << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"seconds\": " << json_number(meta.seconds)
       << ",\n  \"load_average_before\": " << json_string(meta.load_before)
@@ -445,7 +445,9 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
   for (std::size_t i = 0; i < costs.size(); ++i)
     out << "    {\"step\": " << json_string(costs[i].what) << ", \"ns\": " << json_number(costs[i].ns) << "}"
         << (i + 1 < costs.size() ? "," : "") << "\n";
-  out << "  ],\n  \"runs\": [\n";
+  out << "  ],\n  \"publish_jitter\": ";
+  write_jitter_json(out, jitter);
+  out << ",\n  \"runs\": [\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const run_result& r = runs[i];
     out << "    {\"transport\": " << json_string(r.spec.transport) << ", \"kind\": " << json_string(kind_name(r.spec.kind))

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "costs.hpp"
+#include "jitter.hpp"
 #include "runner.hpp"
 
 namespace shmbus::bench {
@@ -59,7 +60,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
                     const std::vector<target>& targets, const std::vector<cost>& costs);
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                 const std::vector<target>& targets, const std::vector<cost>& costs,
-                const std::vector<run_result>& runs);
+                const std::vector<run_result>& runs, const std::vector<jitter_result>& jitter);
 /// Draws p50 / p99 / p99.9 latency against size per transport and wait
 /// mode with gnuplot. Returns an empty string, or why it could not.
 std::string write_plot(const std::string& png, const report_meta& meta, const std::vector<row>& rows);

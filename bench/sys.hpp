@@ -25,6 +25,10 @@ void unpin_thread() noexcept;
 std::int64_t process_cpu_ns() noexcept;
 /// CPU time the calling thread has used, in ns.
 std::int64_t thread_cpu_ns() noexcept;
+/// Times the calling thread was switched out against its will so far (a
+/// system call: for the rare slow sample only), or -1 where the OS does not
+/// count them per thread. Tells a preempted sample from a slow call.
+std::int64_t involuntary_switches() noexcept;
 
 /// CPU model, logical CPUs, OS and kernel, on one line.
 std::string machine_description();

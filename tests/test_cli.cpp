@@ -389,3 +389,20 @@ TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct"
   CHECK(raw_sub.expect_line("InstrumentID=").find("InstrumentID=rb2605 ") != std::string::npos);
   CHECK(raw_sub.wait() == 0);
 }
+
+TEST_CASE("shmbus pub refuses a message of another size on a typed topic, for an argument and for stdin lines") {
+  const std::string bus = unique_bus();
+  config_file ini(bus, "[topic md]\nmax_message_size = 512\ntype_size = 408\ndepth = 16\n");
+  running_broker broker(bus, {"--config", ini.path.string()});
+  const std::string refused = "topic 'md' declares a 408-byte type, the message is 5 bytes; nothing was published";
+  auto r = run(cli(bus, {"pub", "md", "hello"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: " + refused + "\n");
+  r = run(cli(bus, {"pub", "md"}), "hello\nworld\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: standard input line 1: " + refused + "\n");
+  // Nothing reached the topic.
+  r = run(cli(bus, {"ls", "--json"}));
+  CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":512,\"depth\":16,\"type_size\":408,\"published\":0,") !=
+        std::string::npos);
+}

@@ -2,7 +2,10 @@
 // shipped configuration, md-feed, a table strategy and a headless one.
 #include <doctest/doctest.h>
 
+#include <chrono>
+
 #include "shmbus/client.hpp"
+#include "shmbus/market_data.hpp"
 #include "shmbus/names.hpp"
 #include "shmbus/platform/shared_memory.hpp"
 #include "support/child_process.hpp"
@@ -93,6 +96,39 @@ TEST_CASE("market-data demo: a strategy that receives nothing says so and fails"
   CHECK(out[0].find("md-strategy: 0 snapshots from 0 instruments in ") == 0);
   CHECK(out[0].find(" (0/s), 0 missed; stopped: time is up") != std::string::npos);
   CHECK(out[1] == "md-strategy: no market data received (is md-feed running on bus '" + bus + "'?)");
+  broker.terminate();
+  CHECK(broker.wait() == 0);
+}
+
+TEST_CASE("market-data demo: md-strategy skips a message that is not a snapshot and goes on") {
+  const std::string bus = unique_bus();
+  // An untyped topic: any size may be published to it.
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "raw:512:16", "--log-level", "warn"}, true);
+  broker.expect_line("ready");
+  child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "raw", "--headless"}, true);
+  shmbus::bus b(bus);
+  // Bounded waits on what the strategy's subscriber reports in the topic.
+  auto wait_for = [&](const char* what, auto&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done(b.stats().at(0)))
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "md-strategy never " << what);
+  };
+  wait_for("subscribed", [](const shmbus::topic_stats& s) { return s.live_subscribers == 1; });
+  auto pub = b.make_publisher("raw");
+  pub.publish("hello");
+  shmbus::market_data::depth_market_data md{};
+  shmbus::market_data::set_text(md.instrument_id, "rb2605");
+  md.last_price = 3512;
+  pub.publish_value(md);
+  wait_for("read both", [](const shmbus::topic_stats& s) {
+    return !s.subscribers.empty() && s.subscribers[0].received == 2;
+  });
+  strategy.terminate();
+  const auto out = lines_until_eof(strategy);
+  CHECK(strategy.wait() == 0);
+  INFO(joined(out));
+  CHECK(has_line(out, "md-strategy: topic 'raw': message #1 is 5 bytes, not a snapshot; skipped"));
+  CHECK(has_line(out, "md-strategy: 1 snapshots from 1 instruments in "));
   broker.terminate();
   CHECK(broker.wait() == 0);
 }

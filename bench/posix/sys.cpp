@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -63,6 +64,12 @@ std::int64_t thread_cpu_ns() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::int64_t involuntary_switches() noexcept {
+  rusage u{};
+  if (::getrusage(RUSAGE_THREAD, &u) != 0) return -1;
+  return u.ru_nivcsw;
 }
 
 std::string machine_description() {

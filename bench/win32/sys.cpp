@@ -52,6 +52,9 @@ std::int64_t thread_cpu_ns() noexcept {
   return (ticks(kernel) + ticks(user)) * 100;  // 100 ns units, updated at each clock tick
 }
 
+// Windows keeps no per-thread count of involuntary switches.
+std::int64_t involuntary_switches() noexcept { return -1; }
+
 std::string machine_description() {
   SYSTEM_INFO si;
   ::GetSystemInfo(&si);

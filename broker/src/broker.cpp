@@ -11,6 +11,7 @@
 #include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
+#include "shmbus/platform/bus_endpoint.hpp"
 
 namespace shmbus {
 namespace {
@@ -42,12 +43,41 @@ std::vector<detail::topic_params> to_params(const std::vector<topic_config>& top
 // clients still mapping them learn that they are gone instead of waiting for
 // ever.
 void close_orphan_topics(const registry& dead, std::string_view bus) {
-  for (const auto& e : dead.topics()) {
-    std::error_code ec;
-    std::string what;
-    auto seg = topic_segment::open(bus, dead.instance(), detail::fixed_string(e.name), detail::topic_role::publish, ec, what);
-    if (!ec) seg.close();
+  for (const auto& e : dead.topics()) topic_segment::close_orphan(bus, dead.instance(), detail::fixed_string(e.name));
+}
+
+// The claim on the bus: held for the broker's life, released by the OS
+// however the broker ends. Whoever holds it alone may remove stale objects
+// and create new ones, so two brokers can never both come up.
+platform::bus_endpoint claim_bus(std::string_view bus) {
+  std::error_code ec;
+  std::string what;
+  platform::bus_endpoint endpoint(create_only, detail::endpoint_name(bus), ec, what);
+  if (ec == errc::broker_running) {
+    std::string who;
+    std::string ignored;
+    const registry r = registry::open(bus, ec, ignored);
+    if (!ec) who = " (pid " + std::to_string(r.broker().pid) + ")";
+    throw_error(make_error_code(errc::broker_running),
+                "a live broker" + who + " already owns bus '" + std::string(bus) + "'");
   }
+  if (ec) throw_error(ec, "claim bus '" + std::string(bus) + "': " + what);
+  return endpoint;
+}
+
+// Removes what a dead broker left; the caller holds the claim.
+unsigned remove_stale_claimed(std::string_view bus) {
+  std::error_code ec;
+  std::string what;
+  const registry r = registry::open(bus, ec, what);
+  if (ec == std::errc::permission_denied) throw_error(ec, what);
+  if (!ec) close_orphan_topics(r, bus);
+  unsigned removed = 0;
+  for (const std::string& object : platform::shared_memory_region::list(detail::bus_object_prefix(bus))) {
+    if (platform::shared_memory_region::remove(object, ec)) ++removed;
+    if (ec) throw_error(ec, "shm_unlink('/" + object + "') of a stale object");
+  }
+  return removed;
 }
 
 std::uint64_t new_instance() {
@@ -60,6 +90,7 @@ std::uint64_t new_instance() {
 
 struct broker::impl {
   std::string bus;
+  platform::bus_endpoint endpoint;  // the claim; destroyed last, after remove_objects()
   std::uint64_t instance = new_instance();
   std::vector<detail::topic_params> params;
   registry reg;
@@ -72,7 +103,6 @@ struct broker::impl {
       t.close();
       const std::string object = detail::topic_object_name(bus, instance, t.name());
       platform::shared_memory_region::remove(object, ec);
-      platform::shared_memory_region::remove(detail::control_object_name(object), ec);
     }
     // Unlink before marking closed: a new broker then finds either our ready
     // registry (and refuses) or none, never a closed one it would clean up
@@ -83,28 +113,8 @@ struct broker::impl {
 };
 
 unsigned broker::remove_stale(std::string_view bus) {
-  std::error_code ec;
-  std::string what;
-  registry r = registry::open(bus, ec, what);
-  // A registry that does not validate may be one a starting broker has not
-  // finished writing: give it a moment before calling it stale.
-  for (int i = 0; i < 50 && ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::permission_denied; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // bounded: 1 s in all
-    r = registry::open(bus, ec, what);
-  }
-  if (ec == std::errc::permission_denied) throw_error(ec, what);
-  if (!ec && platform::is_alive(r.broker()) && r.state() != detail::segment_state::closed) {
-    throw_error(make_error_code(errc::broker_running),
-                "a live broker (pid " + std::to_string(r.broker().pid) + ") already owns bus '" +
-                    std::string(bus) + "'");
-  }
-  if (!ec) close_orphan_topics(r, bus);
-  unsigned removed = 0;
-  for (const std::string& object : platform::shared_memory_region::list(detail::bus_object_prefix(bus))) {
-    if (platform::shared_memory_region::remove(object, ec)) ++removed;
-    if (ec) throw_error(ec, "shm_unlink('/" + object + "') of a stale object");
-  }
-  return removed;
+  const platform::bus_endpoint claim = claim_bus(bus);
+  return remove_stale_claimed(bus);
 }
 
 broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
@@ -125,9 +135,10 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   perms.group_publishes = opts.group_publishes;
   if (auto ec = platform::check_permissions(perms, why)) throw_error(ec, why);
 
-  // The registry is created first, with O_EXCL: it is the claim on the bus.
-  // Where names die with their last handle (Windows), a client may hold a
-  // dead broker's registry for a moment: retry a bounded number of times.
+  m.endpoint = claim_bus(m.bus);
+  // We own the bus: a registry already there is a dead broker's. Where
+  // names die with their last handle (Windows), a client may hold it for a
+  // moment: retry a bounded number of times.
   for (int attempt = 0;; ++attempt) {
     std::error_code ec;
     std::string what;
@@ -135,7 +146,7 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
     if (!ec) break;
     if (ec != std::errc::file_exists || attempt == 50) throw_error(ec, what);
     if (attempt != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const unsigned removed = remove_stale(m.bus);
+    const unsigned removed = remove_stale_claimed(m.bus);
     m.stale_removed += removed;
     if (attempt == 0)
       spdlog::warn("bus '{}': removed {} object(s) left by a broker that is no longer running", m.bus, removed);
@@ -146,6 +157,10 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
       std::string what;
       m.topics.push_back(topic_segment::create(m.bus, m.instance, p, perms, ec, what));
       if (ec) throw_error(ec, what);
+      const auto& t = m.topics.back();
+      m.endpoint.offer(detail::control_object_name(detail::topic_object_name(m.bus, m.instance, p.name)),
+                       t.control_region(), perms, ec, what);
+      if (ec) throw_error(ec, "topic '" + p.name + "': " + what);
       spdlog::info("topic '{}': max_message_size {} B, depth {}{}", p.name, p.max_message_size, p.depth,
                    p.type_size ? ", type size " + std::to_string(p.type_size) + " B" : std::string());
     }
@@ -154,6 +169,15 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
                    m.topics.end());
     m.remove_objects();
     throw;
+  }
+  {
+    std::error_code ec;
+    std::string what;
+    m.endpoint.serve(ec, what);
+    if (ec) {
+      m.remove_objects();
+      throw_error(ec, what);
+    }
   }
   for (auto& t : m.topics) t.mark_ready();
   m.reg.mark_ready();

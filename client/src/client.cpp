@@ -40,6 +40,14 @@ topic_info info_of(const detail::topic_params& p) {
 
 std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) + "'"; }
 
+// Every publish and read path throws through here, so a closed topic reads
+// the same wherever it is met.
+[[noreturn]] void fail_on(const topic_info& topic, std::error_code ec, const std::string& action) {
+  if (ec == errc::topic_closed)
+    throw_error(ec, "topic '" + topic.name + "': the broker stopped or was restarted; reopen the bus");
+  fail(ec, action + " topic '" + topic.name + "'");
+}
+
 }  // namespace
 
 // ---- bus -------------------------------------------------------------------
@@ -204,13 +212,14 @@ subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, s
   topic_info info;
   auto seg = open_topic(topic, type_size, false, info, ec, what);
   if (ec) return subscriber(nullptr, {}, -1);
-  const int entry = seg->register_subscriber(ec);
+  std::uint64_t registered = 0;
+  const int entry = seg->register_subscriber(registered, ec);
   if (ec) {
     what = "topic '" + info.name + "': all " + std::to_string(info.max_subscribers) +
            " subscriber slots are in use by live processes";
     return subscriber(nullptr, {}, -1);
   }
-  return subscriber(std::move(seg), std::move(info), entry);
+  return subscriber(std::move(seg), std::move(info), entry, registered);
 }
 
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
@@ -283,9 +292,11 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   if (ec == errc::message_too_large)
     throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
                         " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
-  if (ec == errc::topic_closed)
-    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  fail(ec, "publish to topic '" + info_.name + "'");
+  if (ec == errc::type_size_mismatch)
+    throw_error(ec, "topic '" + info_.name + "' declares a " + std::to_string(info_.type_size) +
+                        "-byte type, the message is " + std::to_string(payload.size()) +
+                        " bytes; nothing was published");
+  fail_on(info_, ec, "publish to");
 }
 
 std::uint64_t publisher::mutex_recoveries() const noexcept {
@@ -294,8 +305,8 @@ std::uint64_t publisher::mutex_recoveries() const noexcept {
 
 // ---- subscriber ------------------------------------------------------------
 
-subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry)
-    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry) {
+subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state)
+    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry), entry_state_(entry_state) {
   if (!seg_) return;
   next_ = seg_->newest() + 1;
   // Caught up so far: without this, `shmbus stat` would count every message
@@ -308,6 +319,7 @@ subscriber::subscriber(subscriber&& o) noexcept
     : seg_(std::move(o.seg_)),
       info_(std::move(o.info_)),
       entry_(std::exchange(o.entry_, -1)),
+      entry_state_(o.entry_state_),
       next_(o.next_),
       pending_missed_(o.pending_missed_),
       missed_total_(o.missed_total_),
@@ -316,10 +328,11 @@ subscriber::subscriber(subscriber&& o) noexcept
 
 subscriber& subscriber::operator=(subscriber&& o) noexcept {
   if (this != &o) {
-    if (seg_) seg_->unregister_subscriber(entry_);
+    if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
     seg_ = std::move(o.seg_);
     info_ = std::move(o.info_);
     entry_ = std::exchange(o.entry_, -1);
+    entry_state_ = o.entry_state_;
     next_ = o.next_;
     pending_missed_ = o.pending_missed_;
     missed_total_ = o.missed_total_;
@@ -330,17 +343,27 @@ subscriber& subscriber::operator=(subscriber&& o) noexcept {
 }
 
 subscriber::~subscriber() {
-  if (seg_) seg_->unregister_subscriber(entry_);
+  if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
+}
+
+detail::subscriber_entry* subscriber::own_entry() noexcept {
+  if (entry_ < 0) return nullptr;
+  detail::subscriber_entry* e = seg_->owned_subscriber(entry_, entry_state_);
+  // Reaped (our registered process looked dead: we daemonised): the entry may
+  // be someone else's now, so stop writing it. What remains is the window
+  // between this check and the caller's stores; see docs/design.md.
+  if (e == nullptr) entry_ = -1;
+  return e;
 }
 
 void subscriber::account(const message_info& info) noexcept {
   missed_total_ += info.missed;
   ++received_total_;
-  if (entry_ < 0) return;
-  auto& e = seg_->subscribers()[static_cast<std::size_t>(entry_)];
-  e.read_seq.store(info.sequence, std::memory_order_relaxed);
-  e.missed.store(missed_total_, std::memory_order_relaxed);
-  e.received.store(received_total_, std::memory_order_relaxed);
+  detail::subscriber_entry* e = own_entry();
+  if (e == nullptr) return;
+  e->read_seq.store(info.sequence, std::memory_order_relaxed);
+  e->missed.store(missed_total_, std::memory_order_relaxed);
+  e->received.store(received_total_, std::memory_order_relaxed);
 }
 
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept {
@@ -353,7 +376,11 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
   // Skips found on an attempt that could not deliver are reported with the
   // message that is finally delivered.
   pending_missed_ += meta.missed;
-  if (ec || status == detail::read_status::empty) return std::nullopt;
+  if (ec) return std::nullopt;
+  if (status == detail::read_status::empty) {
+    report_if_gone(ec);
+    return std::nullopt;
+  }
   if (status == detail::read_status::buffer_too_small) {
     ec = make_error_code(errc::buffer_too_small);
     return std::nullopt;
@@ -369,8 +396,48 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
   if (ec == errc::buffer_too_small)
     throw_error(ec, "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
                         "-byte buffer cannot hold the next message");
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   return got;
+}
+
+bool subscriber::report_if_gone(std::error_code& ec) const noexcept {
+  // What was published before the close is read first; then the reader is
+  // told, so a strategy spinning over try_read does not spin for ever.
+  if (seg_->gone()) ec = make_error_code(errc::topic_closed);
+  return false;
+}
+
+bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!seg_) {
+    ec = make_error_code(errc::invalid_argument);
+    return false;
+  }
+  detail::read_meta meta;
+  const auto status = seg_->read(next_, scratch, meta, ec);
+  pending_missed_ += meta.missed;
+  if (ec) return false;
+  if (status == detail::read_status::empty) return report_if_gone(ec);
+  // A message larger than the type stays at the cursor after read(); a typed
+  // read consumes it all the same, so that one bad message cannot block the
+  // stream. (Its bytes were validated but not copied.)
+  if (status == detail::read_status::buffer_too_small) next_ = meta.sequence + 1;
+  const message_info got{meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0)};
+  account(got);
+  if (info != nullptr) *info = got;
+  if (got.size != scratch.size()) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return false;
+  }
+  return true;
+}
+
+void subscriber::throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const {
+  if (ec == errc::type_size_mismatch)
+    throw_error(ec, "topic '" + info_.name + "': message #" + std::to_string(info.sequence) + " is " +
+                        std::to_string(info.size) + " bytes, not the caller's " + std::to_string(type_size) +
+                        "-byte type; it was skipped");
+  fail_on(info_, ec, "read from");
 }
 
 bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
@@ -389,12 +456,21 @@ bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
 bool subscriber::try_read(message& m) {
   std::error_code ec;
   const bool got = try_read(m, ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   return got;
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept {
   return wait_available(timeout, strategy_, ec);
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout) { return wait_available(timeout, strategy_); }
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
+  std::error_code ec;
+  const bool available = wait_available(timeout, how, ec);
+  if (ec) fail_on(info_, ec, "wait on");
+  return available;
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
@@ -433,27 +509,16 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
 subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept {
   using clock = std::chrono::steady_clock;
   // Reading the clock costs tens of nanoseconds (user space, but not free):
-  // look at it, and at the closed flag, every few dozen polls only.
+  // look at it, and at whether the topic is gone, every few dozen polls only.
   constexpr unsigned polls_per_check = 32;
-  const auto owner_interval = std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
-  std::optional<clock::time_point> next_owner_check;  // set at the first clock read
   for (;;) {
     for (unsigned i = 0; i < polls_per_check; ++i) {
       if (seg_->newest() >= next_) return poll_result::available;
       detail::cpu_relax();
     }
-    if (seg_->closed()) return poll_result::closed;
-    const auto now = clock::now();
-    if (until && now >= *until) return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
-    // A replaced broker (which cannot reach our segment on Windows) is found
-    // through the registry, i.e. with system calls: only once the topic has
-    // been quiet for a whole check interval, never while messages flow.
-    if (!next_owner_check) {
-      next_owner_check = now + owner_interval;
-    } else if (now >= *next_owner_check) {
-      if (seg_->gone()) return poll_result::closed;
-      next_owner_check = now + owner_interval;
-    }
+    if (seg_->gone()) return poll_result::closed;
+    if (until && clock::now() >= *until)
+      return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
   }
 }
 
@@ -470,10 +535,10 @@ bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point
       ec = make_error_code(errc::topic_closed);
       return false;
     }
-    auto* entry = entry_ >= 0 ? &seg_->subscribers()[static_cast<std::size_t>(entry_)] : nullptr;
+    detail::subscriber_entry* entry = own_entry();
     if (entry) entry->waiting.store(1, std::memory_order_relaxed);
-    // Sleep in slices so that a broker replaced meanwhile is noticed (gone()).
-    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::owner_check_interval_ns);
+    // Sleep in slices so that a topic closed without a wake is noticed (gone()).
+    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::wait_slice_ns);
     const bool last_slice = deadline && *deadline <= slice_end;
     bool signaled = false;
     try {
@@ -513,9 +578,7 @@ bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
   std::error_code ec;
   const bool got = wait(m, timeout, how, ec);
-  if (ec == errc::topic_closed)
-    throw_error(ec, "topic '" + info_.name + "': the broker stopped or was restarted; reopen the bus");
-  if (ec) fail(ec, "wait on topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "wait on");
   return got;
 }
 
@@ -534,7 +597,7 @@ bool subscriber::latest(message& m) {
   detail::read_meta meta;
   std::error_code ec;
   const auto status = seg_->read(cursor, std::span<std::byte>(m.buffer_), meta, ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
+  if (ec) fail_on(info_, ec, "read from");
   if (status != detail::read_status::ok) return false;
   if (meta.sequence >= next_) {  // overtaken meanwhile: a new message after all
     m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0) + meta.sequence - next_};
@@ -558,8 +621,11 @@ bool subscriber::read_view_impl(void* ctx,
         call(ctx, delivered, payload);
       },
       ec);
-  if (ec) fail(ec, "read from topic '" + info_.name + "'");
-  if (!got) return false;
+  if (ec) fail_on(info_, ec, "read from");
+  if (!got) {
+    if (seg_->gone()) fail_on(info_, make_error_code(errc::topic_closed), "read from");
+    return false;
+  }
   account(delivered);
   return true;
 }

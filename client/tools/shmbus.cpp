@@ -7,6 +7,7 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,7 +63,9 @@ Options:
 constexpr std::string_view pub_usage = R"(Usage: shmbus pub [--bus NAME] TOPIC [MESSAGE]
 
 Publishes MESSAGE to TOPIC. Without MESSAGE, publishes each line read from
-standard input as one message (without its newline).
+standard input as one message (without its newline). On a topic that
+declares a type size, a message of any other size is refused: exit 1, and
+nothing after it is published.
 )";
 
 constexpr std::string_view sub_usage = R"(Usage: shmbus sub [--bus NAME] TOPIC [OPTIONS]
@@ -191,7 +194,13 @@ int cmd_pub(const args& a) {
     return exit_ok;
   }
   std::string line;
-  while (std::getline(std::cin, line)) pub.publish(line);
+  for (std::uint64_t n = 1; std::getline(std::cin, line); ++n) {
+    try {
+      pub.publish(line);
+    } catch (const shmbus::error& e) {
+      throw std::runtime_error("standard input line " + std::to_string(n) + ": " + e.what());
+    }
+  }
   return exit_ok;
 }
 

@@ -142,31 +142,22 @@ void init_control_header(void* base, const topic_params& p, const topic_geometry
 }
 
 std::error_code validate_control(std::span<const std::byte> mapping, const topic_params& p, std::string* why) {
-  if (mapping.size() < sizeof(control_header))
-    return fail(errc::corrupt_segment, why,
-                "control segment is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
-  control_header h;  // a copy, as for the topic header
-  std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (h.magic != control_magic) return fail(errc::corrupt_segment, why, "not a shmbus control segment (bad magic)");
-  if (h.abi_version != abi_version)
-    return fail(errc::abi_mismatch, why,
-                "control segment ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " +
-                    std::to_string(abi_version));
-  if (h.header_size != sizeof(control_header))
-    return fail(errc::abi_mismatch, why, "control header size differs from this shmbus");
-  if (h.max_subscribers != p.max_subscribers || fixed_string(h.name) != p.name)
-    return fail(errc::corrupt_segment, why, "control segment does not match topic '" + p.name + "'");
+  // Every subscriber may write this segment, header included, so nothing in
+  // it may decide whether the next client can join: its layout follows from
+  // the data segment's validated parameters, and only its size, which nobody
+  // can change (sealed on POSIX, a fixed section on Windows), is checked.
   const std::uint64_t need = sizeof(control_header) + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
-  if (h.total_size != need || need > mapping.size())
-    return fail(errc::corrupt_segment, why, "control segment size fields disagree with its mapping");
+  if (mapping.size() < need)
+    return fail(errc::corrupt_segment, why,
+                "control segment of topic '" + p.name + "' is " + std::to_string(mapping.size()) +
+                    " bytes, smaller than the " + std::to_string(need) + " its topic needs");
   return {};
 }
 
-std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why) {
+std::error_code validate_registry(std::span<const std::byte> mapping, registry_header& h, std::string* why) {
   if (mapping.size() < sizeof(registry_header))
     return fail(errc::corrupt_segment, why,
                 "registry is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
-  registry_header h;
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
   if (h.magic != registry_magic)
     return fail(errc::corrupt_segment, why, "not a shmbus registry (bad magic)");

@@ -64,6 +64,7 @@ namespace detail {
 std::string bus_object_prefix(std::string_view bus) {
   return "shmbus." + std::string(bus) + ".";
 }
+std::string endpoint_name(std::string_view bus) { return "shmbus." + std::string(bus); }
 std::string registry_object_name(std::string_view bus) {
   return bus_object_prefix(bus) + "registry";
 }

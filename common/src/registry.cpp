@@ -1,5 +1,6 @@
 #include "shmbus/detail/registry.hpp"
 
+#include <cstring>
 #include <new>
 
 #include "shmbus/error.hpp"
@@ -17,6 +18,10 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
   const std::size_t size = sizeof(registry_header) + topics.size() * sizeof(topic_entry);
   const std::string object = registry_object_name(bus);
   registry r;
+  // Only the broker writes the registry: nobody else gets a write bit, so
+  // nobody else can open it writable (and, on POSIX, truncate it).
+  perms.mode &= ~0022u;
+  perms.group_publishes = false;
   r.region_ = platform::shared_memory_region(create_only, object, size, perms, ec);
   if (ec) {
     what = "create registry '" + object + "'";
@@ -47,7 +52,8 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
   }
   // The magic last: a reader racing the broker's start sees "not yet valid"
   // rather than half-filled fields.
-  r.count_ = h->topic_count;
+  r.keep(*h);
+  r.entries_.assign(entries, entries + topics.size());
   std::atomic_ref<std::uint64_t>(h->magic).store(registry_magic, std::memory_order_release);
   return r;
 }
@@ -60,16 +66,18 @@ registry registry::open(std::string_view bus, std::error_code& ec, std::string& 
     what = "open registry '" + object + "'";
     return {};
   }
-  if ((ec = validate_registry(r.region_.bytes(), &what))) {
+  registry_header validated;
+  if ((ec = validate_registry(r.region_.bytes(), validated, &what))) {
     what = "registry of bus '" + std::string(bus) + "': " + what;
     return {};
   }
-  r.count_ = r.header().topic_count;
+  r.keep(validated);
+  if (registry_open_hook != nullptr) registry_open_hook();
+  // Sized by the validated count, which validation proved fits the mapping.
+  const topic_entry* live_entries = topic_entries_of(r.region_.data());
+  r.entries_.resize(validated.topic_count);
+  std::memcpy(static_cast<void*>(r.entries_.data()), live_entries, r.entries_.size() * sizeof(topic_entry));
   return r;
-}
-
-std::span<const topic_entry> registry::topics() const noexcept {
-  return {topic_entries_of(region_.data()), count_};
 }
 
 const topic_entry* registry::find(std::string_view topic) const noexcept {
@@ -79,11 +87,16 @@ const topic_entry* registry::find(std::string_view topic) const noexcept {
 }
 
 segment_state registry::state() const noexcept {
-  return static_cast<segment_state>(header().state.load(std::memory_order_acquire));
+  return static_cast<segment_state>(live().state.load(std::memory_order_acquire));
 }
 
 platform::process_identity registry::broker() const noexcept {
-  return {header().broker_pid, header().broker_start_time};
+  return broker_;
+}
+
+void registry::keep(const registry_header& validated) noexcept {
+  instance_ = validated.instance;
+  broker_ = {validated.broker_pid, validated.broker_start_time};
 }
 
 bool registry::broker_alive() const noexcept {
@@ -91,17 +104,17 @@ bool registry::broker_alive() const noexcept {
 }
 
 void registry::mark_ready() noexcept {
-  registry_of(region_.data()).state.store(static_cast<std::uint32_t>(segment_state::ready),
+  live().state.store(static_cast<std::uint32_t>(segment_state::ready),
                                           std::memory_order_release);
 }
 
 void registry::mark_closed() noexcept {
-  registry_of(region_.data()).state.store(static_cast<std::uint32_t>(segment_state::closed),
+  live().state.store(static_cast<std::uint32_t>(segment_state::closed),
                                           std::memory_order_release);
 }
 
 void registry::beat() noexcept {
-  registry_of(region_.data()).heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
+  live().heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
 }
 
 topic_params params_of(const topic_entry& e) {

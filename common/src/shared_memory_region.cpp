@@ -46,7 +46,8 @@ shared_memory_region::shared_memory_region(shared_memory_region&& other) noexcep
       size_(std::exchange(other.size_, 0)),
       mode_(other.mode_),
       name_(std::move(other.name_)),
-      native_handle_(std::exchange(other.native_handle_, nullptr)) {}
+      native_handle_(std::exchange(other.native_handle_, nullptr)),
+      fd_(std::exchange(other.fd_, -1)) {}
 
 shared_memory_region& shared_memory_region::operator=(shared_memory_region&& other) noexcept {
   if (this != &other) {
@@ -56,6 +57,7 @@ shared_memory_region& shared_memory_region::operator=(shared_memory_region&& oth
     mode_ = other.mode_;
     name_ = std::move(other.name_);
     native_handle_ = std::exchange(other.native_handle_, nullptr);
+    fd_ = std::exchange(other.fd_, -1);
   }
   return *this;
 }

@@ -7,6 +7,7 @@
 #include "shmbus/error.hpp"
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/names.hpp"
+#include "shmbus/platform/bus_endpoint.hpp"
 
 namespace shmbus::detail {
 namespace {
@@ -57,14 +58,15 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
                 : "");
     return {};
   }
-  t.control_region_ = platform::shared_memory_region(create_only, control, g.control_size, perms, ec);
+  // Every subscriber writes the control segment: sealed, so that none can
+  // resize it under the others (platform::bus_endpoint says how).
+  t.control_region_ = platform::shared_memory_region::create_sealed(control, g.control_size, perms, ec, what);
   auto undo = [&] {
     std::error_code ignored;
     platform::shared_memory_region::remove(object, ignored);
-    platform::shared_memory_region::remove(control, ignored);
   };
   if (ec) {
-    what = "create topic control segment '" + control + "'";
+    what = "create topic control segment '" + control + "': " + what;
     undo();
     return {};
   }
@@ -103,9 +105,9 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
   }
   const std::string control = control_object_name(object);
   const access ctl = role == topic_role::observe ? access::read_only : access::read_write;
-  t.control_region_ = platform::shared_memory_region(open_only, control, ctl, ec);
+  t.control_region_ = platform::bus_endpoint::obtain(endpoint_name(bus), control, ctl, ec, what);
   if (ec) {
-    what = "open topic control segment '" + control + "'";
+    what = "open topic control segment: " + what;
     return {};
   }
   if (!t.attach(ec, what)) {
@@ -124,14 +126,23 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
     what = "open mutex/event of topic '" + std::string(topic) + "'";
     return {};
   }
-  t.bus_ = std::string(bus);
-  t.instance_ = instance;
-  t.next_owner_check_ns_ = platform::monotonic_ns() + owner_check_interval_ns;
+  t.watch_ = owner_watch::of(bus, instance);
   return t;
 }
 
 platform::named_event::waiter_words topic_segment::waiter_words() const noexcept {
   return {&subscribers_[0].sleeping, sizeof(subscriber_entry), params_.max_subscribers};
+}
+
+void topic_segment::close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept {
+  try {
+    std::error_code ec;
+    std::string why;
+    platform::shared_memory_region data(open_only, topic_object_name(bus, instance, topic), access::read_write, ec);
+    if (ec || validate_topic(data.bytes(), topic, &why)) return;
+    header_of(data.data()).state.store(static_cast<std::uint32_t>(segment_state::closed), std::memory_order_seq_cst);
+  } catch (...) {
+  }
 }
 
 std::span<subscriber_entry> topic_segment::subscribers() const noexcept {
@@ -144,24 +155,6 @@ bool topic_segment::ready() const noexcept {
 
 bool topic_segment::closed() const noexcept {
   return header_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(segment_state::closed);
-}
-
-bool topic_segment::gone() const noexcept { return closed() || superseded(platform::monotonic_ns()); }
-
-bool topic_segment::superseded(std::int64_t now) const noexcept {
-  if (superseded_ || bus_.empty()) return superseded_;
-  if (now < next_owner_check_ns_) return false;
-  next_owner_check_ns_ = now + owner_check_interval_ns;
-  try {
-    std::error_code ec;
-    std::string what;
-    const registry r = registry::open(bus_, ec, what);
-    // No registry, or a broken one: no other broker has claimed the bus, so
-    // clients of the dead one keep moving data among themselves.
-    superseded_ = !ec && r.instance() != instance_ && r.state() == segment_state::ready;
-  } catch (...) {
-  }
-  return superseded_;
 }
 
 void topic_segment::mark_ready() noexcept {
@@ -188,11 +181,16 @@ std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::er
     ec = make_error_code(errc::message_too_large);
     return 0;
   }
-  // One clock read serves the broker-replacement check and the message's
-  // timestamp: at ~30 ns on a VM it is as costly as the rest of a small
-  // publish, and a second read would be measurable.
+  // Here, not in the client API: whoever can publish at all goes through
+  // this check, and the declared size comes from the validated copy.
+  if (params_.type_size != 0 && payload.size() != params_.type_size) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return 0;
+  }
+  // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
-  if (closed() || superseded(now)) {
+  // Loads only: no system call before the copy (see owner_watch).
+  if (gone()) {
     ec = make_error_code(errc::topic_closed);
     return 0;
   }
@@ -240,7 +238,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   if (v == 2 * seq) {
     header_->write_seq.store(seq, std::memory_order_seq_cst);
   } else if (v == 2 * seq - 1) {
-    s->seq.store(0, std::memory_order_release);
+    // Discarded by leaving the odd marker: no reader delivers an odd slot,
+    // and the next publish reuses `seq` and stores the same marker, so a
+    // slot's word never decreases. Zeroing it (as before) made a reader
+    // whose write_seq was one publish stale, and which targets this slot,
+    // see a value below its target and report corruption (issue 9 item 4;
+    // tests/model/seqlock.pml -DBUG_ZERO_SLOT).
     header_->torn_discarded.fetch_add(1, std::memory_order_relaxed);
   }
   // The dead owner may have stored write_seq but not its copy.
@@ -251,10 +254,12 @@ void topic_segment::recover_after_owner_death() noexcept {
   event_.set();
   event_.wake_all();
   mutex_.consistent();
+  if (recovery_hook != nullptr) recovery_hook();
 }
 
 topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept {
   const std::uint64_t w = header_->write_seq.load(std::memory_order_seq_cst);
+  if (read_hook != nullptr) read_hook(w);
   if (next > w) return {nullptr, next, 0};
   // Exactly `depth` messages are guaranteed retained: w-depth+1 .. w.
   const std::uint64_t depth = params_.depth;
@@ -265,8 +270,9 @@ topic_segment::located topic_segment::locate(std::uint64_t next) const noexcept 
 
 bool topic_segment::may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
                               std::error_code& ec) noexcept {
-  // A complete slot holds 2*seq; anything below 2*wanted for a message at or
-  // before write_seq was never written by a publisher.
+  // A complete slot holds 2*seq and a slot's word never decreases (recovery
+  // leaves a torn slot's odd marker), so anything below 2*wanted for a
+  // message at or before write_seq was never written by a publisher.
   if (slot_seq < 2 * wanted) {
     ec = make_error_code(errc::corrupt_segment);
     return false;
@@ -314,7 +320,7 @@ read_status topic_segment::read(std::uint64_t& next, std::span<std::byte> dst, r
   return read_status::empty;
 }
 
-int topic_segment::register_subscriber(std::error_code& ec) noexcept {
+int topic_segment::register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept {
   ec.clear();
   const platform::process_identity me = platform::current_process();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -329,7 +335,8 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
         e.missed.store(0, std::memory_order_relaxed);
         e.received.store(0, std::memory_order_relaxed);
         e.waiting.store(0, std::memory_order_relaxed);
-        e.state.store(sub_next(sub_next(cur, sub_claimed), sub_live), std::memory_order_release);
+        registered = sub_next(sub_next(cur, sub_claimed), sub_live);
+        e.state.store(registered, std::memory_order_release);
         return index;
       }
       ++index;
@@ -340,15 +347,22 @@ int topic_segment::register_subscriber(std::error_code& ec) noexcept {
   return -1;
 }
 
-void topic_segment::unregister_subscriber(int index) noexcept {
+void topic_segment::unregister_subscriber(int index, std::uint64_t registered) noexcept {
   if (index < 0 || !is_open()) return;
   Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
+  // From exactly the word we registered with: the generation tells our
+  // registration from a later one on the same entry, which the phase alone
+  // cannot (issue 9 item 8; tests/model/registration.pml -DBUG_PHASE_ONLY).
+  // If a reaper freed the entry meanwhile, it is no longer ours to free.
+  std::uint64_t cur = registered;
+  subscribers_[index].state.compare_exchange_strong(cur, sub_next(registered, sub_free), std::memory_order_acq_rel);
+}
+
+subscriber_entry* topic_segment::owned_subscriber(int index, std::uint64_t registered) const noexcept {
+  if (index < 0 || !is_open()) return nullptr;
+  Expects(static_cast<std::uint32_t>(index) < params_.max_subscribers);
   subscriber_entry& e = subscribers_[index];
-  std::uint64_t cur = e.state.load(std::memory_order_acquire);
-  // Only our own live entry; if a reaper freed it meanwhile, leave it.
-  while (sub_phase(cur) == sub_live &&
-         !e.state.compare_exchange_weak(cur, sub_next(cur, sub_free), std::memory_order_acq_rel)) {
-  }
+  return e.state.load(std::memory_order_acquire) == registered ? &e : nullptr;
 }
 
 unsigned topic_segment::reap_dead_subscribers() noexcept {

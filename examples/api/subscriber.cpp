@@ -23,6 +23,7 @@ int main() {
       const std::int64_t age_ns = shmbus::platform::monotonic_ns() - m.timestamp_ns();
       std::printf("#%llu %s %.1f/%.1f (%.1f us after publish)\n", static_cast<unsigned long long>(m.sequence()),
                   q.symbol, q.bid, q.ask, static_cast<double>(age_ns) / 1e3);
+      std::fflush(stdout);  // a line at a time, also into a pipe
     }
     std::printf("no quote for 5 s; received %llu, missed %llu\n",
                 static_cast<unsigned long long>(sub.received_total()),

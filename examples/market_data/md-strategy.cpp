@@ -72,7 +72,18 @@ void read_topic(shmbus::subscriber& sub, bool per_instrument, book& b, std::atom
         }
         continue;
       }
-      while (sub.try_read(snapshot, &info)) {
+      for (;;) {
+        std::error_code read_ec;
+        const bool got = sub.try_read(snapshot, &info, read_ec);
+        if (read_ec == shmbus::errc::type_size_mismatch) {
+          // Not a snapshot (an untyped topic, or bytes forged into the ring):
+          // `snapshot` was left as it was and the message consumed; go on.
+          std::fprintf(stderr, "md-strategy: topic '%s': message #%llu is %zu bytes, not a snapshot; skipped\n",
+                       sub.topic().name.c_str(), static_cast<unsigned long long>(info.sequence), info.size);
+          continue;
+        }
+        if (read_ec) throw std::system_error(read_ec, "read from topic '" + sub.topic().name + "'");
+        if (!got) break;
         // Publisher and subscriber read the same system-wide monotonic clock.
         const std::int64_t latency = shmbus::platform::monotonic_ns() - info.timestamp_ns;
         std::lock_guard lock(b.mutex);

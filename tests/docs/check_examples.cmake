@@ -1,4 +1,4 @@
-# Checks that every code block of docs/*.md marked
+# Checks that every code block of docs/*.md and README.md marked
 #   <!-- example: PATH -->
 #   ```lang
 #   ...
@@ -14,6 +14,7 @@ set(marker "<!-- example: ")
 set(checked 0)
 set(failures "")
 file(GLOB docs "${SOURCE_DIR}/docs/*.md")
+list(APPEND docs "${SOURCE_DIR}/README.md")
 foreach(doc IN LISTS docs)
   file(READ "${doc}" text)
   # Work on the text as one string: markdown is full of ';', which CMake

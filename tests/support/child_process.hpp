@@ -78,6 +78,10 @@ std::string unique_bus();
 /// a soak run can make them larger.
 std::uint64_t stress_count(std::uint64_t n);
 
+/// Sets (or, with an empty value, removes) an environment variable of this
+/// process, which the children it starts afterwards inherit.
+void set_env(const std::string& name, const std::string& value);
+
 /// Tells the parent the child reached a point: one line on stdout, flushed.
 void signal_parent(const std::string& line);
 

@@ -46,6 +46,12 @@ inline std::string topic_object(const std::string& bus, const std::string& topic
   return detail::topic_object_name(bus, r.instance(), topic);
 }
 
+/// A shmbus-broker process's arguments: bus `bus`, one ring topic "b" of
+/// 64-byte messages, depth 8, logging what it does.
+inline std::vector<std::string> broker_argv(const std::string& bus) {
+  return {SHMBUS_BROKER_PATH, "--bus", bus, "--topic", "b:64:8", "--log-level", "info"};
+}
+
 inline std::uint64_t to_u64(const std::string& s) { return std::stoull(s); }
 
 /// Parses "key=value key=value" lines printed by children.

@@ -38,6 +38,7 @@ namespace shmbus {
 
 namespace detail {
 class topic_segment;
+struct subscriber_entry;
 }  // namespace detail
 
 /// A topic as the broker declared it.
@@ -136,14 +137,26 @@ class message {
   [[nodiscard]] std::string_view text() const noexcept {
     return {reinterpret_cast<const char*>(buffer_.data()), info_.size};
   }
-  /// The payload as a T; throws `errc::type_size_mismatch` if sizes differ.
+  /// The payload as a T; throws `errc::type_size_mismatch` unless the
+  /// message is exactly sizeof(T) bytes (never a partial T).
   template <class T>
   [[nodiscard]] T as() const {
+    std::error_code ec;
+    auto value = as<T>(ec);
+    if (!value)
+      throw_error(ec, "message #" + std::to_string(info_.sequence) + " of " + std::to_string(info_.size) +
+                          " bytes read as a " + std::to_string(sizeof(T)) + "-byte type");
+    return *value;
+  }
+  /// The same without throwing: nullopt with type_size_mismatch.
+  template <class T>
+  [[nodiscard]] std::optional<T> as(std::error_code& ec) const noexcept {
     static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    if (info_.size != sizeof(T))
-      throw_error(make_error_code(errc::type_size_mismatch),
-                  "message of " + std::to_string(info_.size) + " bytes read as a " +
-                      std::to_string(sizeof(T)) + "-byte type");
+    ec.clear();
+    if (info_.size != sizeof(T)) {
+      ec = make_error_code(errc::type_size_mismatch);
+      return std::nullopt;
+    }
     T value;
     std::memcpy(&value, buffer_.data(), sizeof(T));
     return value;
@@ -164,7 +177,10 @@ class publisher {
   ~publisher();
 
   /// Copies `payload` into the topic and wakes subscribers. Returns the
-  /// message's sequence. Errors: message_too_large, topic_closed.
+  /// message's sequence. Errors: message_too_large; type_size_mismatch when
+  /// the topic declares a type size and `payload` is any other size (nothing
+  /// is published; the topic itself enforces it, whichever way it is
+  /// written to); topic_closed.
   std::uint64_t publish(std::span<const std::byte> payload);
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
   std::uint64_t publish(std::string_view text) { return publish(std::as_bytes(std::span(text))); }
@@ -173,7 +189,7 @@ class publisher {
   }
 
   /// Publishes a trivially copyable value. If the topic declares a type size,
-  /// it was checked against the publisher's type when opened.
+  /// sizeof(T) must be it (type_size_mismatch otherwise, as for publish()).
   template <class T>
   std::uint64_t publish_value(const T& value) {
     static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
@@ -224,13 +240,32 @@ class subscriber {
   std::optional<message_info> try_read(std::span<std::byte> buffer);
   std::optional<message_info> try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept;
 
-  /// Typed reads; sizeof(T) was checked against the topic when opened.
+  /// Typed read: copies the next message into `out` if there is one and it
+  /// is exactly sizeof(T) bytes; never blocks. A message of any other size
+  /// (a topic without a declared type, or bytes a hostile process wrote into
+  /// the ring) yields type_size_mismatch and leaves `out` untouched: the
+  /// message is consumed, counted in received_total() (it was delivered, as
+  /// an error) and `*info` describes it (sequence, size, missed), so the
+  /// next read continues with the message after it. `out` is only written
+  /// from a validated whole copy (sizeof(T) bytes of stack are used for it).
+  template <class T>
+  bool try_read(T& out, message_info* info, std::error_code& ec) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    alignas(T) std::byte copy[sizeof(T)];
+    if (!read_exact(copy, info, ec)) return false;
+    std::memcpy(&out, copy, sizeof(T));
+    return true;
+  }
+  /// The same, throwing `shmbus::error` (type_size_mismatch naming the topic,
+  /// the message and both sizes; `*info` is filled first).
   template <class T>
   bool try_read(T& out, message_info* info = nullptr) {
-    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    auto got = try_read(std::as_writable_bytes(std::span<T, 1>(&out, 1)));
-    if (got && info != nullptr) *info = *got;
-    return got.has_value();
+    std::error_code ec;
+    message_info got;
+    const bool ok = try_read(out, &got, ec);
+    if (info != nullptr && (ok || ec == errc::type_size_mismatch)) *info = got;
+    if (ec) throw_read_error(ec, got, sizeof(T));
+    return ok;
   }
 
   /// Zero-copy read: calls `f(const message_info&, std::span<const std::byte>)`
@@ -243,8 +278,13 @@ class subscriber {
   bool read_view(F&& f);
 
   /// Waits (up to `timeout`) until a message is available, without reading
-  /// it, the way `strategy()` says. Returns false on timeout, or with `ec`
-  /// set (topic_closed once the broker stops; every mode notices).
+  /// it, the way `strategy()` says. Returns false only on timeout; throws
+  /// topic_closed once the broker stops (every mode notices), so a loop that
+  /// waits again after `false` can never spin on a closed topic.
+  [[nodiscard]] bool wait_available(std::optional<duration> timeout);
+  [[nodiscard]] bool wait_available(std::optional<duration> timeout, const wait_strategy& how);
+  /// The same without exceptions: false on timeout *or* with `ec` set
+  /// (topic_closed once the broker stops). Check `ec` before waiting again.
   bool wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept;
   /// The same, waiting the way `how` says (this call only). Busy-poll makes
   /// no system call while it spins: it reads the clock (user space) and the
@@ -263,8 +303,15 @@ class subscriber {
 
  private:
   friend class bus;
-  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry);
+  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state = 0);
   void account(const message_info& info) noexcept;
+  detail::subscriber_entry* own_entry() noexcept;
+  // The typed reads: the next message into `scratch` if it is exactly
+  // scratch.size() bytes, else type_size_mismatch with the message consumed.
+  bool read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept;
+  // An empty read on a closed topic: sets topic_closed. Returns false.
+  bool report_if_gone(std::error_code& ec) const noexcept;
+  [[noreturn]] void throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
   enum class poll_result { available, closed, timed_out };
   poll_result poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept;
@@ -273,6 +320,7 @@ class subscriber {
   std::unique_ptr<detail::topic_segment> seg_;
   topic_info info_;
   int entry_ = -1;
+  std::uint64_t entry_state_ = 0;  // the entry's state word as we registered it: our claim on it
   std::uint64_t next_ = 1;
   std::uint64_t pending_missed_ = 0;
   std::uint64_t missed_total_ = 0;

@@ -27,6 +27,9 @@ std::error_code validate_topic_name(std::string_view name, std::string* why = nu
 std::string default_bus_name();
 
 namespace detail {
+/// Name of the broker's endpoint (its claim on the bus, and on POSIX the
+/// abstract socket that hands out control segments), e.g. "shmbus.default".
+std::string endpoint_name(std::string_view bus);
 /// OS object name of the bus registry, e.g. "shmbus.default.registry".
 /// Platform layers add their own prefix ("/" on POSIX, "Local\\" on Windows).
 std::string registry_object_name(std::string_view bus);

@@ -31,6 +31,9 @@ static_assert(word_t::is_always_lock_free);
 static_assert(sizeof(word_t) == sizeof(std::uint32_t), "futex needs a plain 32-bit word");
 
 constexpr std::uint32_t sleepers_bit = 1;
+// Lost compare-exchange races set() tolerates before it stops trying (only a
+// hostile writer of the word loses that many in a row).
+constexpr int max_set_attempts = 64;
 
 word_t& word(void* storage) noexcept { return *static_cast<word_t*>(storage); }
 
@@ -137,9 +140,17 @@ void named_event::set() noexcept {
   word_t& w = word(storage_);
   std::uint32_t cur = w.load(std::memory_order_relaxed);
   // Next generation, sleepers bit cleared, in one RMW so no sleeper is missed.
-  while (!w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
+  // The word lives where every subscriber may write: one that keeps changing
+  // it must not hold a publisher here. After a bounded number of lost races,
+  // move the generation on without clearing the bit, and wake.
+  for (int attempt = 0; attempt < max_set_attempts; ++attempt) {
+    if (w.compare_exchange_weak(cur, (cur & ~sleepers_bit) + 2, std::memory_order_seq_cst)) {
+      if ((cur & sleepers_bit) != 0) wake(&w);
+      return;
+    }
   }
-  if ((cur & sleepers_bit) != 0) wake(&w);
+  w.fetch_add(2, std::memory_order_seq_cst);
+  wake(&w);
 }
 
 bool named_event::has_sleepers() const noexcept {

@@ -2,6 +2,8 @@
 // Helpers shared by the POSIX wrappers: native errno codes with the call and
 // object named, and EINTR retry.
 
+#include <sys/types.h>
+
 #include <cerrno>
 #include <string>
 #include <string_view>
@@ -16,6 +18,9 @@ inline std::error_code errno_code(int e = errno) noexcept {
 inline std::string context(std::string_view call, std::string_view name) {
   return std::string(call) + "('" + std::string(name) + "')";
 }
+
+/// A group name (or a numeric id) to its gid; `errc::not_found` if unknown.
+bool group_id(const std::string& group, gid_t& gid, std::error_code& ec);
 
 /// Retries a call that failed with EINTR. Never use it for close().
 template <class F>

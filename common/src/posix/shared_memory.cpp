@@ -18,6 +18,7 @@ namespace shmbus::platform {
 namespace {
 
 using posix::context;
+using posix::group_id;
 using posix::errno_code;
 using posix::retry_eintr;
 
@@ -43,8 +44,21 @@ void* map(int fd, std::size_t size, access mode, std::error_code& ec, std::strin
   return p;
 }
 
+// Reserves the pages now: a tmpfs (or memory cgroup) that is too small then
+// fails here, with ENOSPC, instead of with SIGBUS in some client the first
+// time it touches a page that cannot be backed. Returns 0 or the error.
+int reserve(int fd, std::size_t size) noexcept {
+  int e = 0;
+  do {
+    e = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  } while (e == EINTR);
+  return e == EOPNOTSUPP || e == EINVAL ? 0 : e;
+}
+
+}  // namespace
+
 // A group name (or a numeric id) to its gid.
-bool group_id(const std::string& group, gid_t& gid, std::error_code& ec) {
+bool posix::group_id(const std::string& group, gid_t& gid, std::error_code& ec) {
   for (std::size_t size = 16384; size <= (1u << 22); size *= 4) {
     std::vector<char> buf(size);
     struct group g {};
@@ -69,7 +83,6 @@ bool group_id(const std::string& group, gid_t& gid, std::error_code& ec) {
   return false;
 }
 
-}  // namespace
 
 std::error_code check_permissions(const permissions& perms, std::string& why) {
   if (!perms.sddl.empty()) {
@@ -123,14 +136,7 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
     ::shm_unlink(path.c_str());
     return context("ftruncate", path);
   }
-  // Reserve the pages now: a tmpfs that is too small (a container's 64 MiB
-  // /dev/shm) then fails here, with ENOSPC, instead of with SIGBUS in some
-  // client the first time it touches a page that cannot be backed.
-  int e = 0;
-  do {
-    e = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(size));
-  } while (e == EINTR);
-  if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+  if (const int e = reserve(fd.fd, size); e != 0) {
     ec = errno_code(e);
     ::shm_unlink(path.c_str());
     return context("posix_fallocate", path) + " of " + std::to_string(size) + " bytes" +
@@ -178,10 +184,55 @@ std::string shared_memory_region::open_impl(std::string_view name, access mode,
   return {};
 }
 
+shared_memory_region shared_memory_region::create_sealed(std::string_view name, std::size_t size,
+                                                         const permissions& perms, std::error_code& ec,
+                                                         std::string& what) noexcept {
+  ec.clear();
+  shared_memory_region r;
+  try {
+    const std::string label = "memfd '" + std::string(name) + "'";
+    if (!perms.sddl.empty()) {
+      ec = make_error_code(errc::invalid_argument);
+      what = "an SDDL security descriptor is a Windows setting; on POSIX use mode and group";
+      return {};
+    }
+    // The name only labels the memfd in /proc/PID/fd: nothing can open it.
+    fd_guard fd{::memfd_create(std::string(name).substr(0, 240).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)};
+    auto failed = [&](const char* call) {
+      ec = errno_code();
+      what = std::string(call) + " of " + label;
+      return shared_memory_region{};
+    };
+    if (fd.fd < 0) return failed("memfd_create");
+    // Nobody but its owner may reopen it through /proc/PID/fd: a peer
+    // handed a read-only descriptor cannot turn it into a writable one.
+    if (::fchmod(fd.fd, 0600) != 0) return failed("fchmod");
+    if (retry_eintr([&] { return ::ftruncate(fd.fd, static_cast<off_t>(size)); }) != 0) return failed("ftruncate");
+    if (const int e = reserve(fd.fd, size); e != 0) {
+      ec = errno_code(e);
+      what = "posix_fallocate of " + std::to_string(size) + " bytes for " + label;
+      return {};
+    }
+    if (::fcntl(fd.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return failed("F_ADD_SEALS");
+    r.data_ = map(fd.fd, size, access::read_write, ec, label, &what);
+    if (r.data_ == nullptr) return {};
+    r.size_ = size;
+    r.mode_ = access::read_write;
+    r.name_ = std::string(name);
+    r.fd_ = std::exchange(fd.fd, -1);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return {};
+  }
+  return r;
+}
+
 void shared_memory_region::reset() noexcept {
   if (data_ != nullptr) ::munmap(data_, size_);
+  if (fd_ >= 0) ::close(fd_);
   data_ = nullptr;
   size_ = 0;
+  fd_ = -1;
 }
 
 bool shared_memory_region::remove(std::string_view name, std::error_code& ec) noexcept {

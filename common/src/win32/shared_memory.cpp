@@ -53,6 +53,21 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
   return {};
 }
 
+// A section's size is fixed at creation: a named one is sealed already.
+shared_memory_region shared_memory_region::create_sealed(std::string_view name, std::size_t size,
+                                                         const permissions& perms, std::error_code& ec,
+                                                         std::string& what) noexcept {
+  try {
+    shared_memory_region r;
+    what = r.create_impl(name, size, perms, ec);
+    if (ec) return {};
+    return r;
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return {};
+  }
+}
+
 std::string shared_memory_region::open_impl(std::string_view name, access mode, std::error_code& ec) {
   ec.clear();
   const std::string native = win32::native_name(name);

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -117,6 +118,11 @@ int child_process::wait(std::chrono::milliseconds timeout) {
     // Polling for exit (bounded by the deadline above); not synchronisation.
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+void set_env(const std::string& name, const std::string& value) {
+  if (value.empty()) ::unsetenv(name.c_str());
+  else ::setenv(name.c_str(), value.c_str(), 1);
 }
 
 }  // namespace shmbus::test

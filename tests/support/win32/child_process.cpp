@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -270,6 +271,13 @@ int child_process::wait(std::chrono::milliseconds timeout) {
     fail_win("GetExitCodeProcess for child pid " + std::to_string(pid_), ::GetLastError());
   status_ = static_cast<int>(code);
   return *status_;
+}
+
+void set_env(const std::string& name, const std::string& value) {
+  // The process block, which CreateProcess hands to children, and the C
+  // runtime's copy, which getenv reads.
+  ::SetEnvironmentVariableA(name.c_str(), value.empty() ? nullptr : value.c_str());
+  ::_putenv_s(name.c_str(), value.c_str());
 }
 
 }  // namespace shmbus::test

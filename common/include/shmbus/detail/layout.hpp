@@ -225,11 +225,14 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
                                std::string* why);
 
 /// Checks a mapped control segment against the topic's validated
-/// parameters: size, magic, ABI, header size, subscriber count, name.
+/// parameters: its size only. Its header (magic, ABI, sizes, name) is
+/// written once by the broker, but any subscriber can overwrite it, so it
+/// cannot be trusted to refuse anyone.
 std::error_code validate_control(std::span<const std::byte> mapping, const topic_params& p, std::string* why);
 
 /// Checks a mapped registry: size, magic, ABI, header and entry sizes, count.
-std::error_code validate_registry(std::span<const std::byte> mapping, std::string* why);
+/// `copy` receives the header that was checked: use it, never the mapping.
+std::error_code validate_registry(std::span<const std::byte> mapping, registry_header& copy, std::string* why);
 
 /// Reads a NUL-terminated name from a fixed field without running past it.
 std::string_view fixed_string(const char (&field)[64]) noexcept;

@@ -18,6 +18,11 @@
 
 namespace shmbus::detail {
 
+/// Test-only: called by `registry::open` right after the registry validated,
+/// so a test can play a writer that changes it at the worst moment. Null in
+/// production.
+inline void (*registry_open_hook)() = nullptr;
+
 class registry {
  public:
   registry() = default;
@@ -29,12 +34,12 @@ class registry {
   static registry open(std::string_view bus, std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool is_open() const noexcept { return region_.is_open(); }
-  [[nodiscard]] const registry_header& header() const noexcept { return registry_of(region_.data()); }
-  [[nodiscard]] std::span<const topic_entry> topics() const noexcept;
+  /// The validated private copy of the topic entries.
+  [[nodiscard]] std::span<const topic_entry> topics() const noexcept { return entries_; }
   [[nodiscard]] const topic_entry* find(std::string_view topic) const noexcept;
   [[nodiscard]] segment_state state() const noexcept;
   [[nodiscard]] platform::process_identity broker() const noexcept;
-  [[nodiscard]] std::uint64_t instance() const noexcept { return header().instance; }
+  [[nodiscard]] std::uint64_t instance() const noexcept { return instance_; }
   /// Ready, and its broker process still exists.
   [[nodiscard]] bool broker_alive() const noexcept;
 
@@ -44,8 +49,19 @@ class registry {
   void beat() noexcept;
 
  private:
+  // The live header, for its atomics (state, heartbeat) only.
+  [[nodiscard]] const registry_header& live() const noexcept { return registry_of(region_.data()); }
+  [[nodiscard]] registry_header& live() noexcept { return registry_of(region_.data()); }
+
   platform::shared_memory_region region_;
-  std::uint32_t count_ = 0;  // validated topic_count; never re-read from shared memory
+  // Copied once, validated, then used: another process may rewrite the
+  // mapping at any moment (a count flipped after validation once made
+  // clients read past the mapping). Only `state` and the heartbeat, which
+  // change, are read live.
+  void keep(const registry_header& validated) noexcept;
+  std::uint64_t instance_ = 0;
+  platform::process_identity broker_{};
+  std::vector<topic_entry> entries_;
 };
 
 /// Parameters recorded for a topic in the registry.

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include <system_error>
 
 #include "shmbus/detail/layout.hpp"
+#include "shmbus/detail/owner_watch.hpp"
 #include "shmbus/error.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/named_mutex.hpp"
@@ -34,6 +36,14 @@ enum class read_status { ok, empty, buffer_too_small };
 /// Test-only: called inside the publish critical section with a half-written
 /// slot, so a test can kill the publisher exactly there. Null in production.
 inline void (*publish_hook)() = nullptr;
+/// Test-only: called by a reader right after it loaded `write_seq` (the
+/// argument), before it looks at the slot, so a test can make that load
+/// stale by publishing, killing and recovering meanwhile. Null in production.
+inline void (*read_hook)(std::uint64_t write_seq) = nullptr;
+/// Test-only: called at the end of mutex recovery, before the recovering
+/// publisher writes anything, so a test can stop it exactly there (as a
+/// publisher killed right after recovering would be). Null in production.
+inline void (*recovery_hook)() = nullptr;
 
 /// What a process opens a topic for; decides how each segment is mapped.
 enum class topic_role {
@@ -53,11 +63,19 @@ class topic_segment {
   /// `mark_ready`). On failure returns an empty segment, sets `ec` and `what`.
   static topic_segment create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                               platform::permissions perms, std::error_code& ec, std::string& what);
-  /// Opens and validates an existing segment.
+  /// Opens and validates an existing segment. The control segment comes from
+  /// the broker's endpoint (see platform::bus_endpoint), the data by name.
   static topic_segment open(std::string_view bus, std::uint64_t instance, std::string_view topic, topic_role role,
                             std::error_code& ec, std::string& what);
 
+  /// Marks a dead broker's topic closed, reaching only its data segment
+  /// (the control segment went with its broker's endpoint): its clients
+  /// notice at their next check, a blocked one within a wait slice.
+  static void close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept;
+
   [[nodiscard]] bool is_open() const noexcept { return header_ != nullptr; }
+  /// The control segment, for the broker to offer at its endpoint.
+  [[nodiscard]] const platform::shared_memory_region& control_region() const noexcept { return control_region_; }
   /// The header, for its atomics (state, counters). Geometry fields must be
   /// taken from the validated copy below, never re-read from here: another
   /// process could have changed them since validation.
@@ -68,17 +86,23 @@ class topic_segment {
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
   /// Closed, or (for a segment opened by a client) its broker has been
-  /// replaced: another broker instance owns the bus now. On Windows a new
-  /// broker cannot reach its predecessor's objects to close them, so clients
-  /// look for themselves, at most once per `owner_check_interval`.
-  [[nodiscard]] bool gone() const noexcept;
-  static constexpr std::int64_t owner_check_interval_ns = 1'000'000'000;
+  /// replaced: another broker instance owns the bus now (see owner_watch).
+  /// A load or two: no system call, so every read path may ask.
+  [[nodiscard]] bool gone() const noexcept {
+    return closed() || (watch_ != nullptr && watch_->superseded());
+  }
+  /// The longest a blocked wait sleeps before it looks at `gone()` again: a
+  /// dead broker's successor marks its topics closed but cannot wake their
+  /// sleepers (their control segments went with the dead broker).
+  static constexpr std::int64_t wait_slice_ns = 1'000'000'000;
   void mark_ready() noexcept;
   /// Marks the segment closed and wakes every waiter so they notice.
   void close() noexcept;
 
   /// Publishes one message under the mutex; recovers a mutex whose owner
-  /// died. Returns the new sequence, or 0 with `ec` set.
+  /// died. Returns the new sequence, or 0 with `ec` set: message_too_large,
+  /// type_size_mismatch (the topic declares a type size and the payload is
+  /// another size), topic_closed.
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
 
   /// Reads the message at cursor `next` (advancing it), skipping to the
@@ -102,8 +126,16 @@ class topic_segment {
   [[nodiscard]] const platform::named_mutex& mutex() const noexcept { return mutex_; }
 
   /// Registers a subscriber slot for this process; -1 with `ec` when full.
-  int register_subscriber(std::error_code& ec) noexcept;
-  void unregister_subscriber(int index) noexcept;
+  /// `registered` receives the entry's state word as registered: the
+  /// subscriber's proof of ownership for the calls below.
+  int register_subscriber(std::uint64_t& registered, std::error_code& ec) noexcept;
+  /// Frees entry `index` only if its state is still exactly `registered`:
+  /// once reaped (its process looked dead, e.g. it daemonised) and taken by
+  /// another subscriber, the entry is left alone.
+  void unregister_subscriber(int index, std::uint64_t registered) noexcept;
+  /// Entry `index` if its state is still exactly `registered`, else null (a
+  /// reaper freed it; it may belong to someone else now).
+  [[nodiscard]] subscriber_entry* owned_subscriber(int index, std::uint64_t registered) const noexcept;
   /// Frees entries of subscribers whose process is gone. Returns how many.
   unsigned reap_dead_subscribers() noexcept;
   /// Registered subscribers whose process is alive.
@@ -131,16 +163,10 @@ class topic_segment {
   // The event's per-waiter words: each subscriber entry's `sleeping`.
   [[nodiscard]] platform::named_event::waiter_words waiter_words() const noexcept;
 
-  // `now`: platform::monotonic_ns(), which the caller may have read anyway.
-  [[nodiscard]] bool superseded(std::int64_t now) const noexcept;
-
   platform::shared_memory_region region_;          // data: header + ring
   platform::shared_memory_region control_region_;  // control: event state + subscriber table
-  // Set by open(): whose objects these are, for superseded().
-  std::string bus_;
-  std::uint64_t instance_ = 0;
-  mutable std::int64_t next_owner_check_ns_ = 0;
-  mutable bool superseded_ = false;
+  // Set by open() where the platform needs it.
+  std::shared_ptr<const owner_watch> watch_;
   platform::named_mutex mutex_;
   platform::named_event event_;
   topic_header* header_ = nullptr;

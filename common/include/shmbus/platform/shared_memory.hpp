@@ -28,6 +28,15 @@ class shared_memory_region {
   shared_memory_region(create_only_t, std::string_view name, std::size_t size,
                        permissions perms, std::error_code& ec) noexcept;
 
+  /// Creates a region of `size` bytes, zero-filled, mapped read-write, whose
+  /// size nobody can change afterwards. POSIX: a sealed memfd
+  /// (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), mode 0600, with no name
+  /// in the file system: clients obtain it through the `bus_endpoint` that
+  /// offers it. Windows: a named section (sections never change size), opened
+  /// by name as usual. On failure returns an empty region, `ec` and `what` set.
+  static shared_memory_region create_sealed(std::string_view name, std::size_t size, const permissions& perms,
+                                            std::error_code& ec, std::string& what) noexcept;
+
   /// Opens an existing region and maps all of it; `size()` tells how large it is.
   shared_memory_region(open_only_t, std::string_view name, access mode);
   shared_memory_region(open_only_t, std::string_view name, access mode,
@@ -62,6 +71,7 @@ class shared_memory_region {
   static std::vector<std::string> list(std::string_view prefix);
 
  private:
+  friend class bus_endpoint;
   // Each returns the failing call and object for the error message.
   std::string create_impl(std::string_view name, std::size_t size, permissions perms,
                           std::error_code& ec);
@@ -74,6 +84,8 @@ class shared_memory_region {
   std::string name_;
   // Windows keeps the mapping handle open for the life of the view.
   void* native_handle_ = nullptr;
+  // POSIX: a sealed region keeps its memfd, for the endpoint to hand out.
+  int fd_ = -1;
 };
 
 }  // namespace shmbus::platform

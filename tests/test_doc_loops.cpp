@@ -1,0 +1,42 @@
+// Issue 9 item 6: the subscriber loops the README and docs/api.md show, as
+// the compiled programs they quote, end when the broker stops instead of
+// spinning a core.
+#include <doctest/doctest.h>
+
+#include "support/child_process.hpp"
+
+using namespace shmbus::test;
+
+namespace {
+
+struct env_guard {
+  std::string name;
+  env_guard(std::string n, const std::string& value) : name(std::move(n)) { set_env(name, value); }
+  ~env_guard() { set_env(name, ""); }
+};
+
+void exits_when_the_broker_stops(const std::string& program) {
+  const std::string bus = unique_bus();
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/api/broker.ini"}, true);
+  broker.expect_line("ready");
+  const env_guard env("SHMBUS_BUS", bus);
+  child_process reader({program}, true);
+  child_process publisher({SHMBUS_API_PUBLISHER_PATH, "3"}, true);
+  CHECK(publisher.wait() == 0);
+  reader.expect_line("#3");  // it reads
+  broker.terminate();
+  CHECK(broker.wait() == 0);
+  // Bounded: a loop that ignores the close never gets here.
+  CHECK(reader.expect_line("the broker stopped", 10s).find("topic 'quotes'") != std::string::npos);
+  CHECK(reader.wait(10s) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("item 6: the README's subscriber loop (examples/api/poll_loop.cpp) ends when the broker stops") {
+  exits_when_the_broker_stops(SHMBUS_API_POLL_LOOP_PATH);
+}
+
+TEST_CASE("item 6: docs/api.md's subscriber (examples/api/subscriber.cpp) ends when the broker stops") {
+  exits_when_the_broker_stops(SHMBUS_API_SUBSCRIBER_PATH);
+}
