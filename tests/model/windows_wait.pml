@@ -101,15 +101,15 @@ active proctype publisher() {
      :: true -> skip
      fi;
 #endif
-     ws++;                                 /* TS:221 publish: write_seq.store   */
+     ws++;                                 /* TS:219 publish: write_seq.store   */
      G++;                                  /* NE:275 set(): generation += 1     */
      wake_announced(j, x);
      if
      :: dying ->                           /* killed; the next publisher:        */
         dying = 0; crashed = 1;
-        G++;                               /* TS:251 recover: event_.set()      */
+        G++;                               /* TS:254 recover: event_.set()      */
         wake_announced(j, x);
-        wake_all(j)                        /* TS:252 recover: event_.wake_all() */
+        wake_all(j)                        /* TS:255 recover: event_.wake_all() */
      :: else -> skip
      fi;
      n++
@@ -124,9 +124,9 @@ active proctype publisher() {
 #ifdef CLOSER
 active proctype closer() {
   byte j, x;
-  G++;                                     /* TS:173 close: event_.set()        */
+  G++;                                     /* TS:166 close: event_.set()        */
   wake_announced(j, x);
-  wake_all(j)                              /* TS:174 close: event_.wake_all()   */
+  wake_all(j)                              /* TS:167 close: event_.wake_all()   */
 }
 #endif
 
@@ -136,13 +136,13 @@ proctype waiter(byte i) {
   do
   :: round <= ROUNDS ->
 again:
-     t = G;                                /* CL:467 event.prepare_wait()       */
+     t = G;                                /* CL:532 event.prepare_wait()       */
      if
-     :: ws >= round ->                     /* CL:468 newest() >= next_: no sleep */
+     :: ws >= round ->                     /* CL:533 newest() >= next_: no sleep */
         assert(ws >= round);
         round++
      :: else ->
-        /* NE:203 wait(t, i), called at CL:480 */
+        /* NE:203 wait(t, i), called at CL:545 */
 announce:
         a[i] = 1;                          /* NE:218 announced.store(1)         */
         hint = 1;                          /* NE:219 hint[..].fetch_or(bit)     */
