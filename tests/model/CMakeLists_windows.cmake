@@ -1,6 +1,9 @@
 # Spin models of the Windows wait protocol (issue 9, items 10 and 12).
 # Spin is a Linux tool: the models are checked on the native build only.
-# Included from tests/CMakeLists.txt.
+# Included by tests/model/CMakeLists.txt (the shared model runner); paths are
+# taken from this file's own directory, so it works included from anywhere,
+# and only once.
+include_guard(GLOBAL)
 if(CMAKE_CROSSCOMPILING)
   message(STATUS "model: windows wait: cross-compiling, the Spin model checks run on the native build only")
   return()
@@ -24,7 +27,7 @@ if(NOT SHMBUS_SPIN_CC)
   message(WARNING "model: windows wait: no C compiler for Spin's pan.c: the model checks are NOT run")
   return()
 endif()
-set(_dir ${CMAKE_CURRENT_SOURCE_DIR}/model)
+set(_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_run ${CMAKE_COMMAND} -DSPIN=${SHMBUS_SPIN} -DCC=${SHMBUS_SPIN_CC})
 function(shmbus_windows_model name model expect)
   string(MAKE_C_IDENTIFIER "${name}" _work)
