@@ -215,18 +215,19 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
 
 TEST_CASE("event: a set between prepare_wait and wait is never lost, and timeouts are honoured") {
   alignas(64) static unsigned char storage[platform::named_event::storage_size];
-  platform::named_event ev(create_only, "unit.event", storage);
+  static std::atomic<std::uint32_t> waiter_word{0};
+  platform::named_event ev(create_only, "unit.event", storage, {&waiter_word, sizeof waiter_word, 1});
   auto t = ev.prepare_wait();
   ev.set();
-  CHECK(ev.wait(t, std::nullopt));  // returns at once: the set came after the token
+  CHECK(ev.wait(t, 0, std::nullopt));  // returns at once: the set came after the token
   t = ev.prepare_wait();
   const auto t0 = platform::named_event::clock::now();
-  CHECK_FALSE(ev.wait(t, t0 + std::chrono::milliseconds(30)));
+  CHECK_FALSE(ev.wait(t, 0, t0 + std::chrono::milliseconds(30)));
   CHECK(platform::named_event::clock::now() - t0 >= std::chrono::milliseconds(30));
   // A sleeping waiter is woken by a set from another thread.
   t = ev.prepare_wait();
   std::thread waker([&] { ev.set(); });
-  CHECK(ev.wait(t, platform::named_event::clock::now() + std::chrono::seconds(10)));
+  CHECK(ev.wait(t, 0, platform::named_event::clock::now() + std::chrono::seconds(10)));
   waker.join();
 }
 

@@ -542,7 +542,7 @@ bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point
     const bool last_slice = deadline && *deadline <= slice_end;
     bool signaled = false;
     try {
-      signaled = event.wait(token, last_slice ? *deadline : slice_end);
+      signaled = event.wait(token, static_cast<std::uint32_t>(entry_), last_slice ? *deadline : slice_end);
     } catch (const std::system_error& e) {
       ec = e.code();  // the OS refused to wait (e.g. futex forbidden): never spin
     } catch (...) {

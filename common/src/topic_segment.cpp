@@ -78,7 +78,9 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   }
   t.header_->broker_pid = platform::current_process().pid;
   t.mutex_ = platform::named_mutex(create_only, object + "#mutex", t.header_->mutex_storage, perms, ec);
-  if (!ec) t.event_ = platform::named_event(create_only, object + "#event", t.control_->event_storage, perms, ec);
+  if (!ec)
+    t.event_ =
+        platform::named_event(create_only, object + "#event", t.control_->event_storage, t.waiter_words(), perms, ec);
   if (ec) {
     what = "create mutex/event of topic '" + params.name + "'";
     undo();
@@ -112,14 +114,24 @@ topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, 
     what = "topic '" + std::string(topic) + "': " + what;
     return {};
   }
-  t.mutex_ = platform::named_mutex(open_only, object + "#mutex", t.header_->mutex_storage, ec);
-  if (!ec) t.event_ = platform::named_event(open_only, object + "#event", t.control_->event_storage, ec);
+  // Only publishers get the mutex: a handle to it lets its holder block
+  // every publisher (Windows). Observers need no event either.
+  if (role == topic_role::publish)
+    t.mutex_ = platform::named_mutex(open_only, object + "#mutex", t.header_->mutex_storage, ec);
+  if (!ec && role != topic_role::observe)
+    t.event_ = platform::named_event(
+        open_only, object + "#event", t.control_->event_storage, t.waiter_words(),
+        role == topic_role::publish ? platform::named_event::role::waker : platform::named_event::role::waiter, ec);
   if (ec) {
     what = "open mutex/event of topic '" + std::string(topic) + "'";
     return {};
   }
   t.watch_ = owner_watch::of(bus, instance);
   return t;
+}
+
+platform::named_event::waiter_words topic_segment::waiter_words() const noexcept {
+  return {&subscribers_[0].sleeping, sizeof(subscriber_entry), params_.max_subscribers};
 }
 
 void topic_segment::close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept {

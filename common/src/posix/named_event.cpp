@@ -58,14 +58,16 @@ timespec to_timespec(named_event::clock::time_point tp) noexcept {
 
 }  // namespace
 
-named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& perms) {
+named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters,
+                         const permissions& perms) {
   std::error_code ec;
-  *this = named_event(create_only, name, storage, perms, ec);
+  *this = named_event(create_only, name, storage, waiters, perms, ec);
 }
 
-// The state lives in the segment, whose permissions already apply.
-named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& /*perms*/,
-                         std::error_code& ec) noexcept
+// The state lives in the segment, whose permissions already apply. The
+// futex word needs no per-waiter state: `waiters` is unused here.
+named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words /*waiters*/,
+                         const permissions& /*perms*/, std::error_code& ec) noexcept
     : storage_(storage) {
   ec.clear();
   new (storage) word_t(0);
@@ -75,10 +77,10 @@ named_event::named_event(create_only_t, std::string_view name, void* storage, co
   }
 }
 
-named_event::named_event(open_only_t, std::string_view name, void* storage)
+named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words /*waiters*/, role /*r*/)
     : storage_(storage), name_(name) {}
 
-named_event::named_event(open_only_t, std::string_view name, void* storage,
+named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words /*waiters*/, role /*r*/,
                          std::error_code& ec) noexcept
     : storage_(storage) {
   ec.clear();
@@ -108,7 +110,7 @@ named_event::token named_event::prepare_wait() const noexcept {
   return word(storage_).load(std::memory_order_seq_cst) & ~sleepers_bit;
 }
 
-bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
+bool named_event::wait(token t, std::uint32_t /*waiter*/, std::optional<clock::time_point> deadline) {
   word_t& w = word(storage_);
   timespec abs{};
   if (deadline) abs = to_timespec(*deadline);

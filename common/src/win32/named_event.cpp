@@ -2,30 +2,35 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <new>
 #include <utility>
 
 #include "os_error.hpp"
 #include "shmbus/error.hpp"
 
-// Windows manual-reset events, used in turn by generation (see
-// docs/design.md, "Windows: no lost wake-up on manual-reset events").
+// One auto-reset kernel event per waiter (see docs/design.md, "Windows: one
+// auto-reset event per waiter"; tests/model/windows_wait.pml checks it).
 //
-//   shared state: generation g, sleepers[k], signaled[k]  (k = 0..K-1)
-//   kernel objects: event[k] (manual reset), a mutex `gate`
+//   shared: generation g; per waiter i a word a[i] (in its subscriber entry);
+//           hint bits h (bit i % hint_bits: "waiter i may be announced")
+//   kernel: event[i], auto-reset, created by the broker
 //
-// set() (publishers, serialised by the topic mutex):
-//   g += 1; if sleepers[g%K]: SetEvent(event[g%K])
-//   if signaled[(g+1)%K]: under gate, ResetEvent(event[(g+1)%K])
-// wait(t): sleepers[(t+1)%K] += 1, then repeatedly: take gate; if g != t,
-//   done; else SignalObjectAndWait(gate, event[(t+1)%K]).
+// wait(t, i):  loop { a[i] = 1; h |= bit(i); if g != t: a[i] = 0, return;
+//                     WaitForSingleObject(event[i], slice) }
+// set():       g += 1; for each hint word that is not 0: exchange it with 0,
+//              and for each waiter j of its bits: if exchange(a[j], 0):
+//              SetEvent(event[j])
 //
-// A waiter checks g under the gate and releases the gate and starts waiting
-// in one call, so the only reset that can touch its event (set(t+K)'s, under
-// the gate) comes after it is already waiting, and after set(t+1) — which
-// saw it in sleepers, since it registered before checking g — signalled it.
-// Nobody but set() resets, and it resets only the event of the generation
-// after next, so no waiter's reset swallows another's wake-up.
+// Dekker on seq_cst operations: the waiter writes a[i] and h, then reads g;
+// set() writes g, then reads h and a[j]. If the waiter read the old g, set()
+// (or an earlier set() that cleared h first) reads a[i] == 1 and signals
+// event[i]. An auto-reset event keeps that signal until its waiter waits, so
+// a waiter that has not yet started to sleep returns as soon as it does:
+// there is no window between "check" and "sleep" to lose a set in, and only
+// the waiter consumes (resets) its own event. A signal that reaches a waiter
+// which has already left is consumed by its next wait, which returns once,
+// re-checks and sleeps again. No waker ever waits on anything.
 
 namespace shmbus::platform {
 namespace {
@@ -33,31 +38,33 @@ namespace {
 using win32::context;
 using win32::last_error;
 
-constexpr unsigned K = named_event::generations;
+// Waiter i's hint bit is i % hint_bits: with more waiters than bits, a set
+// scans every waiter sharing a set bit (memory reads; it signals only those
+// whose word says they sleep).
+constexpr unsigned hint_words = 7;
+constexpr std::uint32_t hint_bits = hint_words * 64;
 
 struct event_state {
   std::atomic<std::uint32_t> generation;
-  std::atomic<std::uint32_t> sleepers[K];
-  // Which events are signalled. Written only by set()/wake_all(), which the
-  // topic mutex serialises; it spares the ResetEvent call when nobody slept.
-  std::atomic<std::uint32_t> signaled[K];
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> hint[hint_words];
 };
 static_assert(sizeof(event_state) <= named_event::storage_size);
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free);
 
 event_state& state(void* storage) noexcept { return *static_cast<event_state*>(storage); }
 
-// Last-resort bound on one sleep: a wake-up the protocol somehow missed is
-// found this late at worst, and counted.
+// Bound on one sleep. No wake-up depends on it: it bounds what a hostile
+// process stealing another waiter's signal can cost that waiter, and lets
+// the caller re-check its condition whatever shared memory says.
 constexpr DWORD safety_slice_ms = 200;
 
 std::atomic<std::uint64_t> g_safety_net_wakeups{0};
 std::atomic<std::uint64_t> g_wake_calls{0};  // SetEvent calls, for wake_calls()
 
-std::string kernel_name(std::string_view name, unsigned k) {
-  return win32::native_name(std::string(name) + "." + std::to_string(k));
+std::string kernel_name(std::string_view name, std::uint32_t waiter) {
+  return win32::native_name(std::string(name) + ".w" + std::to_string(waiter));
 }
-std::string gate_name(std::string_view name) { return win32::native_name(std::string(name) + ".gate"); }
 
 }  // namespace
 
@@ -65,47 +72,44 @@ std::uint64_t named_event::safety_net_wakeups() noexcept { return g_safety_net_w
 
 std::uint64_t named_event::wake_calls() noexcept { return g_wake_calls.load(std::memory_order_relaxed); }
 
-named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& perms) {
-  std::error_code ec;
-  *this = named_event(create_only, name, storage, perms, ec);
-  if (ec) throw_error(ec, context("CreateEventW", win32::native_name(name)));
+namespace {
+
+std::atomic<std::uint32_t>& word(const named_event::waiter_words& w, std::uint32_t i) noexcept {
+  return *reinterpret_cast<std::atomic<std::uint32_t>*>(reinterpret_cast<std::byte*>(w.first) + i * w.stride);
 }
 
-named_event::named_event(create_only_t, std::string_view name, void* storage, const permissions& perms,
-                         std::error_code& ec) noexcept {
+}  // namespace
+
+named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters,
+                         const permissions& perms) {
+  std::error_code ec;
+  *this = named_event(create_only, name, storage, waiters, perms, ec);
+  if (ec) throw_error(ec, context("CreateEventW", kernel_name(name, 0)));
+}
+
+named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters,
+                         const permissions& perms, std::error_code& ec) noexcept {
   ec.clear();
   try {
     name_ = std::string(name);
     std::string what;
-    win32::security sec(perms, ec, what);
+    // A subscribe-only group may wait on these events, never set or reset them.
+    win32::security sec(perms, ec, what, win32::group_use::wait);
     if (ec) return;
     new (storage) event_state{};
-    auto created = [&](HANDLE h) {
-      if (h == nullptr) {
-        ec = last_error();
-        return false;
-      }
-      if (::GetLastError() == ERROR_ALREADY_EXISTS) {
-        ::CloseHandle(h);
-        ec = last_error(ERROR_ALREADY_EXISTS);
-        return false;
-      }
-      return true;
-    };
-    for (unsigned k = 0; k < K; ++k) {
-      HANDLE h = ::CreateEventW(sec.attributes(), TRUE, FALSE, win32::wide(kernel_name(name, k)).c_str());
-      if (!created(h)) {
+    handles_.reserve(waiters.count);
+    for (std::uint32_t i = 0; i < waiters.count; ++i) {
+      // Auto-reset: a signal stays until its waiter's wait consumes it.
+      HANDLE h = ::CreateEventW(sec.attributes(), FALSE, FALSE, win32::wide(kernel_name(name, i)).c_str());
+      if (h == nullptr || ::GetLastError() == ERROR_ALREADY_EXISTS) {
+        ec = h == nullptr ? last_error() : last_error(ERROR_ALREADY_EXISTS);
+        if (h != nullptr) ::CloseHandle(h);
         close_handles();
         return;
       }
-      native_handles_[k] = h;
+      handles_.push_back(h);
     }
-    HANDLE gate = ::CreateMutexW(sec.attributes(), FALSE, win32::wide(gate_name(name)).c_str());
-    if (!created(gate)) {
-      close_handles();
-      return;
-    }
-    gate_ = gate;
+    waiters_ = waiters;
     storage_ = storage;
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
@@ -113,31 +117,31 @@ named_event::named_event(create_only_t, std::string_view name, void* storage, co
   }
 }
 
-named_event::named_event(open_only_t, std::string_view name, void* storage) {
+named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r) {
   std::error_code ec;
-  *this = named_event(open_only, name, storage, ec);
-  if (ec) throw_error(ec, context("OpenEventW", win32::native_name(name)));
+  *this = named_event(open_only, name, storage, waiters, r, ec);
+  if (ec) throw_error(ec, context("OpenEventW", kernel_name(name, 0)));
 }
 
-named_event::named_event(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept {
+named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r,
+                         std::error_code& ec) noexcept {
   ec.clear();
   try {
     name_ = std::string(name);
-    for (unsigned k = 0; k < K; ++k) {
-      native_handles_[k] =
-          ::OpenEventW(SYNCHRONIZE | EVENT_MODIFY_STATE, FALSE, win32::wide(kernel_name(name, k)).c_str());
-      if (native_handles_[k] == nullptr) {
-        ec = last_error();
-        close_handles();
-        return;
+    if (r == role::waker) {
+      handles_.reserve(waiters.count);
+      for (std::uint32_t i = 0; i < waiters.count; ++i) {
+        // SYNCHRONIZE too, so that a waker can also wait (tests do).
+        HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE | SYNCHRONIZE, FALSE, win32::wide(kernel_name(name, i)).c_str());
+        if (h == nullptr) {
+          ec = last_error();
+          close_handles();
+          return;
+        }
+        handles_.push_back(h);
       }
     }
-    gate_ = ::OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, win32::wide(gate_name(name)).c_str());
-    if (gate_ == nullptr) {
-      ec = last_error();
-      close_handles();
-      return;
-    }
+    waiters_ = waiters;
     storage_ = storage;
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
@@ -147,17 +151,23 @@ named_event::named_event(open_only_t, std::string_view name, void* storage, std:
 
 named_event::named_event(named_event&& other) noexcept
     : storage_(std::exchange(other.storage_, nullptr)),
-      gate_(std::exchange(other.gate_, nullptr)),
+      waiters_(std::exchange(other.waiters_, {})),
+      handles_(std::move(other.handles_)),
+      own_(std::exchange(other.own_, nullptr)),
+      own_index_(other.own_index_),
       name_(std::move(other.name_)) {
-  for (unsigned k = 0; k < K; ++k) native_handles_[k] = std::exchange(other.native_handles_[k], nullptr);
+  other.handles_.clear();
 }
 
 named_event& named_event::operator=(named_event&& other) noexcept {
   if (this != &other) {
     close_handles();
     storage_ = std::exchange(other.storage_, nullptr);
-    gate_ = std::exchange(other.gate_, nullptr);
-    for (unsigned k = 0; k < K; ++k) native_handles_[k] = std::exchange(other.native_handles_[k], nullptr);
+    waiters_ = std::exchange(other.waiters_, {});
+    handles_ = std::move(other.handles_);
+    other.handles_.clear();
+    own_ = std::exchange(other.own_, nullptr);
+    own_index_ = other.own_index_;
     name_ = std::move(other.name_);
   }
   return *this;
@@ -166,12 +176,10 @@ named_event& named_event::operator=(named_event&& other) noexcept {
 named_event::~named_event() { close_handles(); }
 
 void named_event::close_handles() noexcept {
-  for (auto& h : native_handles_) {
-    if (h != nullptr) ::CloseHandle(h);
-    h = nullptr;
-  }
-  if (gate_ != nullptr) ::CloseHandle(gate_);
-  gate_ = nullptr;
+  for (void* h : handles_) ::CloseHandle(h);
+  handles_.clear();
+  if (own_ != nullptr) ::CloseHandle(own_);
+  own_ = nullptr;
   storage_ = nullptr;
 }
 
@@ -179,130 +187,118 @@ named_event::token named_event::prepare_wait() const noexcept {
   return state(storage_).generation.load(std::memory_order_seq_cst);
 }
 
-bool named_event::wait(token t, std::optional<clock::time_point> deadline) {
-  event_state& st = state(storage_);
-  const unsigned k = (t + 1) % K;
-  HANDLE event = native_handles_[k];
-  // Registered before the generation is checked: a set() that the check
-  // misses sees us here and signals our event.
-  st.sleepers[k].fetch_add(1, std::memory_order_seq_cst);
-  struct unregister {
-    std::atomic<std::uint32_t>& n;
-    ~unregister() { n.fetch_sub(1, std::memory_order_seq_cst); }
-  } guard{st.sleepers[k]};
+// A waker (or the creator) has every handle already; a waiter opens its own
+// once, with SYNCHRONIZE only: it needs to wait, never to set or reset.
+void* named_event::own_handle(std::uint32_t waiter) {
+  if (waiter < handles_.size()) return handles_[waiter];
+  if (own_ != nullptr && own_index_ == waiter) return own_;
+  HANDLE h = ::OpenEventW(SYNCHRONIZE, FALSE, win32::wide(kernel_name(name_, waiter)).c_str());
+  if (h == nullptr) throw std::system_error(last_error(), context("OpenEventW", kernel_name(name_, waiter)));
+  if (own_ != nullptr) ::CloseHandle(own_);
+  own_ = h;
+  own_index_ = waiter;
+  return h;
+}
 
-  bool stale_signal = false;
+bool named_event::wait(token t, std::uint32_t waiter, std::optional<clock::time_point> deadline) {
+  if (waiter >= waiters_.count)
+    throw std::system_error(make_error_code(errc::invalid_argument),
+                            "wait on '" + name_ + "': waiter " + std::to_string(waiter) + " out of range");
+  event_state& st = state(storage_);
+  HANDLE event = own_handle(waiter);
+  std::atomic<std::uint32_t>& announced = word(waiters_, waiter);
+  // However we leave, we no longer sleep: a later set() need not signal us.
+  struct leave {
+    std::atomic<std::uint32_t>& a;
+    ~leave() { a.store(0, std::memory_order_seq_cst); }
+  } guard{announced};
   for (;;) {
-    // The gate protects no data, so an owner that died holding it
-    // (WAIT_ABANDONED) is harmless.
-    const DWORD g = ::WaitForSingleObject(gate_, INFINITE);
-    if (g != WAIT_OBJECT_0 && g != WAIT_ABANDONED)
-      throw std::system_error(last_error(), context("WaitForSingleObject", gate_name(name_)));
-    if (stale_signal) {
-      // Our event still carries an old signal (a publisher has not re-armed
-      // it yet, is stalled, or died before doing so). Reset it ourselves,
-      // under the gate, *then* look at the generation: set(t+1) bumps the
-      // generation before it signals, so if the generation has not moved
-      // now, its SetEvent is still to come and this reset cannot swallow it.
-      ::ResetEvent(event);
-      stale_signal = false;
-    }
-    if (st.generation.load(std::memory_order_seq_cst) != t) {
-      ::ReleaseMutex(gate_);
-      return true;
-    }
+    // Announce, then look: a set() whose generation bump we miss sees us.
+    // Re-announced on every turn, since the set that woke us cleared it.
+    announced.store(1, std::memory_order_seq_cst);
+    st.hint[(waiter % hint_bits) / 64].fetch_or(std::uint64_t{1} << (waiter % 64), std::memory_order_seq_cst);
+    if (st.generation.load(std::memory_order_seq_cst) != t) return true;
     DWORD slice = safety_slice_ms;
+    bool last_slice = false;  // the deadline ends this sleep, not the safety slice
     if (deadline) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock::now()).count();
-      if (left <= 0) {
-        ::ReleaseMutex(gate_);
-        return false;
-      }
+      if (left <= 0) return false;
+      last_slice = left <= safety_slice_ms;
       slice = static_cast<DWORD>(std::min<long long>(left, slice));
     }
-    const DWORD r = ::SignalObjectAndWait(gate_, event, slice, FALSE);
-    const bool moved = st.generation.load(std::memory_order_seq_cst) != t;
-    if (r == WAIT_OBJECT_0) {
-      if (moved) return true;
-      stale_signal = true;  // reset under the gate on the next turn: no spinning
-      continue;
-    }
-    if (r == WAIT_TIMEOUT) {
-      if (moved) {
-        // A set came while we slept and did not wake us: only the safety
-        // net found it. (An upper bound: a set caught between its
-        // generation bump and its SetEvent as the slice ran out counts too.)
+    if (before_sleep_hook != nullptr) before_sleep_hook();
+    const DWORD r = ::WaitForSingleObject(event, slice);
+    if (r == WAIT_OBJECT_0) continue;  // signalled (perhaps an old signal): re-check
+    if (r != WAIT_TIMEOUT)
+      throw std::system_error(last_error(), context("WaitForSingleObject", kernel_name(name_, waiter)));
+    if (st.generation.load(std::memory_order_seq_cst) != t) {
+      // A set came as the slice ran out. Its signal is normally on its way
+      // (set() bumps the generation first, then signals): give it one more
+      // slice. Only if it never comes (a process consumed our signal) did
+      // the safety net find the set.
+      if (::WaitForSingleObject(event, safety_slice_ms) != WAIT_OBJECT_0)
         g_safety_net_wakeups.fetch_add(1, std::memory_order_relaxed);
-        return true;
-      }
-      continue;  // the loop re-checks the deadline
+      return true;
     }
-    // SignalObjectAndWait failed; make sure the gate is not left held.
-    const std::error_code ec = last_error();
-    ::ReleaseMutex(gate_);
-    throw std::system_error(ec, context("SignalObjectAndWait", kernel_name(name_, k)));
+    // Nothing moved. At the deadline, the loop reports the timeout; at the
+    // end of a safety slice, the caller re-checks its own condition, so
+    // shared memory that a hostile process rewrites (the generation, the
+    // announcements) cannot hide a message from it for longer than a slice.
+    if (!last_slice) return true;
+  }
+}
+
+// Signals every waiter announced before our generation bump. A hint word
+// that is 0 costs one load: a publish with nobody asleep makes no call.
+void named_event::wake_announced() noexcept {
+  // Without every waiter's handle (not a waker) we could clear an
+  // announcement and not signal it: leave them all to a waker.
+  if (handles_.size() < waiters_.count) return;
+  event_state& st = state(storage_);
+  for (unsigned w = 0; w < hint_words; ++w) {
+    if (st.hint[w].load(std::memory_order_seq_cst) == 0) continue;
+    std::uint64_t bits = st.hint[w].exchange(0, std::memory_order_seq_cst);
+    while (bits != 0) {
+      const unsigned b = static_cast<unsigned>(std::countr_zero(bits));
+      bits &= bits - 1;
+      for (std::uint32_t j = w * 64 + b; j < waiters_.count; j += hint_bits) {
+        std::atomic<std::uint32_t>& a = word(waiters_, j);
+        if (a.load(std::memory_order_seq_cst) == 0 || a.exchange(0, std::memory_order_seq_cst) == 0) continue;
+        g_wake_calls.fetch_add(1, std::memory_order_relaxed);
+        ::SetEvent(handles_[j]);
+      }
+    }
   }
 }
 
 void named_event::set() noexcept {
-  event_state& st = state(storage_);
-  const std::uint32_t g = st.generation.fetch_add(1, std::memory_order_seq_cst) + 1;
-  const unsigned k = g % K;
-  if (st.sleepers[k].load(std::memory_order_seq_cst) != 0) {
-    st.signaled[k].store(1, std::memory_order_relaxed);
-    g_wake_calls.fetch_add(1, std::memory_order_relaxed);
-    ::SetEvent(native_handles_[k]);
-  }
-  // Re-arm the event that waiters of generation g will sleep on.
-  const unsigned next = (g + 1) % K;
-  if (st.signaled[next].load(std::memory_order_relaxed) == 0) return;
-  if (st.sleepers[next].load(std::memory_order_seq_cst) == 0) {
-    // Nobody registered on it before our increment above, and whoever
-    // registers from now on checks the generation after that increment: a
-    // waiter of an older generation sees it moved and leaves; a waiter of
-    // generation g sleeps on the event reset or returns once, spuriously,
-    // from the old signal. So no gate is needed (two system calls saved).
-    ::ResetEvent(native_handles_[next]);
-    st.signaled[next].store(0, std::memory_order_relaxed);
-    return;
-  }
-  rearm(next);
-}
-
-// Under the gate: a waiter that saw the current generation is then already
-// asleep on the event, satisfied by the set that signalled it. If a waiter is
-// stopped holding the gate, reset anyway after a while: the safety net then
-// bounds the damage instead of stalling the publisher (20 ms, under the topic
-// mutex, is the most a stopped subscriber can cost one publish).
-void named_event::rearm(unsigned k) noexcept {
-  const DWORD w = ::WaitForSingleObject(gate_, 20);
-  ::ResetEvent(native_handles_[k]);
-  state(storage_).signaled[k].store(0, std::memory_order_relaxed);
-  if (w == WAIT_OBJECT_0 || w == WAIT_ABANDONED) ::ReleaseMutex(gate_);
+  state(storage_).generation.fetch_add(1, std::memory_order_seq_cst);
+  wake_announced();
 }
 
 bool named_event::has_sleepers() const noexcept {
-  const event_state& st = state(storage_);
-  for (const auto& n : st.sleepers)
-    if (n.load(std::memory_order_seq_cst) != 0) return true;
+  for (std::uint32_t i = 0; i < waiters_.count; ++i)
+    if (word(waiters_, i).load(std::memory_order_seq_cst) != 0) return true;
   return false;
 }
 
 void named_event::set_without_waking_for_test() noexcept {
-  state(storage_).generation.fetch_add(1, std::memory_order_seq_cst);
+  // What a waker killed inside set() after its exchanges, before its
+  // SetEvent calls, leaves: generation moved, announcements cleared.
+  event_state& st = state(storage_);
+  st.generation.fetch_add(1, std::memory_order_seq_cst);
+  for (auto& h : st.hint) h.store(0, std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < waiters_.count; ++i) word(waiters_, i).store(0, std::memory_order_seq_cst);
 }
 
 void named_event::wake_all() noexcept {
-  // For recovery and close: a publisher killed inside set() may have moved
-  // the generation without signalling, or signalled without re-arming.
-  // Signal every event: each sleeper, whatever its generation, wakes and
-  // re-checks; one that finds nothing new resets its event under the gate
-  // and sleeps again (see wait()), so nobody spins on the signals left here.
-  event_state& st = state(storage_);
-  for (unsigned k = 0; k < K; ++k) {
-    st.signaled[k].store(1, std::memory_order_relaxed);
+  // For recovery and close: a waker killed inside set() may have cleared
+  // announcements without signalling. Signal every waiter's event: each
+  // sleeper wakes and re-checks; a waiter that was not asleep consumes the
+  // signal with one spurious return from its next wait.
+  for (void* h : handles_) {
     g_wake_calls.fetch_add(1, std::memory_order_relaxed);
-    ::SetEvent(native_handles_[k]);
+    ::SetEvent(h);
   }
 }
 

@@ -28,7 +28,7 @@ named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, co
   try {
     name_ = std::string(name);
     std::string what;
-    win32::security sec(perms, ec, what);
+    win32::security sec(perms, ec, what, win32::group_use::publish);  // subscribers: no access
     if (ec) return;
     win32::handle_guard h(::CreateMutexW(sec.attributes(), FALSE, win32::wide(win32::native_name(name)).c_str()));
     if (h.h == nullptr) {

@@ -113,7 +113,7 @@ std::string account_sid(const std::string& account, std::error_code& ec) {
 
 }  // namespace
 
-security::security(const permissions& perms, std::error_code& ec, std::string& what) {
+security::security(const permissions& perms, std::error_code& ec, std::string& what, group_use use) {
   ec.clear();
   std::string sddl = perms.sddl;
   if (sddl.empty() && !perms.group.empty()) {
@@ -129,7 +129,13 @@ security::security(const permissions& perms, std::error_code& ec, std::string& w
       what = "LookupAccountNameW('" + perms.group + "')";
       return;
     }
-    sddl = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + me + ")(A;;GA;;;" + group + ")";
+    sddl = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + me + ")";
+    // A group that may only subscribe gets no handle that could block a
+    // publisher: nothing on the mutex, only SYNCHRONIZE on wake events.
+    if (perms.group_publishes || use == group_use::shared)
+      sddl += "(A;;GA;;;" + group + ")";
+    else if (use == group_use::wait)
+      sddl += "(A;;0x00100000;;;" + group + ")";
   }
   if (sddl.empty()) return;
   const std::wstring w = wide(sddl);

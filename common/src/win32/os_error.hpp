@@ -43,12 +43,20 @@ struct handle_guard {
   HANDLE release() noexcept { return std::exchange(h, nullptr); }
 };
 
+/// What a subscribe-only `--group` (no `group_publishes`) is granted on an
+/// object; with `group_publishes`, or an explicit SDDL, `use` changes nothing.
+enum class group_use {
+  shared,   ///< segments, registry: full access, as the creator
+  wait,     ///< wake events: SYNCHRONIZE only (wait; never set or reset)
+  publish,  ///< the topic mutex: nothing, so a member cannot even open it
+};
+
 /// Security attributes built from `permissions` (default DACL when neither
 /// group nor SDDL is given). Keeps the descriptor alive while in use.
 class security {
  public:
   /// On failure sets `ec` and `what`.
-  security(const permissions& perms, std::error_code& ec, std::string& what);
+  security(const permissions& perms, std::error_code& ec, std::string& what, group_use use = group_use::shared);
   security(const security&) = delete;
   security& operator=(const security&) = delete;
   ~security();

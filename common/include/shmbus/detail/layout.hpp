@@ -37,7 +37,8 @@ namespace shmbus::detail {
 inline constexpr std::size_t cache_line = 64;
 // 2: a topic is a data and a control segment; publishers take the next
 // sequence from `publish_seq` (their own line), not from `write_seq`.
-inline constexpr std::uint32_t abi_version = 2;
+// 3: the Windows event is one auto-reset event per subscriber entry.
+inline constexpr std::uint32_t abi_version = 3;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
 inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
@@ -105,7 +106,8 @@ struct control_header {
   std::uint32_t max_subscribers;    ///< entries that follow the header
   std::uint32_t reserved0;
   alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
-  // Own line: the event's state (futex word on POSIX); waiters write it.
+  // Own line: the event's state (futex word on POSIX; Windows: generation
+  // and hint bits); waiters and publishers write it.
   alignas(cache_line) unsigned char event_storage[platform::named_event::storage_size];
 };
 
@@ -116,7 +118,9 @@ struct control_header {
 struct alignas(cache_line) subscriber_entry {
   a_u64 state;
   a_u32 waiting;            ///< 1 while blocked in wait()
-  std::uint32_t reserved0;
+  /// Windows event: 1 while this subscriber is about to sleep or asleep
+  /// (set by it, cleared by it or by the publisher that signals it). POSIX: 0.
+  a_u32 sleeping;
   a_u64 pid;
   a_u64 start_time;
   a_u64 read_seq;           ///< last sequence consumed, for lag reporting

@@ -160,6 +160,8 @@ class topic_segment {
   static bool may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
                         std::error_code& ec) noexcept;
   bool attach(std::error_code& ec, std::string& what);
+  // The event's per-waiter words: each subscriber entry's `sleeping`.
+  [[nodiscard]] platform::named_event::waiter_words waiter_words() const noexcept;
 
   platform::shared_memory_region region_;          // data: header + ring
   platform::shared_memory_region control_region_;  // control: event state + subscriber table

@@ -1,21 +1,24 @@
 #pragma once
 /// \file
-/// An inter-process event with manual-reset semantics and no lost wake-up.
+/// An inter-process event with no lost wake-up.
 ///
 /// A waiter first takes a `token` (the event's current generation), re-checks
 /// its own condition, then waits on the token. `set()` releases every waiter
 /// whose token is older than the set, including one that has taken its token
-/// but not yet gone to sleep; the event needs no reset, so one waiter's reset
-/// can never swallow another's wake-up.
+/// but not yet gone to sleep.
 ///
 /// POSIX: a futex word in caller-provided shared storage (generation << 1 |
-/// sleepers bit); `set()` skips the wake system call when nobody sleeps.
-/// Windows: `generations` named manual-reset events used in turn by
-/// generation, plus a generation counter and per-event sleeper counts in the
-/// shared storage; only `set()` (the publisher, under the topic mutex) resets
-/// an event, and only the one that the generation after next will use. See
-/// docs/design.md for why no waiter is left asleep.
+/// sleepers bit); `set()` skips the wake system call when nobody sleeps. The
+/// waiter words below are unused.
+/// Windows: one auto-reset kernel event per waiter (per subscriber entry),
+/// which keeps a signal that arrives before its waiter sleeps. A waiter
+/// announces itself in its waiter word before it looks at the generation;
+/// `set()` bumps the generation, then signals every announced waiter. Nobody
+/// resets an event but its own waiter (by waking), and no waker ever waits
+/// on anything. See docs/design.md, "Windows: one auto-reset event per
+/// waiter".
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "shmbus/open_mode.hpp"
 #include "shmbus/platform/permissions.hpp"
@@ -37,12 +41,28 @@ class named_event {
   using token = std::uint32_t;
   using clock = std::chrono::steady_clock;
 
+  /// The waiters' words in shared memory: word i (waiter i's) lies `stride`
+  /// bytes after word i-1, `count` of them. Windows: waiter i announces there
+  /// that it is about to sleep, and wakers clear it when they signal it.
+  /// Ignored on POSIX.
+  struct waiter_words {
+    std::atomic<std::uint32_t>* first = nullptr;
+    std::size_t stride = sizeof(std::atomic<std::uint32_t>);
+    std::uint32_t count = 0;
+  };
+
+  /// What an opener does with the event. Windows: a `waker` opens every
+  /// waiter's kernel event (to signal it); a `waiter` opens only its own, with
+  /// SYNCHRONIZE, on its first wait. The creator is both.
+  enum class role { waiter, waker };
+
   named_event() noexcept = default;
-  named_event(create_only_t, std::string_view name, void* storage, const permissions& perms = {});
-  named_event(create_only_t, std::string_view name, void* storage, const permissions& perms,
+  named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters, const permissions& perms = {});
+  named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters, const permissions& perms,
               std::error_code& ec) noexcept;
-  named_event(open_only_t, std::string_view name, void* storage);
-  named_event(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept;
+  named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r);
+  named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r,
+              std::error_code& ec) noexcept;
 
   named_event(named_event&& other) noexcept;
   named_event& operator=(named_event&& other) noexcept;
@@ -53,10 +73,13 @@ class named_event {
   /// The generation to wait on; take it *before* checking the condition.
   [[nodiscard]] token prepare_wait() const noexcept;
 
-  /// Sleeps until a `set()` later than `t`, or until `deadline`. Returns true
-  /// when set, false on timeout. Spurious returns are possible only as `true`
-  /// after a set; callers re-check their condition either way.
-  bool wait(token t, std::optional<clock::time_point> deadline);
+  /// Sleeps until a `set()` later than `t`, or until `deadline`. `waiter` is
+  /// the caller's own index in the waiter words (its subscriber entry); one
+  /// thread at a time per index. Returns true when set, false on timeout.
+  /// Spurious returns are possible only as `true` (POSIX: only after a set;
+  /// Windows: also once per bounded sleep slice, so that a caller re-checks
+  /// its condition at least that often); callers re-check either way.
+  bool wait(token t, std::uint32_t waiter, std::optional<clock::time_point> deadline);
 
   /// Releases every current waiter. Costs no system call when none sleeps.
   void set() noexcept;
@@ -72,14 +95,17 @@ class named_event {
   /// the generation moved on, nobody woken.
   void set_without_waking_for_test() noexcept;
 
+  /// Test-only (Windows): called inside wait() after the waiter's last look
+  /// at the generation and before it sleeps, so a test can stop a waiter in
+  /// exactly the window a lost wake-up needs. Null in production.
+  static inline void (*before_sleep_hook)() = nullptr;
+
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
-  /// Windows: kernel events per named event, used in turn by generation.
-  static constexpr unsigned generations = 4;
-
   /// Times, in this process, that a waiter found a set it had not been woken
-  /// for when its bounded sleep slice ran out (Windows' last-resort re-check).
-  /// The protocol makes this 0; tests and benchmarks report it. Always 0 on
+  /// for when its bounded sleep slice ran out (Windows' last-resort re-check,
+  /// which only a hostile process stealing signals can make necessary). The
+  /// protocol makes this 0; tests and benchmarks report it. Always 0 on
   /// POSIX, which needs no safety net.
   static std::uint64_t safety_net_wakeups() noexcept;
 
@@ -90,13 +116,16 @@ class named_event {
 
  private:
   void close_handles() noexcept;
-  void rearm(unsigned k) noexcept;  // Windows: reset event k under the gate
+  void wake_announced() noexcept;          // Windows: signal every announced waiter
+  void* own_handle(std::uint32_t waiter);  // Windows: the waiter's event, opened once
 
   void* storage_ = nullptr;
-  // Windows: one event HANDLE per generation slot and the gate mutex;
-  // unused on POSIX.
-  void* native_handles_[generations] = {};
-  void* gate_ = nullptr;
+  waiter_words waiters_;
+  // Windows: a waker's HANDLE to every waiter's event; a waiter's own one.
+  // Unused on POSIX.
+  std::vector<void*> handles_;
+  void* own_ = nullptr;
+  std::uint32_t own_index_ = 0;
   std::string name_;
 };
 

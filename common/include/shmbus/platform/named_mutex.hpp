@@ -58,6 +58,9 @@ class named_mutex {
   void consistent() noexcept;
   void unlock() noexcept;
 
+  /// Whether this object is attached to a mutex (false when default-constructed).
+  [[nodiscard]] bool is_open() const noexcept { return storage_ != nullptr; }
+
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
  private:
