@@ -20,7 +20,7 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
   registry r;
   // Only the broker writes the registry: nobody else gets a write bit, so
   // nobody else can open it writable (and, on POSIX, truncate it).
-  perms.mode &= ~0022u;
+  perms.read_only_for_group = true;
   perms.group_publishes = false;
   r.region_ = platform::shared_memory_region(create_only, object, size, perms, ec);
   if (ec) {

@@ -49,7 +49,7 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   // Subscribers write only the control segment, so whoever may only read
   // (the group, unless it may publish) gets no write bit on the data.
   platform::permissions data_perms = perms;
-  if (!perms.group_publishes) data_perms.mode &= ~0022u;
+  data_perms.read_only_for_group = true;
   t.region_ = platform::shared_memory_region(create_only, object, g.total_size, data_perms, ec);
   if (ec) {
     what = "create topic segment '" + object + "'" +

@@ -286,6 +286,19 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   ::CloseHandle(e);
   CHECK((on_event & SYNCHRONIZE) != 0);
   CHECK((on_event & (EVENT_MODIFY_STATE | GENERIC_ALL | GENERIC_WRITE | WRITE_DAC | WRITE_OWNER)) == 0);
+  // The messages and the registry: read, never map writable. The control
+  // segment, which subscribers write: full access.
+  for (const auto& [object, writable] : {std::pair{topic_object(bus, "t"), false},
+                                         std::pair{detail::registry_object_name(bus), false},
+                                         std::pair{detail::control_object_name(topic_object(bus, "t")), true}}) {
+    CAPTURE(object);
+    HANDLE m = ::OpenFileMappingW(READ_CONTROL, FALSE, wide_name("Local\\" + object).c_str());
+    REQUIRE(m != nullptr);
+    const ACCESS_MASK on_section = granted_to(m, sid_buf);
+    ::CloseHandle(m);
+    CHECK((on_section & (GENERIC_READ | GENERIC_ALL | SECTION_MAP_READ)) != 0);
+    CHECK(((on_section & (GENERIC_ALL | GENERIC_WRITE | SECTION_MAP_WRITE)) != 0) == writable);
+  }
   // With --group-publish the group may publish: full access to the mutex.
   const std::string bus2 = unique_bus();
   auto o = with_security(bus2, "", group);

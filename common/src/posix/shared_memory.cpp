@@ -113,9 +113,9 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
   }
   gid_t gid = static_cast<gid_t>(-1);
   if (!perms.group.empty() && !group_id(perms.group, gid, ec)) return "getgrnam_r('" + perms.group + "')";
-  fd_guard fd{retry_eintr([&] {
-    return ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, static_cast<mode_t>(perms.mode));
-  })};
+  const auto mode = static_cast<mode_t>(perms.read_only_for_group && !perms.group_publishes ? perms.mode & ~0022u
+                                                                                           : perms.mode);
+  fd_guard fd{retry_eintr([&] { return ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, mode); })};
   if (fd.fd < 0) {
     ec = errno_code();
     return context("shm_open", path);
@@ -126,7 +126,7 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
     return context("fchown", path) + " to group '" + perms.group + "'";
   }
   // shm_open applies the umask; the caller's mode is what they asked for.
-  if (::fchmod(fd.fd, static_cast<mode_t>(perms.mode)) != 0) {
+  if (::fchmod(fd.fd, mode) != 0) {
     ec = errno_code();
     ::shm_unlink(path.c_str());
     return context("fchmod", path);

@@ -132,7 +132,9 @@ security::security(const permissions& perms, std::error_code& ec, std::string& w
     sddl = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + me + ")";
     // A group that may only subscribe gets no handle that could block a
     // publisher: nothing on the mutex, only SYNCHRONIZE on wake events.
-    if (perms.group_publishes || use == group_use::shared)
+    if (use == group_use::shared && perms.read_only_for_group && !perms.group_publishes)
+      sddl += "(A;;GR;;;" + group + ")";  // messages, registry: read, never map writable
+    else if (perms.group_publishes || use == group_use::shared)
       sddl += "(A;;GA;;;" + group + ")";
     else if (use == group_use::wait)
       sddl += "(A;;0x00100000;;;" + group + ")";

@@ -46,7 +46,7 @@ struct handle_guard {
 /// What a subscribe-only `--group` (no `group_publishes`) is granted on an
 /// object; with `group_publishes`, or an explicit SDDL, `use` changes nothing.
 enum class group_use {
-  shared,   ///< segments, registry: full access, as the creator
+  shared,   ///< segments, registry: full access, or read access if `read_only_for_group`
   wait,     ///< wake events: SYNCHRONIZE only (wait; never set or reset)
   publish,  ///< the topic mutex: nothing, so a member cannot even open it
 };

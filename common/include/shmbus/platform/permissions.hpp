@@ -20,6 +20,10 @@ struct permissions {
   /// topic's messages, so by default the group gets no write access to them
   /// (POSIX: no group/other write bit on the data segment).
   bool group_publishes = false;
+  /// The object is written only by its creator, and by the group only if
+  /// `group_publishes`: a topic's messages, the registry. POSIX: no group or
+  /// other write bit; Windows: the group is granted read access only.
+  bool read_only_for_group = false;
   /// Windows: a whole security descriptor in SDDL (wins over `group`).
   /// Empty: the process's default DACL. Rejected on POSIX.
   std::string sddl;
