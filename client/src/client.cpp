@@ -372,15 +372,8 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
     return std::nullopt;
   }
   detail::read_meta meta;
-  const auto status = seg_->read(next_, buffer, meta, ec);
-  // Skips found on an attempt that could not deliver are reported with the
-  // message that is finally delivered.
-  pending_missed_ += meta.missed;
-  if (ec) return std::nullopt;
-  if (status == detail::read_status::empty) {
-    report_if_gone(ec);
-    return std::nullopt;
-  }
+  const auto status = read_next(buffer, meta, ec);
+  if (ec || status == detail::read_status::empty) return std::nullopt;
   if (status == detail::read_status::buffer_too_small) {
     ec = make_error_code(errc::buffer_too_small);
     return std::nullopt;
@@ -400,11 +393,16 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
   return got;
 }
 
-bool subscriber::report_if_gone(std::error_code& ec) const noexcept {
-  // What was published before the close is read first; then the reader is
+detail::read_status subscriber::read_next(std::span<std::byte> dst, detail::read_meta& meta,
+                                          std::error_code& ec) noexcept {
+  const auto status = seg_->read(next_, dst, meta, ec);
+  // Skips found on an attempt that could not deliver are reported with the
+  // message that is finally delivered.
+  pending_missed_ += meta.missed;
+  // What was published before a close is read first; then the reader is
   // told, so a strategy spinning over try_read does not spin for ever.
-  if (seg_->gone()) ec = make_error_code(errc::topic_closed);
-  return false;
+  if (!ec && status == detail::read_status::empty && seg_->gone()) ec = make_error_code(errc::topic_closed);
+  return status;
 }
 
 bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
@@ -414,10 +412,8 @@ bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, st
     return false;
   }
   detail::read_meta meta;
-  const auto status = seg_->read(next_, scratch, meta, ec);
-  pending_missed_ += meta.missed;
-  if (ec) return false;
-  if (status == detail::read_status::empty) return report_if_gone(ec);
+  const auto status = read_next(scratch, meta, ec);
+  if (ec || status == detail::read_status::empty) return false;
   // A message larger than the type stays at the cursor after read(); a typed
   // read consumes it all the same, so that one bad message cannot block the
   // stream. (Its bytes were validated but not copied.)

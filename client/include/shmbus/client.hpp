@@ -39,6 +39,8 @@ namespace shmbus {
 namespace detail {
 class topic_segment;
 struct subscriber_entry;
+struct read_meta;
+enum class read_status;
 }  // namespace detail
 
 /// A topic as the broker declared it.
@@ -309,8 +311,9 @@ class subscriber {
   // The typed reads: the next message into `scratch` if it is exactly
   // scratch.size() bytes, else type_size_mismatch with the message consumed.
   bool read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept;
-  // An empty read on a closed topic: sets topic_closed. Returns false.
-  bool report_if_gone(std::error_code& ec) const noexcept;
+  // One read at the cursor: skips carried to the next delivery, and
+  // topic_closed once a closed topic is empty.
+  detail::read_status read_next(std::span<std::byte> dst, detail::read_meta& meta, std::error_code& ec) noexcept;
   [[noreturn]] void throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
   enum class poll_result { available, closed, timed_out };
