@@ -1,34 +1,11 @@
 # Spin models of the Windows wait protocol (issue 9, items 10 and 12).
-# Spin is a Linux tool: the models are checked on the native build only.
-# Included by tests/model/CMakeLists.txt (the shared model runner); paths are
-# taken from this file's own directory, so it works included from anywhere,
-# and only once.
+# Included by tests/model/CMakeLists.txt (the shared model runner), once;
+# paths are taken from this file's own directory.
 include_guard(GLOBAL)
-if(CMAKE_CROSSCOMPILING)
-  message(STATUS "model: windows wait: cross-compiling, the Spin model checks run on the native build only")
-  return()
-endif()
-if(NOT SHMBUS_SANITIZE STREQUAL "")
-  message(STATUS "model: windows wait: skipped in the ${SHMBUS_SANITIZE} sanitizer build; the plain build runs them")
-  return()
-endif()
-find_program(SHMBUS_SPIN spin)
-if(NOT SHMBUS_SPIN)
-  message(WARNING "model: windows wait: spin not found (apt-get install spin): the model checks are NOT run")
-  # Shown as skipped by ctest, never as passed.
-  add_test(NAME "model: windows wait (spin not found: not checked)"
-    COMMAND sh -c "echo 'spin not found: install it (apt-get install spin) to check the Windows wait models'; exit 77")
-  set_tests_properties("model: windows wait (spin not found: not checked)" PROPERTIES SKIP_RETURN_CODE 77 LABELS model)
-  return()
-endif()
-# pan.c is C; the project enables only C++.
-find_program(SHMBUS_SPIN_CC NAMES cc gcc)
-if(NOT SHMBUS_SPIN_CC)
-  message(WARNING "model: windows wait: no C compiler for Spin's pan.c: the model checks are NOT run")
-  return()
-endif()
+# The runner has already returned where models do not run (cross builds,
+# sanitizer builds) and found spin and a C compiler for pan.c.
 set(_dir ${CMAKE_CURRENT_LIST_DIR})
-set(_run ${CMAKE_COMMAND} -DSPIN=${SHMBUS_SPIN} -DCC=${SHMBUS_SPIN_CC})
+set(_run ${CMAKE_COMMAND} -DSPIN=${SHMBUS_SPIN} -DCC=${SHMBUS_MODEL_CC})
 function(shmbus_windows_model name model expect)
   string(MAKE_C_IDENTIFIER "${name}" _work)
   add_test(NAME "model: windows wait, ${name}"
