@@ -37,8 +37,7 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
   const std::uint64_t n = quick ? 20000 : 1000000;
   std::vector<cost> out;
   std::int64_t sink = 0;
-  out.push_back({"clock read (platform::monotonic_ns)",
-                 per_call(n, [&] { sink += platform::monotonic_ns(); })});
+  out.push_back({"clock read (platform::monotonic_ns)", per_call(n, [&] { sink += platform::monotonic_ns(); })});
   {
     const std::string region_name = name + ".mutex";
     std::error_code ignored;

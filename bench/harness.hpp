@@ -41,13 +41,13 @@ struct run_spec {
   wait_strategy wait;
   std::size_t size = 512;
   unsigned subscribers = 1;
-  bool conflate = false;        ///< throughput on a latest-value topic (shmbus only)
-  std::uint32_t depth = 1;      ///< ring depth (throughput: lossless by credit)
-  std::uint64_t messages = 0;   ///< latency: samples to take
-  std::int64_t duration_ns = 0; ///< throughput: how long to publish; idle: how long to wait;
-                                ///< latency: a budget after which the run stops early
-  std::int64_t gap_ns = 0;      ///< latency: pause before each publish, so a blocking subscriber sleeps
-  std::string name;             ///< unique prefix for this run's OS objects
+  bool conflate = false;         ///< throughput on a latest-value topic (shmbus only)
+  std::uint32_t depth = 1;       ///< ring depth (throughput: lossless by credit)
+  std::uint64_t messages = 0;    ///< latency: samples to take
+  std::int64_t duration_ns = 0;  ///< throughput: how long to publish; idle: how long to wait;
+                                 ///< latency: a budget after which the run stops early
+  std::int64_t gap_ns = 0;       ///< latency: pause before each publish, so a blocking subscriber sleeps
+  std::string name;              ///< unique prefix for this run's OS objects
 
   /// As child-process arguments, and back.
   [[nodiscard]] std::vector<std::string> encode() const;
@@ -78,9 +78,9 @@ inline constexpr unsigned max_subscribers = 16;
 /// line per subscriber, so they never share one.
 struct control_block {
   struct alignas(64) subscriber_state {
-    std::atomic<std::uint64_t> ready;     ///< set once the first message came through
-    std::atomic<std::uint64_t> consumed;  ///< sequence of the last message taken
-    std::atomic<std::uint64_t> idle_done; ///< idle runs: finished waiting
+    std::atomic<std::uint64_t> ready;      ///< set once the first message came through
+    std::atomic<std::uint64_t> consumed;   ///< sequence of the last message taken
+    std::atomic<std::uint64_t> idle_done;  ///< idle runs: finished waiting
   };
   subscriber_state subs[max_subscribers];
 };

@@ -29,7 +29,8 @@ namespace {
 class histogram {
  public:
   static constexpr unsigned exact_bits = 12, sub_bits = 7, top_bits = 40;
-  static constexpr std::size_t buckets = (std::size_t{1} << exact_bits) + (top_bits - exact_bits) * (std::size_t{1} << sub_bits);
+  static constexpr std::size_t buckets =
+      (std::size_t{1} << exact_bits) + (top_bits - exact_bits) * (std::size_t{1} << sub_bits);
 
   void add(std::int64_t ns) noexcept {
     const std::uint64_t v = ns < 0 ? 0 : static_cast<std::uint64_t>(ns);
@@ -157,7 +158,8 @@ jitter_result time_publishes(const std::string& transport, std::size_t size, dou
       const std::int64_t k = (since + whole_second_before_ns) / 1'000'000'000;
       const std::int64_t off = since - k * 1'000'000'000;
       if (k >= 1 && off < whole_second_after_ns && static_cast<std::size_t>(k) <= whole.size())
-        whole[static_cast<std::size_t>(k - 1)] = std::max(whole[static_cast<std::size_t>(k - 1)], static_cast<double>(d));
+        whole[static_cast<std::size_t>(k - 1)] =
+            std::max(whole[static_cast<std::size_t>(k - 1)], static_cast<double>(d));
     }
     switches = now_switches;
     t0 = platform::monotonic_ns();  // the check is not part of any sample
@@ -176,7 +178,8 @@ jitter_result time_publishes(const std::string& transport, std::size_t size, dou
   r.top = top.sorted(origin);
   // Only the windows wholly inside the run; -1: one that opened before the
   // timing started (a slow warm-up, as under wine).
-  whole.resize(std::min(whole.size(), static_cast<std::size_t>((end - origin - whole_second_after_ns) / 1'000'000'000)));
+  whole.resize(
+      std::min(whole.size(), static_cast<std::size_t>((end - origin - whole_second_after_ns) / 1'000'000'000)));
   for (std::size_t k = 1; k <= whole.size(); ++k)
     if (origin + static_cast<std::int64_t>(k) * 1'000'000'000 - whole_second_before_ns < start) whole[k - 1] = -1;
   r.at_whole_seconds = whole;
@@ -250,9 +253,8 @@ std::vector<jitter_result> measure_jitter(const std::string& name, double second
   run("shmbus", [&] { return shmbus_jitter(name, seconds, size); });
   run("reference", [&] { return reference_jitter(name, seconds, size); });
   // The floor every sample includes: a clock read and the recording.
-  run("clock only", [&] {
-    return time_publishes("clock only", 0, std::min(seconds, 1.0), platform::monotonic_ns(), [] {});
-  });
+  run("clock only",
+      [&] { return time_publishes("clock only", 0, std::min(seconds, 1.0), platform::monotonic_ns(), [] {}); });
   if (did_pin) sys::unpin_thread();
   return out;
 }
@@ -299,15 +301,15 @@ void write_jitter_json(std::ostream& out, const std::vector<jitter_result>& resu
     std::string err;
     for (char c : r.error) err += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
     out << (i ? "," : "") << "\n    {\"transport\": \"" << r.transport << "\", \"size\": " << r.size
-        << ", \"seconds\": " << fmt(r.seconds, 3) << ", \"publishes\": " << r.samples << ", \"p50_ns\": " << fmt(r.p50, 0)
-        << ", \"p99_ns\": " << fmt(r.p99, 0) << ", \"p99_99_ns\": " << fmt(r.p9999, 0) << ", \"max_ns\": " << fmt(r.max, 0)
+        << ", \"seconds\": " << fmt(r.seconds, 3) << ", \"publishes\": " << r.samples
+        << ", \"p50_ns\": " << fmt(r.p50, 0) << ", \"p99_ns\": " << fmt(r.p99, 0)
+        << ", \"p99_99_ns\": " << fmt(r.p9999, 0) << ", \"max_ns\": " << fmt(r.max, 0)
         << ", \"mean_ns\": " << fmt(r.mean, 1) << ", \"over_10us\": " << r.over_10us
         << ", \"preempted\": " << r.preempted << ", \"p99_99_not_preempted_ns\": " << fmt(r.p9999_own, 0)
         << ", \"max_not_preempted_ns\": " << fmt(r.max_own, 0) << ", \"at_whole_seconds_ns\": [";
     for (std::size_t k = 0; k < r.at_whole_seconds.size(); ++k)
       out << (k ? ", " : "") << (r.at_whole_seconds[k] < 0 ? std::string("null") : fmt(r.at_whole_seconds[k], 0));
-    out << "], \"pinned\": \"" << r.pinned
-        << "\", \"error\": \"" << err << "\", \"largest\": [";
+    out << "], \"pinned\": \"" << r.pinned << "\", \"error\": \"" << err << "\", \"largest\": [";
     for (std::size_t j = 0; j < r.top.size(); ++j)
       out << (j ? ", " : "") << "{\"at_s\": " << fmt(r.top[j].at_s, 6) << ", \"ns\": " << fmt(r.top[j].ns, 0) << "}";
     out << "]}";

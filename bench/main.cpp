@@ -79,9 +79,12 @@ std::size_t parse_size(const std::string& s) {
   std::size_t pos = 0;
   std::size_t n = std::stoul(s, &pos);
   const std::string suffix = s.substr(pos);
-  if (suffix == "K" || suffix == "k") n *= 1024;
-  else if (suffix == "M" || suffix == "m") n *= 1024 * 1024;
-  else if (!suffix.empty()) throw std::invalid_argument("bad size " + s);
+  if (suffix == "K" || suffix == "k")
+    n *= 1024;
+  else if (suffix == "M" || suffix == "m")
+    n *= 1024 * 1024;
+  else if (!suffix.empty())
+    throw std::invalid_argument("bad size " + s);
   return n;
 }
 
@@ -248,10 +251,14 @@ int bench_main(int argc, char** argv) {
     } else if (a == "--waits") {
       o.waits.clear();
       for (const auto& w : split(next())) {
-        if (w == "block") o.waits.insert(wait_mode::block);
-        else if (w == "busy-poll") o.waits.insert(wait_mode::busy_poll);
-        else if (w == "spin") o.waits.insert(wait_mode::spin_then_block);
-        else throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
+        if (w == "block")
+          o.waits.insert(wait_mode::block);
+        else if (w == "busy-poll")
+          o.waits.insert(wait_mode::busy_poll);
+        else if (w == "spin")
+          o.waits.insert(wait_mode::spin_then_block);
+        else
+          throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
       }
     } else if (a == "--sizes") {
       o.sizes.clear();

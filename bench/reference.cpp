@@ -215,7 +215,8 @@ class ref_session final : public session {
     region_ = platform::shared_memory_region(create_only, name_, bytes);
     ring::init(region_.data(), spec.size, depth_of(spec));
     if (locked) {
-      mutex_ = std::make_unique<platform::named_mutex>(create_only, name_ + "#mutex", ring::mutex_storage(region_.data()));
+      mutex_ =
+          std::make_unique<platform::named_mutex>(create_only, name_ + "#mutex", ring::mutex_storage(region_.data()));
     }
     credit_ = spec.kind == run_kind::throughput && !spec.conflate;
   }
@@ -224,9 +225,7 @@ class ref_session final : public session {
     platform::shared_memory_region::remove(name_, ignored);
   }
   [[nodiscard]] std::string child_arg() const override { return name_; }
-  std::unique_ptr<sender> open_sender() override {
-    return std::make_unique<ref_sender>(region_.data(), mutex_.get());
-  }
+  std::unique_ptr<sender> open_sender() override { return std::make_unique<ref_sender>(region_.data(), mutex_.get()); }
   [[nodiscard]] bool needs_credit() const override { return credit_; }
 
  private:

@@ -61,14 +61,16 @@ row figures_of(const run_result& r) {
     const double secs = static_cast<double>(s.last_ns - s.first_stamp) / 1e9;
     return secs > 0 ? static_cast<double>(s.bytes) / secs / 1e6 : 0.0;
   });
-  x.delivered = r.published > 0 ? best([&](const auto& s) {
-    return static_cast<double>(s.received) / static_cast<double>(r.published);
-  })
-                                : 0;
+  x.delivered =
+      r.published > 0
+          ? best([&](const auto& s) { return static_cast<double>(s.received) / static_cast<double>(r.published); })
+          : 0;
   for (const auto& s : subs) x.lost += s.missed;
-  x.published_per_s = r.publish_ns > 0 ? static_cast<double>(r.published) / (static_cast<double>(r.publish_ns) / 1e9) : 0;
+  x.published_per_s =
+      r.publish_ns > 0 ? static_cast<double>(r.published) / (static_cast<double>(r.publish_ns) / 1e9) : 0;
   double cpu = 0;
-  for (const auto& s : subs) cpu += s.wall_ns > 0 ? 100.0 * static_cast<double>(s.cpu_ns) / static_cast<double>(s.wall_ns) : 0;
+  for (const auto& s : subs)
+    cpu += s.wall_ns > 0 ? 100.0 * static_cast<double>(s.cpu_ns) / static_cast<double>(s.wall_ns) : 0;
   x.sub_cpu_pct = cpu / static_cast<double>(subs.size());
   x.idle_cpu_pct = worst([](const auto& s) {
     return s.idle_wall_ns > 0 ? 100.0 * static_cast<double>(s.idle_cpu_ns) / static_cast<double>(s.idle_wall_ns) : 0.0;
@@ -243,21 +245,21 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
   ratio_target("busy-poll, 512 B: p50 / reference busy-poll p50", "<= 1.3", sp, rp, &row::p50, true, 1.3, "ns");
   // The socket as it is usually read (blocking), and at its fastest (a
   // non-blocking read in a loop).
-  ratio_target("busy-poll, 512 B: Unix socket (blocking read) p50 / shmbus p50", ">= 10", sp, ub, &row::p50, false,
-               10, "ns", true);
-  ratio_target("busy-poll, 512 B: Unix socket (busy-poll read) p50 / shmbus p50", ">= 10", sp, up, &row::p50, false,
-               10, "ns", true);
+  ratio_target("busy-poll, 512 B: Unix socket (blocking read) p50 / shmbus p50", ">= 10", sp, ub, &row::p50, false, 10,
+               "ns", true);
+  ratio_target("busy-poll, 512 B: Unix socket (busy-poll read) p50 / shmbus p50", ">= 10", sp, up, &row::p50, false, 10,
+               "ns", true);
 
   for (const auto mode : {block, busy}) {
     const std::string w = mode == block ? "block" : "busy-poll";
     const row* st = find(rows, "shmbus", throughput, mode, 64);
     const row* rt = find(rows, "reference", throughput, mode, 64);
-    ratio_target("ring throughput, 64 B, " + w + ": msgs/s / reference", ">= 0.8", st, rt, &row::msgs_per_s, false,
-                 0.8, "msg/s");
+    ratio_target("ring throughput, 64 B, " + w + ": msgs/s / reference", ">= 0.8", st, rt, &row::msgs_per_s, false, 0.8,
+                 "msg/s");
     const row* st64k = find(rows, "shmbus", throughput, mode, 65536);
     const row* rt64k = find(rows, "reference", throughput, mode, 65536);
-    ratio_target("ring throughput, 64 KiB, " + w + ": MB/s / reference", ">= 0.8", st64k, rt64k, &row::mb_per_s,
-                 false, 0.8, "MB/s");
+    ratio_target("ring throughput, 64 KiB, " + w + ": MB/s / reference", ">= 0.8", st64k, rt64k, &row::mb_per_s, false,
+                 0.8, "MB/s");
   }
   ratio_target("ring throughput, 64 B: msgs/s / Unix socket (both block)", ">= 5",
                find(rows, "shmbus", throughput, block, 64), find(rows, "unix-socket", throughput, block, 64),
@@ -300,7 +302,8 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
   {
     const row* one = find(rows, "shmbus", latency, busy, 512, 1);
     const row* eight = find(rows, "shmbus", latency, busy, 512, 8);
-    target t{"fan-out to 8, busy-poll, 512 B: worst subscriber p50 / 1-subscriber p50", "<= 2", std::nullopt, false, {}};
+    target t{
+        "fan-out to 8, busy-poll, 512 B: worst subscriber p50 / 1-subscriber p50", "<= 2", std::nullopt, false, {}};
     if (one != nullptr && eight != nullptr && one->p50 > 0) {
       t.ratio = eight->p50 / one->p50;
       t.met = *t.ratio <= 2;
@@ -337,9 +340,9 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
          "one message at a time, each published once every subscriber took the previous one\n\n";
 
   auto failed = [&](const row& r) {
-    if (!r.error.empty()) out << "\n> " << r.spec.transport << " " << kind_name(r.spec.kind) << " "
-                              << size_label(r.spec.size) << " " << wait_name(r.spec.wait) << " failed: " << r.error
-                              << "\n\n";
+    if (!r.error.empty())
+      out << "\n> " << r.spec.transport << " " << kind_name(r.spec.kind) << " " << size_label(r.spec.size) << " "
+          << wait_name(r.spec.wait) << " failed: " << r.error << "\n\n";
     return r.runs == 0;
   };
 
@@ -370,7 +373,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   for (const auto& r : rows) any_fanout |= r.spec.kind == run_kind::latency && r.spec.subscribers > 1;
   if (any_fanout) {
     out << "\n### Fan-out: one publisher, N subscribers, one-way latency (ns)\n\n"
-        << "| size | transport | wait | subscribers | p50 best | p50 worst | p99 worst | worst p50 / 1-subscriber p50 |\n"
+        << "| size | transport | wait | subscribers | p50 best | p50 worst | p99 worst | worst p50 / 1-subscriber p50 "
+           "|\n"
         << "|---:|---|---|---:|---:|---:|---:|---:|\n";
     for (const auto& r : rows) {
       if (r.spec.kind != run_kind::latency || r.runs == 0) continue;
@@ -400,7 +404,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
     for (const auto& c : costs) out << "| " << c.what << " | " << fmt(c.ns, 1) << " |\n";
   }
 
-  out << "\n### Targets (ratios within this run)\n\n| target | goal | measured | met | from |\n|---|---|---:|---|---|\n";
+  out << "\n### Targets (ratios within this run)\n\n| target | goal | measured | met | from "
+         "|\n|---|---|---:|---|---|\n";
   for (const auto& t : targets)
     out << "| " << t.what << " | " << t.goal << " | " << (t.ratio ? fmt(*t.ratio, 3) : "-") << " | "
         << (t.ratio ? (t.met ? "yes" : "**no**") : "-") << " | " << t.detail << " |\n";
@@ -408,8 +413,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
 }
 
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
-                const std::vector<target>& targets, const std::vector<cost>& costs,
-                const std::vector<run_result>& runs, const std::vector<jitter_result>& jitter) {
+                const std::vector<target>& targets, const std::vector<cost>& costs, const std::vector<run_result>& runs,
+                const std::vector<jitter_result>& jitter) {
   out << "{\n  \"machine\": " << json_string(meta.machine) << ",\n  \"command\": " << json_string(meta.command)
       << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"seconds\": " << json_number(meta.seconds)
       << ",\n  \"load_average_before\": " << json_string(meta.load_before)
@@ -417,7 +422,8 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
       << ",\n  \"figures\": [\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const row& r = rows[i];
-    out << "    {\"transport\": " << json_string(r.spec.transport) << ", \"kind\": " << json_string(kind_name(r.spec.kind))
+    out << "    {\"transport\": " << json_string(r.spec.transport)
+        << ", \"kind\": " << json_string(kind_name(r.spec.kind))
         << ", \"wait\": " << json_string(wait_name(r.spec.wait)) << ", \"size\": " << r.spec.size
         << ", \"subscribers\": " << r.spec.subscribers << ", \"topic\": "
         << json_string(r.spec.conflate ? "latest" : (r.spec.kind == run_kind::throughput ? "ring" : "latest"))
@@ -431,8 +437,8 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << ", \"lost\": " << r.lost << ", \"published_per_s\": " << json_number(r.published_per_s)
         << "},\n     \"subscriber_cpu_pct\": " << json_number(r.sub_cpu_pct)
         << ", \"idle_cpu_pct\": " << json_number(r.idle_cpu_pct)
-        << ", \"wake_calls_per_publish\": " << json_number(r.wakes_per_msg) << ", \"pinning\": " << json_string(r.pinning)
-        << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+        << ", \"wake_calls_per_publish\": " << json_number(r.wakes_per_msg)
+        << ", \"pinning\": " << json_string(r.pinning) << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   out << "  ],\n  \"targets\": [\n";
   for (std::size_t i = 0; i < targets.size(); ++i) {
@@ -450,7 +456,8 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
   out << ",\n  \"runs\": [\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const run_result& r = runs[i];
-    out << "    {\"transport\": " << json_string(r.spec.transport) << ", \"kind\": " << json_string(kind_name(r.spec.kind))
+    out << "    {\"transport\": " << json_string(r.spec.transport)
+        << ", \"kind\": " << json_string(kind_name(r.spec.kind))
         << ", \"wait\": " << json_string(wait_name(r.spec.wait)) << ", \"size\": " << r.spec.size
         << ", \"subscribers\": " << r.spec.subscribers << ", \"conflate\": " << (r.spec.conflate ? "true" : "false")
         << ", \"published\": " << r.published << ", \"publish_ns\": " << r.publish_ns
@@ -518,8 +525,12 @@ std::string write_plot(const std::string& png, const report_meta& meta, const st
                              : t == "unix-socket"       ? "#1f77b4"
                              : t == "pipe"              ? "#2ca02c"
                                                         : "#ff7f0e";
-        const int dash = first.spec.wait.mode == wait_mode::block ? 1 : first.spec.wait.mode == wait_mode::busy_poll ? 2 : 3;
-        const int point = first.spec.wait.mode == wait_mode::block ? 7 : first.spec.wait.mode == wait_mode::busy_poll ? 5 : 9;
+        const int dash = first.spec.wait.mode == wait_mode::block       ? 1
+                         : first.spec.wait.mode == wait_mode::busy_poll ? 2
+                                                                        : 3;
+        const int point = first.spec.wait.mode == wait_mode::block       ? 7
+                          : first.spec.wait.mode == wait_mode::busy_poll ? 5
+                                                                         : 9;
         gp << (i ? ", " : "") << "$s" << i << " using 1:" << (col + 2) << " with linespoints lc rgb '" << colour
            << "' lw " << (t == "shmbus" ? 3 : 1.5) << " dt " << dash << " pt " << point << " ps 0.8 title '"
            << series[i].first << "'";

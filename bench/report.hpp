@@ -17,8 +17,8 @@ namespace shmbus::bench {
 /// The figures of one spec: each is the median over its runs.
 struct row {
   run_spec spec;
-  unsigned runs = 0;      ///< runs that worked
-  std::string error;      ///< the last failure, if any run failed
+  unsigned runs = 0;  ///< runs that worked
+  std::string error;  ///< the last failure, if any run failed
   // Latency, ns. p50 ... max are the worst subscriber's (fan-out); p50_best
   // the best subscriber's.
   double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0, p50_best = 0;
@@ -40,10 +40,10 @@ std::vector<row> summarise(const std::vector<run_result>& runs);
 /// One of the targets, measured.
 struct target {
   std::string what;
-  std::string goal;        ///< e.g. "<= 1.15"
+  std::string goal;  ///< e.g. "<= 1.15"
   std::optional<double> ratio;
   bool met = false;
-  std::string detail;      ///< the figures the ratio came from
+  std::string detail;  ///< the figures the ratio came from
 };
 std::vector<target> evaluate_targets(const std::vector<row>& rows);
 
@@ -51,16 +51,16 @@ struct report_meta {
   std::string machine;
   std::string command;
   unsigned runs = 1;
-  std::string started;     ///< UTC time of day the run started
+  std::string started;                  ///< UTC time of day the run started
   std::string load_before, load_after;  ///< 1-minute load average ("" where unknown)
-  double seconds = 0;      ///< how long the runs took
+  double seconds = 0;                   ///< how long the runs took
 };
 
 void write_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                     const std::vector<target>& targets, const std::vector<cost>& costs);
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
-                const std::vector<target>& targets, const std::vector<cost>& costs,
-                const std::vector<run_result>& runs, const std::vector<jitter_result>& jitter);
+                const std::vector<target>& targets, const std::vector<cost>& costs, const std::vector<run_result>& runs,
+                const std::vector<jitter_result>& jitter);
 /// Draws p50 / p99 / p99.9 latency against size per transport and wait
 /// mode with gnuplot. Returns an empty string, or why it could not.
 std::string write_plot(const std::string& png, const report_meta& meta, const std::vector<row>& rows);

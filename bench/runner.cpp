@@ -31,24 +31,18 @@ transport* find_transport(std::string_view name) {
 
 std::string wait_name(const wait_strategy& w) {
   switch (w.mode) {
-    case wait_mode::block:
-      return "block";
-    case wait_mode::busy_poll:
-      return "busy-poll";
-    case wait_mode::spin_then_block:
-      return "spin" + std::to_string(w.spin.count() / 1000) + "us-block";
+    case wait_mode::block: return "block";
+    case wait_mode::busy_poll: return "busy-poll";
+    case wait_mode::spin_then_block: return "spin" + std::to_string(w.spin.count() / 1000) + "us-block";
   }
   return "?";
 }
 
 const char* kind_name(run_kind k) {
   switch (k) {
-    case run_kind::latency:
-      return "latency";
-    case run_kind::throughput:
-      return "throughput";
-    case run_kind::idle:
-      return "idle";
+    case run_kind::latency: return "latency";
+    case run_kind::throughput: return "throughput";
+    case run_kind::idle: return "idle";
   }
   return "?";
 }
@@ -117,8 +111,8 @@ std::string format_report(const subscriber_report& r) {
   std::ostringstream o;
   o << "result received=" << r.received << " missed=" << r.missed << " bytes=" << r.bytes
     << " first_stamp=" << r.first_stamp << " last_ns=" << r.last_ns << " cpu_ns=" << r.cpu_ns
-    << " wall_ns=" << r.wall_ns << " samples=" << r.samples << " p50=" << r.p50 << " p90=" << r.p90
-    << " p99=" << r.p99 << " p999=" << r.p999 << " max=" << r.max << " min=" << r.min << " mean=" << r.mean
+    << " wall_ns=" << r.wall_ns << " samples=" << r.samples << " p50=" << r.p50 << " p90=" << r.p90 << " p99=" << r.p99
+    << " p999=" << r.p999 << " max=" << r.max << " min=" << r.min << " mean=" << r.mean
     << " idle_cpu_ns=" << r.idle_cpu_ns << " idle_wall_ns=" << r.idle_wall_ns << " pinned=" << r.pinned;
   return o.str();
 }
@@ -133,24 +127,42 @@ subscriber_report parse_report(const std::string& line) {
     const std::string k = tok.substr(0, eq), v = tok.substr(eq + 1);
     auto i64 = [&] { return std::stoll(v); };
     auto u64 = [&] { return std::stoull(v); };
-    if (k == "received") r.received = u64();
-    else if (k == "missed") r.missed = u64();
-    else if (k == "bytes") r.bytes = u64();
-    else if (k == "first_stamp") r.first_stamp = i64();
-    else if (k == "last_ns") r.last_ns = i64();
-    else if (k == "cpu_ns") r.cpu_ns = i64();
-    else if (k == "wall_ns") r.wall_ns = i64();
-    else if (k == "samples") r.samples = u64();
-    else if (k == "p50") r.p50 = i64();
-    else if (k == "p90") r.p90 = i64();
-    else if (k == "p99") r.p99 = i64();
-    else if (k == "p999") r.p999 = i64();
-    else if (k == "max") r.max = i64();
-    else if (k == "min") r.min = i64();
-    else if (k == "mean") r.mean = i64();
-    else if (k == "idle_cpu_ns") r.idle_cpu_ns = i64();
-    else if (k == "idle_wall_ns") r.idle_wall_ns = i64();
-    else if (k == "pinned") r.pinned = v;
+    if (k == "received")
+      r.received = u64();
+    else if (k == "missed")
+      r.missed = u64();
+    else if (k == "bytes")
+      r.bytes = u64();
+    else if (k == "first_stamp")
+      r.first_stamp = i64();
+    else if (k == "last_ns")
+      r.last_ns = i64();
+    else if (k == "cpu_ns")
+      r.cpu_ns = i64();
+    else if (k == "wall_ns")
+      r.wall_ns = i64();
+    else if (k == "samples")
+      r.samples = u64();
+    else if (k == "p50")
+      r.p50 = i64();
+    else if (k == "p90")
+      r.p90 = i64();
+    else if (k == "p99")
+      r.p99 = i64();
+    else if (k == "p999")
+      r.p999 = i64();
+    else if (k == "max")
+      r.max = i64();
+    else if (k == "min")
+      r.min = i64();
+    else if (k == "mean")
+      r.mean = i64();
+    else if (k == "idle_cpu_ns")
+      r.idle_cpu_ns = i64();
+    else if (k == "idle_wall_ns")
+      r.idle_wall_ns = i64();
+    else if (k == "pinned")
+      r.pinned = v;
   }
   return r;
 }
@@ -217,7 +229,8 @@ run_result run_once(const run_spec& spec, const runner_options& opt) {
     std::vector<test::child_process> kids;
     for (unsigned i = 0; i < spec.subscribers; ++i) {
       std::vector<std::string> args = spec.encode();
-      for (const auto& extra : {std::to_string(i), ctl_name, sess->child_arg(), std::to_string(subscriber_cpu(i, opt.pin))})
+      for (const auto& extra :
+           {std::to_string(i), ctl_name, sess->child_arg(), std::to_string(subscriber_cpu(i, opt.pin))})
         args.push_back(extra);
       kids.push_back(test::child_process::self("bench-subscriber", args));
     }

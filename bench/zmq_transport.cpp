@@ -28,7 +28,7 @@ class zmq_end {
     socket_ = zmq_socket(ctx_, type);
     if (socket_ == nullptr) fail_zmq("zmq_socket");
     set_int(socket_, type == ZMQ_PUB ? ZMQ_SNDHWM : ZMQ_RCVHWM, 0);  // 0 = no limit: lossless
-    set_int(socket_, ZMQ_LINGER, 1000);  // a dead peer cannot hang the end of a run
+    set_int(socket_, ZMQ_LINGER, 1000);                              // a dead peer cannot hang the end of a run
   }
   zmq_end(const zmq_end&) = delete;
   zmq_end& operator=(const zmq_end&) = delete;
@@ -80,7 +80,8 @@ class zmq_receiver final : public receiver {
       }
     }
     int ms = -1;
-    if (timeout) ms = static_cast<int>(std::max<std::int64_t>(0, start + timeout->count() - platform::monotonic_ns()) / 1'000'000);
+    if (timeout)
+      ms = static_cast<int>(std::max<std::int64_t>(0, start + timeout->count() - platform::monotonic_ns()) / 1'000'000);
     if (ms != timeout_ms_) set_int(sub_.socket(), ZMQ_RCVTIMEO, timeout_ms_ = ms);
     for (;;) {
       const int r = zmq_recv(sub_.socket(), dst.data(), dst.size(), 0);

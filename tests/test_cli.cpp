@@ -142,9 +142,7 @@ SHMBUS_CHILD("cli-lagging-subscriber")(const std::vector<std::string>& a) {
   return 0;
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("shmbus --help and shmbus-broker --help describe the commands") {
   auto r = run({SHMBUS_CLI_PATH, "--help"});
@@ -252,13 +250,13 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
                                                            "MAX_LAG", "GAPS", "LAST_PUB", "RECOV"});
   auto row = row_of(r.out, "prices");
   REQUIRE(row.size() == 10);
-  CHECK(row[1] == "4");        // depth
-  CHECK(row[2] == "10");       // published
-  CHECK(row[3] == "0.0");      // nothing published during the interval
+  CHECK(row[1] == "4");    // depth
+  CHECK(row[2] == "10");   // published
+  CHECK(row[3] == "0.0");  // nothing published during the interval
   CHECK(row[4] == "0B/s");
-  CHECK(row[5] == "2");        // live subscribers
-  CHECK(row[6] == "10");       // the lagging one has read nothing
-  CHECK(row[9] == "0");        // no mutex recoveries
+  CHECK(row[5] == "2");   // live subscribers
+  CHECK(row[6] == "10");  // the lagging one has read nothing
+  CHECK(row[9] == "0");   // no mutex recoveries
   row = row_of(r.out, "status");
   CHECK(row[2] == "0");
   CHECK(row[8] == "never");
@@ -281,8 +279,8 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
   const double missed = json_number(j, "missed", prices);
   CHECK(missed >= 6);
   CHECK(json_number(j, "last_publish_age_s", prices) >= 0);
-  CHECK(j.find("\"pid\":" + std::to_string(lagging.pid()) + ",\"last_read\":7,\"lag\":3,\"received\":1,\"missed\":6,") !=
-        std::string::npos);
+  CHECK(j.find("\"pid\":" + std::to_string(lagging.pid()) +
+               ",\"last_read\":7,\"lag\":3,\"received\":1,\"missed\":6,") != std::string::npos);
   const auto status = j.find("{\"name\":\"status\"");
   REQUIRE(status != std::string::npos);
   CHECK(j.find("\"last_publish_age_s\":null,\"subscribers\":0,\"slowest_lag\":0,\"missed\":0", status) !=
@@ -339,10 +337,11 @@ TEST_CASE("shmbus stat: rates over the interval, --watch, and waiting for a brok
 
 TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct") {
   const std::string bus = unique_bus();
-  config_file ini(bus, "[topic md]\nmax_message_size = 408\ntype_size = 408\ndepth = 16\n"
-                       "[topic raw]\nmax_message_size = 512\n"
-                       "[topic small]\nmax_message_size = 64\n"
-                       "[topic ticks]\nmax_message_size = 56\ntype_size = 56\n");
+  config_file ini(bus,
+                  "[topic md]\nmax_message_size = 408\ntype_size = 408\ndepth = 16\n"
+                  "[topic raw]\nmax_message_size = 512\n"
+                  "[topic small]\nmax_message_size = 64\n"
+                  "[topic ticks]\nmax_message_size = 56\ntype_size = 56\n");
   running_broker broker(bus, {"--config", ini.path.string()});
 
   // Unknown formats and topics that cannot hold the struct are refused.
@@ -360,10 +359,12 @@ TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct"
 
   child_process md_sub(cli(bus, {"sub", "md", "--format", "depth_market_data", "--count", "1", "-v"}), true);
   child_process raw_sub(cli(bus, {"sub", "raw", "--format", "depth_market_data", "--count", "2"}), true);
-  wait_for_subscribers(bus, "{\"name\":\"md\",\"max_message_size\":408,\"depth\":16,\"type_size\":408,"
-                            "\"published\":0,\"subscribers\":1");
-  wait_for_subscribers(bus, "{\"name\":\"raw\",\"max_message_size\":512,\"depth\":1,\"type_size\":0,"
-                            "\"published\":0,\"subscribers\":1");
+  wait_for_subscribers(bus,
+                       "{\"name\":\"md\",\"max_message_size\":408,\"depth\":16,\"type_size\":408,"
+                       "\"published\":0,\"subscribers\":1");
+  wait_for_subscribers(bus,
+                       "{\"name\":\"raw\",\"max_message_size\":512,\"depth\":1,\"type_size\":0,"
+                       "\"published\":0,\"subscribers\":1");
 
   shmbus::bus b(bus);
   auto pub = b.make_publisher<shmbus::market_data::depth_market_data>("md");

@@ -36,14 +36,15 @@ std::string joined(const std::vector<std::string>& lines) {
 
 TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a clean shutdown") {
   const std::string bus = unique_bus();
-  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini",
-                        "--log-level", "warn"},
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config",
+                        SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini", "--log-level", "warn"},
                        true);
   broker.expect_line("ready");
   child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--layout", "both", "--rate", "1000", "--seed", "7"}, true);
-  CHECK(feed.read_line() == "md-feed: 8 instruments, 1000 snapshots/s, to topics 'md' and 'md.ID' on bus '" + bus + "'");
-  child_process headless({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--per-instrument", "--headless", "--label", "headless"},
-                         true);
+  CHECK(feed.read_line() ==
+        "md-feed: 8 instruments, 1000 snapshots/s, to topics 'md' and 'md.ID' on bus '" + bus + "'");
+  child_process headless(
+      {SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--per-instrument", "--headless", "--label", "headless"}, true);
   // Not a terminal: one status line per interval, then the summary.
   child_process table({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "1.5", "--interval", "0.5"}, true);
   const auto out = lines_until_eof(table);
@@ -62,7 +63,8 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
   const std::string json = stat.read_line().value();
   CHECK(stat.wait() == 0);
   CHECK(json.find("{\"name\":\"md\",\"max_message_size\":408,\"depth\":4096,\"type_size\":408,") != std::string::npos);
-  CHECK(json.find("{\"name\":\"md.rb2605\",\"max_message_size\":408,\"depth\":1,\"type_size\":408,") != std::string::npos);
+  CHECK(json.find("{\"name\":\"md.rb2605\",\"max_message_size\":408,\"depth\":1,\"type_size\":408,") !=
+        std::string::npos);
   const auto md = json.find("{\"name\":\"md\"");
   const auto rate = std::stod(json.substr(json.find("\"publishes_per_s\":", md) + 18));
   CHECK(rate > 100);
@@ -85,8 +87,8 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
 
 TEST_CASE("market-data demo: a strategy that receives nothing says so and fails") {
   const std::string bus = unique_bus();
-  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini",
-                        "--log-level", "warn"},
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config",
+                        SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini", "--log-level", "warn"},
                        true);
   broker.expect_line("ready");
   child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "0.2", "--headless"}, true);
@@ -120,9 +122,8 @@ TEST_CASE("market-data demo: md-strategy skips a message that is not a snapshot 
   shmbus::market_data::set_text(md.instrument_id, "rb2605");
   md.last_price = 3512;
   pub.publish_value(md);
-  wait_for("read both", [](const shmbus::topic_stats& s) {
-    return !s.subscribers.empty() && s.subscribers[0].received == 2;
-  });
+  wait_for("read both",
+           [](const shmbus::topic_stats& s) { return !s.subscribers.empty() && s.subscribers[0].received == 2; });
   strategy.terminate();
   const auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 0);

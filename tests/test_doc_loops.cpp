@@ -17,7 +17,8 @@ struct env_guard {
 
 void exits_when_the_broker_stops(const std::string& program) {
   const std::string bus = unique_bus();
-  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/api/broker.ini"}, true);
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/api/broker.ini"},
+                       true);
   broker.expect_line("ready");
   const env_guard env("SHMBUS_BUS", bus);
   child_process reader({program}, true);

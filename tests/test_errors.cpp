@@ -59,8 +59,7 @@ TEST_CASE("broker already running") {
 TEST_CASE("unknown topic lists the topics that exist") {
   test_bus tb({topic("alpha", 64, 1), topic("beta", 64, 1)});
   bus b(tb.name);
-  expect_error([&] { b.make_subscriber("gamma"); }, errc::unknown_topic,
-               "has no topic 'gamma' (topics: alpha, beta)");
+  expect_error([&] { b.make_subscriber("gamma"); }, errc::unknown_topic, "has no topic 'gamma' (topics: alpha, beta)");
   std::error_code ec;
   auto p = b.make_publisher("gamma", 0, ec);
   CHECK(ec == errc::unknown_topic);
@@ -131,17 +130,22 @@ TEST_CASE("too many subscribers") {
 }
 
 TEST_CASE("bad names are refused with a reason before any object is created") {
-  for (const std::string& bad : std::vector<std::string>{"a/b", "a\\b", "..", "a.b", "tab\there", "caf\xc3\xa9", std::string(33, 'b')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a/b", "a\\b", "..", "a.b", "tab\there", "caf\xc3\xa9", std::string(33, 'b')}) {
     CAPTURE(bad);
     expect_error([&] { bus b(bad); }, errc::invalid_name, "bus name");
     broker_options o = options(bad, {topic("t", 64, 1)});
     expect_error([&] { broker brk(o); }, errc::invalid_name, "bus name");
   }
   const std::string name = unique_bus();
-  for (const std::string& bad : std::vector<std::string>{"", "a/b", "a\\b", "..", ".x", "sp ace", "caf\xc3\xa9", std::string(64, 't')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "a\\b", "..", ".x", "sp ace", "caf\xc3\xa9", std::string(64, 't')}) {
     CAPTURE(bad);
-    expect_error([&] { broker brk(options(name, {topic("ok", 64, 1), topic(bad, 64, 1)})); }, errc::invalid_name,
-                 "topic name");
+    expect_error(
+        [&] {
+          broker brk(options(name, {topic("ok", 64, 1), topic(bad, 64, 1)}));
+        },
+        errc::invalid_name, "topic name");
     // Nothing of the bus exists: not even the registry that comes first.
     std::error_code ec;
     std::string what;

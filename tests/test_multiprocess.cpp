@@ -252,7 +252,9 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto asleep = [&] {
     for (auto& e : raw.subscribers())
-      if (detail::sub_phase(e.state.load()) == detail::sub_live && e.pid.load() == static_cast<std::uint64_t>(child.pid())) return e.waiting.load() == 1;
+      if (detail::sub_phase(e.state.load()) == detail::sub_live &&
+          e.pid.load() == static_cast<std::uint64_t>(child.pid()))
+        return e.waiting.load() == 1;
     return false;
   };
   while (!asleep()) REQUIRE(std::chrono::steady_clock::now() < deadline);
@@ -260,7 +262,7 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
   child.wait();
 
   CHECK(b.stats().at(0).live_subscribers == 1);  // counted live by process, at once
-  tb.brk.maintain();                              // and its slot is released
+  tb.brk.maintain();                             // and its slot is released
   unsigned registered = 0;
   for (auto& e : raw.subscribers()) registered += detail::sub_phase(e.state.load()) == detail::sub_live;
   CHECK(registered == 1);
@@ -275,7 +277,6 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
 }
 
 // ---- the broker dies -----------------------------------------------------
-
 
 TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients fail clearly, new ones work") {
   const std::string name = unique_bus();
@@ -405,7 +406,7 @@ SHMBUS_CHILD("subscriber-writes-data")(const std::vector<std::string>& a) {
   auto seg = open_raw_as(a.at(0), a.at(1), detail::topic_role::subscribe);
   seg.subscribers()[0].read_seq.store(7);  // the control segment is writable
   signal_parent("about to write");
-  seg.header().write_seq.store(999999);    // the data segment is not: this faults
+  seg.header().write_seq.store(999999);  // the data segment is not: this faults
   signal_parent("wrote");
   return 0;
 }

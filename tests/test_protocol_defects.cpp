@@ -165,12 +165,14 @@ void lagging_reader_across_recovery(const std::string& mode) {
 
 }  // namespace
 
-TEST_CASE("issue 9.4: a reader paused with a stale write_seq across a publisher's death and the mutex recovery "
-          "gets a valid message and an exact gap, never corrupt_segment (copying read)") {
+TEST_CASE(
+    "issue 9.4: a reader paused with a stale write_seq across a publisher's death and the mutex recovery "
+    "gets a valid message and an exact gap, never corrupt_segment (copying read)") {
   lagging_reader_across_recovery("copy");
 }
 
-TEST_CASE("issue 9.4: a reader paused with a stale write_seq across a publisher's death and the mutex recovery "
-          "gets a valid message and an exact gap, never corrupt_segment (zero-copy read)") {
+TEST_CASE(
+    "issue 9.4: a reader paused with a stale write_seq across a publisher's death and the mutex recovery "
+    "gets a valid message and an exact gap, never corrupt_segment (zero-copy read)") {
   lagging_reader_across_recovery("view");
 }

@@ -51,10 +51,14 @@ void publish_one(publisher& pub, detail::topic_segment& raw, const std::string& 
   std::string what;
   std::uint64_t seq = 0;
   try {
-    if (form == "span") seq = pub.publish(std::span<const std::byte>(buf));
-    else if (form == "text") seq = pub.publish(std::string_view(reinterpret_cast<const char*>(buf.data()), size));
-    else if (form == "ec") seq = pub.publish(std::span<const std::byte>(buf), ec);
-    else seq = raw.publish(buf, ec);
+    if (form == "span")
+      seq = pub.publish(std::span<const std::byte>(buf));
+    else if (form == "text")
+      seq = pub.publish(std::string_view(reinterpret_cast<const char*>(buf.data()), size));
+    else if (form == "ec")
+      seq = pub.publish(std::span<const std::byte>(buf), ec);
+    else
+      seq = raw.publish(buf, ec);
   } catch (const error& e) {
     ec = e.code();
     what = e.what();
@@ -178,11 +182,17 @@ TEST_CASE("typed topic: every publish path refuses a message of another size, na
   test_bus tb({topic("md", 512, 8, sizeof(snapshot))});
   auto reader = child_process::self("typed-reader", {tb.name, "md", "3"});
   reader.expect_line("ready");
-  auto pub = child_process::self(
-      "typed-publisher", {tb.name, "md", "span:5,span:408,text:5,text:409,ec:5,ec:408,raw:5,raw:407,raw:408"});
-  for (const auto& [form, size] : std::vector<std::pair<std::string, std::string>>{
-           {"span", "5"}, {"span", "408"}, {"text", "5"}, {"text", "409"}, {"ec", "5"}, {"ec", "408"},
-           {"raw", "5"}, {"raw", "407"}, {"raw", "408"}}) {
+  auto pub = child_process::self("typed-publisher",
+                                 {tb.name, "md", "span:5,span:408,text:5,text:409,ec:5,ec:408,raw:5,raw:407,raw:408"});
+  for (const auto& [form, size] : std::vector<std::pair<std::string, std::string>>{{"span", "5"},
+                                                                                   {"span", "408"},
+                                                                                   {"text", "5"},
+                                                                                   {"text", "409"},
+                                                                                   {"ec", "5"},
+                                                                                   {"ec", "408"},
+                                                                                   {"raw", "5"},
+                                                                                   {"raw", "407"},
+                                                                                   {"raw", "408"}}) {
     CAPTURE(form);
     CAPTURE(size);
     const std::string line = pub.read_line().value();

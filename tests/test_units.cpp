@@ -91,7 +91,8 @@ depth = 1024
 type_size = 512
 
 [topic status]
-)", "md.ini", o);
+)",
+                   "md.ini", o);
   CHECK(o.bus == "md");
   CHECK(o.mode == 0660);
   REQUIRE(o.topics.size() == 2);
@@ -195,9 +196,7 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
     reinterpret_cast<detail::topic_header*>(seg.data())->slot_stride = 8;
     CHECK(detail::validate_topic(seg, "t", &why) == errc::corrupt_segment);
   }
-  SUBCASE("wrong topic") {
-    CHECK(detail::validate_topic(seg, "other", &why) == errc::corrupt_segment);
-  }
+  SUBCASE("wrong topic") { CHECK(detail::validate_topic(seg, "other", &why) == errc::corrupt_segment); }
   SUBCASE("random damage never crashes and never passes with a bad geometry") {
     std::mt19937_64 rng(12345);
     for (int i = 0; i < 20000; ++i) {

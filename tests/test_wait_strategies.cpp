@@ -169,13 +169,14 @@ TEST_CASE("every wait strategy delivers every message in order across processes"
       auto raw = open_raw(tb.name, "w");
       auto& entry = raw.subscribers()[0];
       REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
-      const bool sleeps = s.how.mode == wait_mode::block ||
-                          (s.how.mode == wait_mode::spin_then_block && s.how.spin <= 1us);
+      const bool sleeps =
+          s.how.mode == wait_mode::block || (s.how.mode == wait_mode::spin_then_block && s.how.spin <= 1us);
       for (std::uint64_t i = 1; i <= count; ++i) {
         if (lockstep) {
           // A sleeper is caught asleep; a poller just after it read.
           await([&] { return entry.read_seq.load() == i - 1 && (!sleeps || entry.waiting.load() == 1); },
-                "subscriber back in wait() for message " + std::to_string(i) + " read_seq=" + std::to_string(entry.read_seq.load()));
+                "subscriber back in wait() for message " + std::to_string(i) +
+                    " read_seq=" + std::to_string(entry.read_seq.load()));
         }
         pub.publish("m" + std::to_string(i));
       }

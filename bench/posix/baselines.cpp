@@ -33,9 +33,7 @@ constexpr std::int64_t no_deadline = INT64_MAX;
 
 [[noreturn]] void fail_errno(const std::string& what) { fail(what + ": " + std::strerror(errno)); }
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / name).string();
-}
+std::string temp_path(const std::string& name) { return (std::filesystem::temp_directory_path() / name).string(); }
 
 // ---- writing -----------------------------------------------------------
 
@@ -50,8 +48,7 @@ class fd_sender final : public sender {
   void send(std::span<const std::byte> msg) override {
     const std::uint64_t len = msg.size();
     for (int fd : fds_) {
-      iovec iov[2] = {{const_cast<std::uint64_t*>(&len), sizeof len},
-                      {const_cast<std::byte*>(msg.data()), msg.size()}};
+      iovec iov[2] = {{const_cast<std::uint64_t*>(&len), sizeof len}, {const_cast<std::byte*>(msg.data()), msg.size()}};
       std::size_t left = sizeof len + msg.size();
       iovec* v = iov;
       int n = 2;

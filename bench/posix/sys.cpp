@@ -106,7 +106,8 @@ bool has_futex() noexcept { return true; }
 
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::optional<nanoseconds> timeout) {
   timespec rel{};
-  if (timeout) rel = {static_cast<time_t>(timeout->count() / 1'000'000'000), static_cast<long>(timeout->count() % 1'000'000'000)};
+  if (timeout)
+    rel = {static_cast<time_t>(timeout->count() / 1'000'000'000), static_cast<long>(timeout->count() % 1'000'000'000)};
   // Shared (not FUTEX_PRIVATE): the waker is another process. EAGAIN (the
   // word moved), EINTR and ETIMEDOUT all just return: the caller re-checks.
   ::syscall(SYS_futex, &word, FUTEX_WAIT, expected, timeout ? &rel : nullptr, nullptr, 0);

@@ -31,7 +31,8 @@ std::string pin_thread(unsigned cpu) {
 
 void unpin_thread() noexcept {
   DWORD_PTR process = 0, system = 0;
-  if (::GetProcessAffinityMask(::GetCurrentProcess(), &process, &system)) ::SetThreadAffinityMask(::GetCurrentThread(), process);
+  if (::GetProcessAffinityMask(::GetCurrentProcess(), &process, &system))
+    ::SetThreadAffinityMask(::GetCurrentThread(), process);
 }
 
 std::int64_t process_cpu_ns() noexcept {

@@ -122,8 +122,7 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   m.bus = opts.bus.empty() ? default_bus_name() : opts.bus;
   std::string why;
   if (auto ec = validate_bus_name(m.bus, &why)) throw_error(ec, why);
-  if (opts.topics.empty())
-    throw_error(make_error_code(errc::invalid_argument), "the broker needs at least one topic");
+  if (opts.topics.empty()) throw_error(make_error_code(errc::invalid_argument), "the broker needs at least one topic");
   m.params = to_params(opts.topics);
   if (!opts.object_namespace.empty())
     platform::set_object_namespace(opts.object_namespace == "global" ? platform::object_namespace::global
@@ -205,8 +204,8 @@ void broker::maintain() {
 std::vector<topic_status> broker::status() const {
   std::vector<topic_status> out;
   for (const auto& t : impl_->topics) {
-    out.push_back({std::string(t.name()), t.newest(),
-                   t.header().mutex_recoveries.load(std::memory_order_relaxed), t.live_subscribers()});
+    out.push_back({std::string(t.name()), t.newest(), t.header().mutex_recoveries.load(std::memory_order_relaxed),
+                   t.live_subscribers()});
   }
   return out;
 }

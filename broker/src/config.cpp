@@ -23,8 +23,8 @@ std::string_view trim(std::string_view s) {
 
 // Unsigned integer with an optional K/M/G suffix (binary multiples); base 8
 // when it starts with 0 (for modes).
-std::uint64_t parse_number(std::string_view text, std::string_view what, std::string_view where,
-                           std::uint64_t max, bool octal = false) {
+std::uint64_t parse_number(std::string_view text, std::string_view what, std::string_view where, std::uint64_t max,
+                           bool octal = false) {
   text = trim(text);
   std::uint64_t mult = 1;
   if (!text.empty() && !octal) {
@@ -39,8 +39,8 @@ std::uint64_t parse_number(std::string_view text, std::string_view what, std::st
   std::uint64_t v = 0;
   const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), v, octal ? 8 : 10);
   if (text.empty() || err != std::errc{} || end != text.data() + text.size())
-    config_fail(where, std::string(what) + " '" + std::string(text) + "' is not a " +
-                           (octal ? "octal mode" : "number"));
+    config_fail(where,
+                std::string(what) + " '" + std::string(text) + "' is not a " + (octal ? "octal mode" : "number"));
   if (v > max / mult)
     config_fail(where, std::string(what) + " " + std::string(text) + " is larger than " + std::to_string(max));
   return v * mult;
@@ -53,9 +53,12 @@ void check_topic_name(std::string_view name, std::string_view where) {
 
 void set_topic_key(topic_config& t, std::string_view key, std::string_view value, std::string_view where) {
   constexpr auto u32 = std::numeric_limits<std::uint32_t>::max();
-  if (key == "max_message_size") t.max_message_size = parse_number(value, key, where, 1ULL << 30);
-  else if (key == "depth") t.depth = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
-  else if (key == "type_size") t.type_size = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
+  if (key == "max_message_size")
+    t.max_message_size = parse_number(value, key, where, 1ULL << 30);
+  else if (key == "depth")
+    t.depth = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
+  else if (key == "type_size")
+    t.type_size = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
   else if (key == "max_subscribers")
     t.max_subscribers = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
   else
@@ -81,10 +84,12 @@ void set_broker_key(broker_options& o, std::string_view key, std::string_view va
     o.sddl = std::string(trim(value));
   } else if (key == "namespace") {
     const std::string_view v = trim(value);
-    if (v != "local" && v != "global") config_fail(where, "namespace must be 'local' or 'global', not '" + std::string(v) + "'");
+    if (v != "local" && v != "global")
+      config_fail(where, "namespace must be 'local' or 'global', not '" + std::string(v) + "'");
     o.object_namespace = std::string(v);
   } else {
-    config_fail(where, "unknown broker key '" + std::string(key) + "' (known: bus, mode, group, group_publish, sddl, namespace)");
+    config_fail(where, "unknown broker key '" + std::string(key) +
+                           "' (known: bus, mode, group, group_publish, sddl, namespace)");
   }
 }
 
@@ -139,9 +144,12 @@ void load_config_text(std::string_view text, std::string_view source, broker_opt
     if (eq == std::string_view::npos) config_fail(where, "expected 'key = value'");
     const std::string_view key = trim(line.substr(0, eq));
     const std::string_view value = trim(line.substr(eq + 1));
-    if (current == section::topic) set_topic_key(*topic, key, value, where);
-    else if (current == section::broker) set_broker_key(opts, key, value, where);
-    else config_fail(where, "'" + std::string(key) + "' outside a section");
+    if (current == section::topic)
+      set_topic_key(*topic, key, value, where);
+    else if (current == section::broker)
+      set_broker_key(opts, key, value, where);
+    else
+      config_fail(where, "'" + std::string(key) + "' outside a section");
   }
 }
 

@@ -83,8 +83,7 @@ void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
   }
   if (!r->broker_alive()) {
     ec = make_error_code(errc::no_broker);
-    what = "no broker is running on bus '" + name_ + "' (its broker, pid " +
-           std::to_string(r->broker().pid) + ", " +
+    what = "no broker is running on bus '" + name_ + "' (its broker, pid " + std::to_string(r->broker().pid) + ", " +
            (r->state() == detail::segment_state::ready ? "is gone" : "is not ready") + ")";
     return;
   }
@@ -136,8 +135,7 @@ std::vector<topic_stats> bus::stats() const {
                                            e.start_time.load(std::memory_order_relaxed)};
       if (!platform::is_alive(who)) continue;
       st.subscribers.push_back({who.pid, e.read_seq.load(std::memory_order_relaxed),
-                                e.received.load(std::memory_order_relaxed),
-                                e.missed.load(std::memory_order_relaxed),
+                                e.received.load(std::memory_order_relaxed), e.missed.load(std::memory_order_relaxed),
                                 e.waiting.load(std::memory_order_relaxed) != 0});
     }
     st.live_subscribers = static_cast<unsigned>(st.subscribers.size());
@@ -147,8 +145,7 @@ std::vector<topic_stats> bus::stats() const {
 }
 
 std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size_t type_size, bool publish,
-                                               topic_info& info, std::error_code& ec,
-                                               std::string& what) const {
+                                               topic_info& info, std::error_code& ec, std::string& what) const {
   what = bus_label(name_) + ", topic '" + std::string(topic) + "'";
   if ((ec = validate_topic_name(topic, &what))) return nullptr;
   const auto entry = std::find_if(topics_.begin(), topics_.end(), [&](const topic_info& t) { return t.name == topic; });
@@ -156,8 +153,8 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
     ec = make_error_code(errc::unknown_topic);
     std::string known;
     for (const auto& t : topics_) known += (known.empty() ? "" : ", ") + t.name;
-    what = bus_label(name_) + " has no topic '" + std::string(topic) + "' (topics: " +
-           (known.empty() ? "none" : known) + ")";
+    what = bus_label(name_) + " has no topic '" + std::string(topic) +
+           "' (topics: " + (known.empty() ? "none" : known) + ")";
     return nullptr;
   }
   info = *entry;
@@ -172,7 +169,8 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
       return nullptr;
     }
   }
-  auto seg = std::make_unique<topic_segment>(topic_segment::open(name_, instance_, topic, publish ? detail::topic_role::publish : detail::topic_role::subscribe, ec, what));
+  auto seg = std::make_unique<topic_segment>(topic_segment::open(
+      name_, instance_, topic, publish ? detail::topic_role::publish : detail::topic_role::subscribe, ec, what));
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory) {
       ec = make_error_code(errc::topic_closed);
@@ -183,8 +181,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
     return nullptr;
   }
   const auto& p = seg->params();
-  if (p.max_message_size != entry->max_message_size || p.depth != entry->depth ||
-      p.type_size != entry->type_size) {
+  if (p.max_message_size != entry->max_message_size || p.depth != entry->depth || p.type_size != entry->type_size) {
     ec = make_error_code(errc::corrupt_segment);
     what = "topic '" + info.name + "': segment parameters differ from the bus registry";
     return nullptr;
@@ -275,10 +272,10 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_
   const std::uint64_t seq = seg_->publish(payload, ec);
   if (seg_->header().mutex_recoveries.load(std::memory_order_relaxed) != recoveries) {
     try {
-      spdlog::warn("shmbus: topic '{}': a publisher died holding the topic mutex; recovered "
-                   "(recoveries so far: {}, half-written messages discarded: {})",
-                   info_.name, seg_->header().mutex_recoveries.load(),
-                   seg_->header().torn_discarded.load());
+      spdlog::warn(
+          "shmbus: topic '{}': a publisher died holding the topic mutex; recovered "
+          "(recoveries so far: {}, half-written messages discarded: {})",
+          info_.name, seg_->header().mutex_recoveries.load(), seg_->header().torn_discarded.load());
     } catch (...) {
     }
   }
@@ -490,13 +487,9 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
   if (how.mode == wait_mode::spin_then_block && (!deadline || how.spin < *deadline - now))
     spin_end = now + std::max(how.spin, duration::zero());
   switch (poll_until(spin_end)) {
-    case poll_result::available:
-      return true;
-    case poll_result::closed:
-      ec = make_error_code(errc::topic_closed);
-      return false;
-    case poll_result::timed_out:
-      break;
+    case poll_result::available: return true;
+    case poll_result::closed: ec = make_error_code(errc::topic_closed); return false;
+    case poll_result::timed_out: break;
   }
   if (how.mode == wait_mode::busy_poll || (deadline && spin_end == deadline)) return false;
   return block_until(deadline, ec);
@@ -605,8 +598,7 @@ bool subscriber::latest(message& m) {
   return true;
 }
 
-bool subscriber::read_view_impl(void* ctx,
-                                void (*call)(void*, const message_info&, std::span<const std::byte>)) {
+bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>)) {
   if (!seg_) fail(make_error_code(errc::invalid_argument), "read_view() on an empty subscriber");
   std::error_code ec;
   message_info delivered;

@@ -19,8 +19,10 @@ void append_number(std::string& out, std::string_view name, double v) {
   char buf[32];
   // %.15g: every price a double holds exactly enough to round-trip what
   // a feed wrote (3512, 780.02), without binary noise (780.0199999...).
-  if (v == market_data::no_price) std::snprintf(buf, sizeof buf, "-");
-  else std::snprintf(buf, sizeof buf, "%.15g", v);
+  if (v == market_data::no_price)
+    std::snprintf(buf, sizeof buf, "-");
+  else
+    std::snprintf(buf, sizeof buf, "%.15g", v);
   append_field(out, name, buf);
 }
 
@@ -66,8 +68,7 @@ void format_depth_market_data(std::span<const std::byte> payload, std::string& o
 }
 
 constexpr decoder registry[] = {
-    {"depth_market_data",
-     "CTP depth market data, 408 bytes (shmbus/market_data.hpp)",
+    {"depth_market_data", "CTP depth market data, 408 bytes (shmbus/market_data.hpp)",
      sizeof(market_data::depth_market_data), &format_depth_market_data},
 };
 
@@ -84,14 +85,18 @@ const decoder* find_decoder(std::string_view name) noexcept {
 void append_escaped(std::string& out, std::string_view bytes) {
   for (const char ch : bytes) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       char buf[5];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;
-    } else out += ch;
+    } else
+      out += ch;
   }
 }
 

@@ -129,21 +129,31 @@ args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw usage_error{arg + " needs a value"};
       return argv[++i];
     };
-    if (arg == "-h" || arg == "--help") a.help = true;
-    else if (arg == "-b" || arg == "--bus") a.bus = value();
-    else if (arg == "--json") a.json = true;
-    else if (arg == "-v" || arg == "--verbose") a.verbose = true;
-    else if (arg == "-n" || arg == "--count") a.count = parse_count(value());
-    else if (arg == "-t" || arg == "--timeout") a.timeout = parse_seconds(arg, value());
-    else if (arg == "-w" || arg == "--watch") a.watch = true;
+    if (arg == "-h" || arg == "--help")
+      a.help = true;
+    else if (arg == "-b" || arg == "--bus")
+      a.bus = value();
+    else if (arg == "--json")
+      a.json = true;
+    else if (arg == "-v" || arg == "--verbose")
+      a.verbose = true;
+    else if (arg == "-n" || arg == "--count")
+      a.count = parse_count(value());
+    else if (arg == "-t" || arg == "--timeout")
+      a.timeout = parse_seconds(arg, value());
+    else if (arg == "-w" || arg == "--watch")
+      a.watch = true;
     else if (arg == "-i" || arg == "--interval") {
       a.interval = parse_seconds(arg, value());
       if (a.interval < 0.01) throw usage_error{arg + " needs at least 0.01 seconds"};
-    }
-    else if (arg == "-f" || arg == "--format") a.format = value();
-    else if (arg.size() > 1 && arg[0] == '-' && arg != "-") throw usage_error{"unknown option '" + arg + "'"};
-    else if (a.command.empty()) a.command = arg;
-    else a.positional.push_back(arg);
+    } else if (arg == "-f" || arg == "--format")
+      a.format = value();
+    else if (arg.size() > 1 && arg[0] == '-' && arg != "-")
+      throw usage_error{"unknown option '" + arg + "'"};
+    else if (a.command.empty())
+      a.command = arg;
+    else
+      a.positional.push_back(arg);
   }
   return a;
 }
@@ -166,12 +176,12 @@ int cmd_ls(const args& a) {
                 static_cast<unsigned long long>(bus.broker_pid()));
     for (std::size_t i = 0; i < stats.size(); ++i) {
       const auto& s = stats[i];
-      std::printf("%s{\"name\":\"%s\",\"max_message_size\":%llu,\"depth\":%u,\"type_size\":%u,"
-                  "\"published\":%llu,\"subscribers\":%u,\"mutex_recoveries\":%llu}",
-                  i ? "," : "", json_escape(s.info.name).c_str(),
-                  static_cast<unsigned long long>(s.info.max_message_size), s.info.depth, s.info.type_size,
-                  static_cast<unsigned long long>(s.published), s.live_subscribers,
-                  static_cast<unsigned long long>(s.mutex_recoveries));
+      std::printf(
+          "%s{\"name\":\"%s\",\"max_message_size\":%llu,\"depth\":%u,\"type_size\":%u,"
+          "\"published\":%llu,\"subscribers\":%u,\"mutex_recoveries\":%llu}",
+          i ? "," : "", json_escape(s.info.name).c_str(), static_cast<unsigned long long>(s.info.max_message_size),
+          s.info.depth, s.info.type_size, static_cast<unsigned long long>(s.published), s.live_subscribers,
+          static_cast<unsigned long long>(s.mutex_recoveries));
     }
     std::printf("]}\n");
     return exit_ok;
@@ -343,10 +353,14 @@ std::string human_bytes(double v) {
 std::string human_age(double s) {
   char buf[32];
   if (s < 0) return "never";
-  if (s < 1) std::snprintf(buf, sizeof buf, "%.0fms", s * 1e3);
-  else if (s < 60) std::snprintf(buf, sizeof buf, "%.1fs", s);
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
-  else std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  if (s < 1)
+    std::snprintf(buf, sizeof buf, "%.0fms", s * 1e3);
+  else if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
+  else
+    std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
   return buf;
 }
 
@@ -355,8 +369,8 @@ int print_table(const std::string& bus_name, const sample& before, const sample&
   const double secs = static_cast<double>(after.taken_ns - before.taken_ns) / 1e9;
   std::printf("bus '%s', broker pid %llu, rates over %.2f s\n", bus_name.c_str(),
               static_cast<unsigned long long>(after.broker_pid), secs);
-  std::printf("%-24s %6s %12s %10s %12s %5s %8s %8s %9s %6s\n", "TOPIC", "DEPTH", "PUBLISHED", "MSG/S",
-              "BYTES/S", "SUBS", "MAX_LAG", "GAPS", "LAST_PUB", "RECOV");
+  std::printf("%-24s %6s %12s %10s %12s %5s %8s %8s %9s %6s\n", "TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S",
+              "SUBS", "MAX_LAG", "GAPS", "LAST_PUB", "RECOV");
   for (const auto& r : rows_of(before, after)) {
     const auto& t = *r.now;
     char msg_rate[32] = "-";
@@ -395,8 +409,10 @@ void print_json(const std::string& bus_name, const sample& before, const sample&
     else
       std::snprintf(buf, sizeof buf, "\"publishes_per_s\":null,\"bytes_per_s\":null,");
     out += buf;
-    if (r.last_publish_age_s >= 0) std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":%.6f,", r.last_publish_age_s);
-    else std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":null,");
+    if (r.last_publish_age_s >= 0)
+      std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":%.6f,", r.last_publish_age_s);
+    else
+      std::snprintf(buf, sizeof buf, "\"last_publish_age_s\":null,");
     out += buf;
     std::snprintf(buf, sizeof buf,
                   "\"subscribers\":%u,\"slowest_lag\":%llu,\"missed\":%llu,\"mutex_recoveries\":%llu,"
@@ -454,8 +470,10 @@ int cmd_stat(const args& a) {
     if (a.json) {
       print_json(bus_name, *before, *after);
     } else {
-      if (redraw && drawn > 0) std::printf("\x1b[%dA\x1b[J", drawn);
-      else if (a.watch && reports > 0) std::printf("\n");
+      if (redraw && drawn > 0)
+        std::printf("\x1b[%dA\x1b[J", drawn);
+      else if (a.watch && reports > 0)
+        std::printf("\n");
       drawn = print_table(bus_name, *before, *after);
     }
     std::fflush(stdout);

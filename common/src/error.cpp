@@ -42,8 +42,7 @@ std::string describe(std::error_code ec, const std::string& context) {
   if (ec.category() == error_category()) return context.empty() ? ec.message() : context;
   std::string text = context.empty() ? std::string() : context + ": ";
   text += ec.message();
-  if (ec.category() == std::system_category())
-    text += " [native error " + std::to_string(ec.value()) + "]";
+  if (ec.category() == std::system_category()) text += " [native error " + std::to_string(ec.value()) + "]";
   return text;
 }
 }  // namespace

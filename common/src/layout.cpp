@@ -16,9 +16,7 @@ std::error_code fail(errc e, std::string* why, std::string text) {
   return make_error_code(e);
 }
 
-constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) noexcept {
-  return (v + to - 1) / to * to;
-}
+constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) noexcept { return (v + to - 1) / to * to; }
 
 // Ring depth N needs N intact messages while message N+1 is being written,
 // and a latest-value topic wants a spare so that a reader copying the newest
@@ -41,20 +39,19 @@ void set_fixed_string(char (&field)[64], std::string_view value) noexcept {
 std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std::string* why) {
   if (auto ec = validate_topic_name(p.name, why)) return ec;
   if (p.max_message_size == 0 || p.max_message_size > max_message_size_limit)
-    return fail(errc::invalid_argument, why,
-                "topic '" + p.name + "': max_message_size must be 1.." +
-                    std::to_string(max_message_size_limit) + " bytes");
+    return fail(
+        errc::invalid_argument, why,
+        "topic '" + p.name + "': max_message_size must be 1.." + std::to_string(max_message_size_limit) + " bytes");
   if (p.depth == 0 || p.depth > max_depth_limit)
     return fail(errc::invalid_argument, why,
                 "topic '" + p.name + "': depth must be 1.." + std::to_string(max_depth_limit));
   if (p.type_size > p.max_message_size)
     return fail(errc::invalid_argument, why,
-                "topic '" + p.name + "': type_size " + std::to_string(p.type_size) +
-                    " exceeds max_message_size " + std::to_string(p.max_message_size));
+                "topic '" + p.name + "': type_size " + std::to_string(p.type_size) + " exceeds max_message_size " +
+                    std::to_string(p.max_message_size));
   if (p.max_subscribers == 0 || p.max_subscribers > max_subscribers_limit)
     return fail(errc::invalid_argument, why,
-                "topic '" + p.name + "': max_subscribers must be 1.." +
-                    std::to_string(max_subscribers_limit));
+                "topic '" + p.name + "': max_subscribers must be 1.." + std::to_string(max_subscribers_limit));
   out.slot_count = slots_for(p.depth);
   out.slot_stride = round_up(sizeof(slot_header) + p.max_message_size, cache_line);
   out.slots_offset = sizeof(topic_header);
@@ -64,8 +61,8 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
   out.control_size = out.subscribers_offset + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
   if (out.total_size > std::numeric_limits<std::size_t>::max() / 2 || out.total_size > (1ULL << 40))
     return fail(errc::invalid_argument, why,
-                "topic '" + p.name + "': max_message_size x depth needs " +
-                    std::to_string(out.total_size) + " bytes, more than shmbus allows (1 TiB)");
+                "topic '" + p.name + "': max_message_size x depth needs " + std::to_string(out.total_size) +
+                    " bytes, more than shmbus allows (1 TiB)");
   return {};
 }
 
@@ -96,19 +93,17 @@ void init_topic_header(void* base, const topic_params& p, const topic_geometry& 
   set_fixed_string(h->name, p.name);
 }
 
-std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name,
-                               std::string* why) {
+std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name, std::string* why) {
   if (mapping.size() < sizeof(topic_header))
     return fail(errc::corrupt_segment, why,
                 "segment is " + std::to_string(mapping.size()) + " bytes, smaller than a topic header");
   topic_header h;  // a copy: the checks below must not race a concurrent writer
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (h.magic != topic_magic)
-    return fail(errc::corrupt_segment, why, "not a shmbus topic segment (bad magic)");
+  if (h.magic != topic_magic) return fail(errc::corrupt_segment, why, "not a shmbus topic segment (bad magic)");
   if (h.abi_version != abi_version)
-    return fail(errc::abi_mismatch, why,
-                "segment ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " +
-                    std::to_string(abi_version));
+    return fail(
+        errc::abi_mismatch, why,
+        "segment ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " + std::to_string(abi_version));
   if (h.header_size != sizeof(topic_header))
     return fail(errc::abi_mismatch, why,
                 "topic header is " + std::to_string(h.header_size) + " bytes, expected " +
@@ -159,8 +154,7 @@ std::error_code validate_registry(std::span<const std::byte> mapping, registry_h
     return fail(errc::corrupt_segment, why,
                 "registry is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (h.magic != registry_magic)
-    return fail(errc::corrupt_segment, why, "not a shmbus registry (bad magic)");
+  if (h.magic != registry_magic) return fail(errc::corrupt_segment, why, "not a shmbus registry (bad magic)");
   if (h.abi_version != abi_version)
     return fail(errc::abi_mismatch, why,
                 "registry ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " +

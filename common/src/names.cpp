@@ -11,8 +11,7 @@ namespace shmbus {
 namespace {
 
 bool is_plain(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
 std::string describe(char c) {
@@ -27,21 +26,20 @@ std::error_code fail(std::string* why, std::string text) {
   return make_error_code(errc::invalid_name);
 }
 
-std::error_code check(std::string_view kind, std::string_view name, std::size_t max_len,
-                      bool allow_dot, std::string* why) {
+std::error_code check(std::string_view kind, std::string_view name, std::size_t max_len, bool allow_dot,
+                      std::string* why) {
   if (name.empty()) return fail(why, std::string(kind) + " name is empty");
   if (name.size() > max_len)
-    return fail(why, std::string(kind) + " name '" + std::string(name) + "' is longer than " +
-                         std::to_string(max_len) + " characters");
+    return fail(why, std::string(kind) + " name '" + std::string(name) + "' is longer than " + std::to_string(max_len) +
+                         " characters");
   for (char c : name) {
     if (is_plain(c) || (allow_dot && c == '.')) continue;
-    return fail(why, std::string(kind) + " name contains " + describe(c) +
-                         "; allowed are letters, digits, '_', '-'" + (allow_dot ? " and '.'" : ""));
+    return fail(why, std::string(kind) + " name contains " + describe(c) + "; allowed are letters, digits, '_', '-'" +
+                         (allow_dot ? " and '.'" : ""));
   }
   if (name.front() == '.' || name.front() == '-')
     return fail(why, std::string(kind) + " name must start with a letter, digit or '_'");
-  if (name.find("..") != std::string_view::npos)
-    return fail(why, std::string(kind) + " name must not contain '..'");
+  if (name.find("..") != std::string_view::npos) return fail(why, std::string(kind) + " name must not contain '..'");
   return {};
 }
 
@@ -61,13 +59,9 @@ std::string default_bus_name() {
 }
 
 namespace detail {
-std::string bus_object_prefix(std::string_view bus) {
-  return "shmbus." + std::string(bus) + ".";
-}
+std::string bus_object_prefix(std::string_view bus) { return "shmbus." + std::string(bus) + "."; }
 std::string endpoint_name(std::string_view bus) { return "shmbus." + std::string(bus); }
-std::string registry_object_name(std::string_view bus) {
-  return bus_object_prefix(bus) + "registry";
-}
+std::string registry_object_name(std::string_view bus) { return bus_object_prefix(bus) + "registry"; }
 std::string topic_object_name(std::string_view bus, std::uint64_t instance, std::string_view topic) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(instance));

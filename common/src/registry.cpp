@@ -90,32 +90,24 @@ segment_state registry::state() const noexcept {
   return static_cast<segment_state>(live().state.load(std::memory_order_acquire));
 }
 
-platform::process_identity registry::broker() const noexcept {
-  return broker_;
-}
+platform::process_identity registry::broker() const noexcept { return broker_; }
 
 void registry::keep(const registry_header& validated) noexcept {
   instance_ = validated.instance;
   broker_ = {validated.broker_pid, validated.broker_start_time};
 }
 
-bool registry::broker_alive() const noexcept {
-  return state() == segment_state::ready && platform::is_alive(broker());
-}
+bool registry::broker_alive() const noexcept { return state() == segment_state::ready && platform::is_alive(broker()); }
 
 void registry::mark_ready() noexcept {
-  live().state.store(static_cast<std::uint32_t>(segment_state::ready),
-                                          std::memory_order_release);
+  live().state.store(static_cast<std::uint32_t>(segment_state::ready), std::memory_order_release);
 }
 
 void registry::mark_closed() noexcept {
-  live().state.store(static_cast<std::uint32_t>(segment_state::closed),
-                                          std::memory_order_release);
+  live().state.store(static_cast<std::uint32_t>(segment_state::closed), std::memory_order_release);
 }
 
-void registry::beat() noexcept {
-  live().heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
-}
+void registry::beat() noexcept { live().heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed); }
 
 topic_params params_of(const topic_entry& e) {
   topic_params p;
@@ -129,4 +121,3 @@ topic_params params_of(const topic_entry& e) {
 }
 
 }  // namespace shmbus::detail
-

@@ -10,15 +10,14 @@
 
 namespace shmbus::platform {
 
-shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                                           permissions perms) {
+shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size, permissions perms) {
   std::error_code ec;
   const std::string what = create_impl(name, size, perms, ec);
   if (ec) throw_error(ec, what);
 }
 
-shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                                           permissions perms, std::error_code& ec) noexcept {
+shared_memory_region::shared_memory_region(create_only_t, std::string_view name, std::size_t size, permissions perms,
+                                           std::error_code& ec) noexcept {
   try {
     create_impl(name, size, perms, ec);
   } catch (const std::bad_alloc&) {

@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "shmbus/error.hpp"
 #include "shmbus/detail/registry.hpp"
+#include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
 #include "shmbus/platform/bus_endpoint.hpp"
 
@@ -39,8 +39,7 @@ bool topic_segment::attach(std::error_code& ec, std::string& what) {
 }
 
 topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance, const topic_params& params,
-                                    platform::permissions perms, std::error_code& ec,
-                                    std::string& what) {
+                                    platform::permissions perms, std::error_code& ec, std::string& what) {
   topic_geometry g{};
   if ((ec = compute_geometry(params, g, &what))) return {};
   const std::string object = topic_object_name(bus, instance, params.name);
@@ -89,8 +88,8 @@ topic_segment topic_segment::create(std::string_view bus, std::uint64_t instance
   return t;
 }
 
-topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, std::string_view topic,
-                                  topic_role role, std::error_code& ec, std::string& what) {
+topic_segment topic_segment::open(std::string_view bus, std::uint64_t instance, std::string_view topic, topic_role role,
+                                  std::error_code& ec, std::string& what) {
   const std::string object = topic_object_name(bus, instance, topic);
   topic_segment t;
   const access data = role == topic_role::publish ? access::read_write : access::read_only;
@@ -171,9 +170,7 @@ slot_header* topic_segment::slot(std::uint64_t seq) const noexcept {
   return reinterpret_cast<slot_header*>(slots_ + (seq % geometry_.slot_count) * geometry_.slot_stride);
 }
 
-std::uint64_t topic_segment::newest() const noexcept {
-  return header_->write_seq.load(std::memory_order_seq_cst);
-}
+std::uint64_t topic_segment::newest() const noexcept { return header_->write_seq.load(std::memory_order_seq_cst); }
 
 std::uint64_t topic_segment::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
   ec.clear();
@@ -373,8 +370,7 @@ unsigned topic_segment::reap_dead_subscribers() noexcept {
     // pid. (A process killed inside the few instructions between claim and
     // live leaks its entry; max_subscribers bounds the cost.)
     if (sub_phase(cur) != sub_live) continue;
-    if (platform::is_alive({e.pid.load(std::memory_order_relaxed),
-                            e.start_time.load(std::memory_order_relaxed)}))
+    if (platform::is_alive({e.pid.load(std::memory_order_relaxed), e.start_time.load(std::memory_order_relaxed)}))
       continue;
     // The generation in `cur` makes this fail if the entry changed hands
     // while we looked.
@@ -387,8 +383,7 @@ unsigned topic_segment::live_subscribers() const noexcept {
   unsigned live = 0;
   for (const subscriber_entry& e : subscribers()) {
     if (sub_phase(e.state.load(std::memory_order_acquire)) != sub_live) continue;
-    if (platform::is_alive({e.pid.load(std::memory_order_relaxed),
-                            e.start_time.load(std::memory_order_relaxed)}))
+    if (platform::is_alive({e.pid.load(std::memory_order_relaxed), e.start_time.load(std::memory_order_relaxed)}))
       ++live;
   }
   return live;

@@ -3,7 +3,7 @@
 #include <cstdint>
 
 struct quote {
-  char symbol[16];        // NUL-terminated
+  char symbol[16];  // NUL-terminated
   double bid;
   double ask;
   std::int64_t sequence;  // the publisher's own count, for the example's output

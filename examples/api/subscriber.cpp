@@ -14,9 +14,9 @@ int main() {
     shmbus::bus bus;
     // Starts after the newest quote published so far.
     shmbus::subscriber sub = bus.make_subscriber<quote>("quotes");
-    shmbus::message m;  // reused: no allocation per message
+    shmbus::message m;                              // reused: no allocation per message
     while (sub.wait(m, std::chrono::seconds(5))) {  // sleeps in the kernel until a publish
-      if (m.missed() != 0)  // fell more than the ring's depth behind
+      if (m.missed() != 0)                          // fell more than the ring's depth behind
         std::printf("gap: %llu quote(s) missed\n", static_cast<unsigned long long>(m.missed()));
       const auto q = m.as<quote>();
       // The publish time is on the system-wide monotonic clock.
@@ -25,8 +25,7 @@ int main() {
                   q.symbol, q.bid, q.ask, static_cast<double>(age_ns) / 1e3);
       std::fflush(stdout);  // a line at a time, also into a pipe
     }
-    std::printf("no quote for 5 s; received %llu, missed %llu\n",
-                static_cast<unsigned long long>(sub.received_total()),
+    std::printf("no quote for 5 s; received %llu, missed %llu\n", static_cast<unsigned long long>(sub.received_total()),
                 static_cast<unsigned long long>(sub.missed_total()));
   } catch (const shmbus::error& e) {
     // errc::topic_closed when the broker stops; no_broker, unknown_topic,

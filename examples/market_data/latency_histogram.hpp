@@ -35,7 +35,8 @@ class latency_histogram {
   /// above the largest sample). 0 without samples.
   [[nodiscard]] double percentile_us(double p) const noexcept {
     if (count_ == 0) return 0;
-    const auto rank = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(p * static_cast<double>(count_))));
+    const auto rank =
+        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(p * static_cast<double>(count_))));
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < buckets_.size(); ++i) {
       seen += buckets_[i];

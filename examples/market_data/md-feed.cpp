@@ -44,10 +44,10 @@ struct contract {
 // A few real-looking contracts (SHFE rebar, copper and gold, INE crude,
 // CFFEX CSI 300 index future, DCE soybean meal and iron ore, CZCE sugar).
 constexpr contract known_contracts[] = {
-    {"rb2605", "SHFE", 1, 3120, 10, 0.07},   {"cu2603", "SHFE", 10, 78650, 5, 0.08},
+    {"rb2605", "SHFE", 1, 3120, 10, 0.07},       {"cu2603", "SHFE", 10, 78650, 5, 0.08},
     {"au2606", "SHFE", 0.02, 785.4, 1000, 0.09}, {"sc2604", "INE", 0.1, 478.3, 1000, 0.08},
     {"IF2603", "CFFEX", 0.2, 3925.4, 300, 0.10}, {"m2605", "DCE", 1, 2915, 10, 0.06},
-    {"i2605", "DCE", 0.5, 781.5, 100, 0.08},  {"SR605", "CZCE", 1, 5546, 10, 0.06},
+    {"i2605", "DCE", 0.5, 781.5, 100, 0.08},     {"SR605", "CZCE", 1, 5546, 10, 0.06},
 };
 
 contract contract_of(std::string_view id) {
@@ -130,9 +130,7 @@ class instrument {
   std::int64_t ticks_of(double price) const { return std::llround(price / c_.tick); }
   // Rounded to the micro-unit, so 0.02-tick prices print as 785.4, not
   // 785.4000000000001.
-  double price_of(std::int64_t ticks) const {
-    return std::round(static_cast<double>(ticks) * c_.tick * 1e6) / 1e6;
-  }
+  double price_of(std::int64_t ticks) const { return std::round(static_cast<double>(ticks) * c_.tick * 1e6) / 1e6; }
   // Keeps the walk a few ticks inside the limits: a market at its limit
   // has a one-sided book, which this simulator does not model.
   std::int64_t clamp(std::int64_t t) const { return std::clamp(t, lower_ + 5, upper_ - 5); }
@@ -194,15 +192,24 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
         return std::string(argv[++i]);
       };
-      if (a == "--bus") bus_name = next();
-      else if (a == "--topic") topic = next();
-      else if (a == "--layout") layout = next();
-      else if (a == "--instruments") instrument_list = next();
-      else if (a == "--rate") rate = std::stod(next());
-      else if (a == "--seconds") seconds = std::stod(next());
-      else if (a == "--seed") seed = std::stoull(next());
-      else if (a == "--help" || a == "-h") return std::fputs(usage, stdout), 0;
-      else throw std::invalid_argument("unknown option " + a);
+      if (a == "--bus")
+        bus_name = next();
+      else if (a == "--topic")
+        topic = next();
+      else if (a == "--layout")
+        layout = next();
+      else if (a == "--instruments")
+        instrument_list = next();
+      else if (a == "--rate")
+        rate = std::stod(next());
+      else if (a == "--seconds")
+        seconds = std::stod(next());
+      else if (a == "--seed")
+        seed = std::stoull(next());
+      else if (a == "--help" || a == "-h")
+        return std::fputs(usage, stdout), 0;
+      else
+        throw std::invalid_argument("unknown option " + a);
     }
     if (layout != "keyed" && layout != "per-instrument" && layout != "both")
       throw std::invalid_argument("--layout must be keyed, per-instrument or both");
@@ -229,9 +236,9 @@ int main(int argc, char** argv) {
     if (layout != "per-instrument") keyed.push_back(bus.make_publisher<depth_market_data>(topic));
     if (layout != "keyed")
       for (const auto& in : instruments) own.push_back(bus.make_publisher<depth_market_data>(topic + "." + in.id()));
-    const std::string where = layout == "keyed" ? "topic '" + topic + "'"
-                              : layout == "both"  ? "topics '" + topic + "' and '" + topic + ".ID'"
-                                                  : "topics '" + topic + ".ID'";
+    const std::string where = layout == "keyed"  ? "topic '" + topic + "'"
+                              : layout == "both" ? "topics '" + topic + "' and '" + topic + ".ID'"
+                                                 : "topics '" + topic + ".ID'";
     std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'\n", instruments.size(), rate,
                 where.c_str(), bus.name().c_str());
     std::fflush(stdout);

@@ -140,8 +140,8 @@ std::vector<std::string> draw_table(book& b, const options& o, const std::string
                   std::string(md::text(r.last.exchange_id)).c_str(), price(r.last.last_price).c_str(),
                   quote(r.last.bid_price1, r.last.bid_volume1).c_str(),
                   quote(r.last.ask_price1, r.last.ask_volume1).c_str(), static_cast<double>(r.window) / window_secs,
-                  o.per_instrument ? std::to_string(r.gaps).c_str() : "-",
-                  latency_text(r.window_latency, 0.50).c_str(), latency_text(r.window_latency, 0.99).c_str());
+                  o.per_instrument ? std::to_string(r.gaps).c_str() : "-", latency_text(r.window_latency, 0.50).c_str(),
+                  latency_text(r.window_latency, 0.99).c_str());
     lines.emplace_back(buf);
     r.window = 0;
     r.window_latency.clear();
@@ -158,7 +158,8 @@ std::vector<std::string> draw_table(book& b, const options& o, const std::string
 // One line per interval, for logs and CI. Resets the interval's figures.
 std::string status_line(book& b, const options& o, double elapsed, double window_secs) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s: %5.1f s  %7.0f snapshots/s  %zu instruments  gaps %llu  latency p50 %s us  p99 %s us",
+  std::snprintf(buf, sizeof buf,
+                "%s: %5.1f s  %7.0f snapshots/s  %zu instruments  gaps %llu  latency p50 %s us  p99 %s us",
                 o.label.c_str(), elapsed, static_cast<double>(b.window) / window_secs, b.rows.size(),
                 static_cast<unsigned long long>(b.gaps), latency_text(b.window_latency, 0.50).c_str(),
                 latency_text(b.window_latency, 0.99).c_str());
@@ -201,14 +202,22 @@ options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return std::string(argv[++i]);
     };
-    if (a == "--bus") o.bus = next();
-    else if (a == "--topic") o.topic = next();
-    else if (a == "--per-instrument") o.per_instrument = true;
-    else if (a == "--seconds") o.seconds = std::stod(next());
-    else if (a == "--interval") o.interval = std::stod(next());
-    else if (a == "--headless") o.headless = true;
-    else if (a == "--label") o.label = next();
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--bus")
+      o.bus = next();
+    else if (a == "--topic")
+      o.topic = next();
+    else if (a == "--per-instrument")
+      o.per_instrument = true;
+    else if (a == "--seconds")
+      o.seconds = std::stod(next());
+    else if (a == "--interval")
+      o.interval = std::stod(next());
+    else if (a == "--headless")
+      o.headless = true;
+    else if (a == "--label")
+      o.label = next();
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   if (!(o.interval >= 0.05)) throw std::invalid_argument("--interval must be at least 0.05 s");
   if (!(o.seconds >= 0)) throw std::invalid_argument("--seconds must be >= 0");

@@ -100,8 +100,8 @@ SHMBUS_CHILD("soak")(const std::vector<std::string>& a) {
       seconds, static_cast<unsigned long long>(seed), static_cast<unsigned long long>(publisher_kills),
       static_cast<unsigned long long>(h.mutex_recoveries.load()),
       static_cast<unsigned long long>(h.torn_discarded.load()), static_cast<unsigned long long>(subscriber_kills),
-      static_cast<unsigned long long>(h.write_seq.load()), static_cast<unsigned long long>(delivered),
-      steady.size(), static_cast<unsigned long long>(missed), static_cast<unsigned long long>(torn),
+      static_cast<unsigned long long>(h.write_seq.load()), static_cast<unsigned long long>(delivered), steady.size(),
+      static_cast<unsigned long long>(missed), static_cast<unsigned long long>(torn),
       static_cast<unsigned long long>(disorder));
   std::fflush(stdout);
   if (!complete) std::puts("  a steady subscriber timed out");

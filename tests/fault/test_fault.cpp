@@ -82,7 +82,9 @@ SHMBUS_CHILD("reading-subscriber")(const std::vector<std::string>& a) {
   for (;;) sub.wait(m, std::chrono::seconds(60));
 }
 
-TEST_CASE("fault injection: publishers SIGKILLed at random points of publish never block the next one nor deliver a torn message") {
+TEST_CASE(
+    "fault injection: publishers SIGKILLed at random points of publish never block the next one nor deliver a torn "
+    "message") {
   const std::uint64_t kills = stress_count(1000);
   const auto seed = static_cast<std::uint64_t>(platform::monotonic_ns());
   INFO("kills=" << kills << " seed=" << seed);
@@ -129,13 +131,14 @@ TEST_CASE("fault injection: publishers SIGKILLed at random points of publish nev
   CHECK(checker.wait() == 0);
   MESSAGE("kills " << kills << ", inside the lock " << (observed ? std::to_string(in_lock) : "n/a")
                    << ", mutex recoveries " << recovered << ", half-written messages discarded "
-                   << raw.header().torn_discarded.load() << ", delivered " << field(line, "ok")
-                   << ", torn 0");
+                   << raw.header().torn_discarded.load() << ", delivered " << field(line, "ok") << ", torn 0");
   // Killing at random, some kills must land inside the critical section.
   CHECK(recovered > 0);
 }
 
-TEST_CASE("fault injection: subscribers SIGKILLed while waiting and while reading stop nothing, and the live count comes back") {
+TEST_CASE(
+    "fault injection: subscribers SIGKILLed while waiting and while reading stop nothing, and the live count comes "
+    "back") {
   const std::uint64_t kills = stress_count(100);
   const auto seed = static_cast<std::uint64_t>(platform::monotonic_ns());
   INFO("seed=" << seed);

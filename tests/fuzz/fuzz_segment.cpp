@@ -3,9 +3,9 @@
 // crash, and whatever it accepts must keep every access a client then makes
 // (slots, payloads, subscriber table) inside the mapping. The buffer is
 // exactly `size` bytes on the heap, so ASan reports any read past it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <span>

@@ -97,8 +97,8 @@ SHMBUS_CHILD("hostile-subscriber")(const std::vector<std::string>& a) {
   auto report = [](const std::string& name, int result) { signal_parent(name + "=" + errno_name(result)); };
 
   // Named objects: opening them writable, or truncating a read-only descriptor.
-  for (const auto& [label, object] : {std::pair{"registry", detail::registry_object_name(bus_name)},
-                                      std::pair{"data", data}}) {
+  for (const auto& [label, object] :
+       {std::pair{"registry", detail::registry_object_name(bus_name)}, std::pair{"data", data}}) {
     const std::string path = "/dev/shm/" + object;
     const int rw = ::open(path.c_str(), O_RDWR);
     report(std::string(label) + "_open_rw", rw >= 0 ? 0 : errno);
@@ -134,9 +134,9 @@ SHMBUS_CHILD("hostile-subscriber")(const std::vector<std::string>& a) {
   signal_parent("attacking");
   ::fstat(ctl, &st);
   // Truncated (the attack worked): touching it would fault us too.
-  auto* bytes = static_cast<std::uint8_t*>(
-      static_cast<std::size_t>(st.st_size) == size ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl, 0)
-                                                   : MAP_FAILED);
+  auto* bytes = static_cast<std::uint8_t*>(static_cast<std::size_t>(st.st_size) == size
+                                               ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ctl, 0)
+                                               : MAP_FAILED);
   if (bytes == MAP_FAILED) {
     signal_parent("scribbled rounds=0 (control segment resized)");
     std::string line;
@@ -178,8 +178,8 @@ SHMBUS_CHILD("verifying-subscriber")(const std::vector<std::string>& a) {
     if (m.sequence() <= prev) ++disorder;
     prev = m.sequence();
   }
-  signal_parent("result ok=" + std::to_string(ok) + " bad=" + std::to_string(bad) + " disorder=" +
-                std::to_string(disorder) + " missed=" + std::to_string(sub.missed_total()));
+  signal_parent("result ok=" + std::to_string(ok) + " bad=" + std::to_string(bad) +
+                " disorder=" + std::to_string(disorder) + " missed=" + std::to_string(sub.missed_total()));
   return 0;
 }
 

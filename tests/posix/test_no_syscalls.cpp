@@ -57,8 +57,8 @@ SHMBUS_CHILD("publish-under-seccomp")(const std::vector<std::string>& a) {
   std::error_code ec;
   while (std::chrono::steady_clock::now() < end && !ec)
     for (int i = 0; i < 1000; ++i) n = pub.publish(std::string_view("tick"), ec);
-  const int len = std::snprintf(line.data(), line.size(), "done n=%llu ec=%d\n", static_cast<unsigned long long>(n),
-                                ec.value());
+  const int len =
+      std::snprintf(line.data(), line.size(), "done n=%llu ec=%d\n", static_cast<unsigned long long>(n), ec.value());
   (void)!::write(1, line.data(), static_cast<std::size_t>(len));
   ::syscall(SYS_exit_group, 0);  // no destructor: they unmap, which is a system call
   return 0;

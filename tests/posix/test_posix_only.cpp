@@ -16,8 +16,7 @@ using namespace shmbus::test;
 
 SHMBUS_CHILD("open-bus-as-nobody")(const std::vector<std::string>& args) {
   // Root ignores permission bits; drop to an unprivileged user first.
-  if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0))
-    return 90;
+  if (::geteuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) return 90;
   std::error_code ec;
   shmbus::bus b(args.at(0), ec);
   if (ec == errc::permission_denied) {

@@ -44,8 +44,9 @@ SHMBUS_CHILD("daemonising-subscriber")(const std::vector<std::string>& a) {
   return 0;
 }
 
-TEST_CASE("issue 9.8: a subscriber that daemonised and was reaped neither frees nor scribbles the entry a later "
-          "subscriber took") {
+TEST_CASE(
+    "issue 9.8: a subscriber that daemonised and was reaped neither frees nor scribbles the entry a later "
+    "subscriber took") {
   test_bus tb({topic("d", 64, 8)});
   bus b(tb.name);
   auto pub = b.make_publisher("d");

@@ -71,10 +71,12 @@ std::string child_process::expect_line(const std::string& needle, std::chrono::m
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string seen;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) fail("timed out waiting for '" + needle + "'; got: " + seen);
     auto line = read_line(left);
-    if (!line) fail("child pid " + std::to_string(pid_) + " closed stdout before printing '" + needle + "'; got: " + seen);
+    if (!line)
+      fail("child pid " + std::to_string(pid_) + " closed stdout before printing '" + needle + "'; got: " + seen);
     if (line->find(needle) != std::string::npos) return *line;
     seen += *line + " | ";
   }

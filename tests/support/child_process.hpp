@@ -41,8 +41,8 @@ class child_process {
   /// on Windows, the exit code kill_hard() gives TerminateProcess.
   static constexpr int killed_exit_code = 137;
 
-  void kill_hard();       ///< SIGKILL / TerminateProcess
-  void terminate();       ///< SIGTERM
+  void kill_hard();  ///< SIGKILL / TerminateProcess
+  void terminate();  ///< SIGTERM
   /// Exit code (128+signal if killed). Throws on timeout.
   int wait(std::chrono::milliseconds timeout = 60s);
   [[nodiscard]] long pid() const noexcept { return pid_; }
@@ -90,8 +90,8 @@ void signal_parent(const std::string& line);
 #define SHMBUS_CONCAT2(a, b) a##b
 #define SHMBUS_CONCAT(a, b) SHMBUS_CONCAT2(a, b)
 /// Defines a child role: SHMBUS_CHILD("name")(const std::vector<std::string>& args) { ... return 0; }
-#define SHMBUS_CHILD(role)                                                                      \
-  static int SHMBUS_CONCAT(shmbus_child_, __LINE__)(const std::vector<std::string>&);           \
-  static const ::shmbus::test::child_registrar SHMBUS_CONCAT(shmbus_child_reg_, __LINE__){      \
-      role, &SHMBUS_CONCAT(shmbus_child_, __LINE__)};                                            \
+#define SHMBUS_CHILD(role)                                                                 \
+  static int SHMBUS_CONCAT(shmbus_child_, __LINE__)(const std::vector<std::string>&);      \
+  static const ::shmbus::test::child_registrar SHMBUS_CONCAT(shmbus_child_reg_, __LINE__){ \
+      role, &SHMBUS_CONCAT(shmbus_child_, __LINE__)};                                      \
   static int SHMBUS_CONCAT(shmbus_child_, __LINE__)

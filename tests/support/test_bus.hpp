@@ -27,8 +27,7 @@ struct test_bus {
   explicit test_bus(std::vector<topic_config> topics) : brk(options(name, std::move(topics))) {}
 };
 
-inline topic_config topic(std::string name, std::uint64_t max_size, std::uint32_t depth,
-                          std::uint32_t type_size = 0) {
+inline topic_config topic(std::string name, std::uint64_t max_size, std::uint32_t depth, std::uint32_t type_size = 0) {
   topic_config t;
   t.name = std::move(name);
   t.max_message_size = max_size;

@@ -165,7 +165,8 @@ SHMBUS_CHILD("subscriber-stopped-before-sleep")(const std::vector<std::string>& 
   return 0;
 }
 
-TEST_CASE("Windows: a waiter stopped between its last check and its sleep is woken by the protocol, not the safety net") {
+TEST_CASE(
+    "Windows: a waiter stopped between its last check and its sleep is woken by the protocol, not the safety net") {
   // Issue 9 item 10. Four publishes while the waiter is stopped: the old
   // protocol's fourth re-armed (reset) the very event the first had
   // signalled for it, so it slept until its 200 ms safety slice.
@@ -200,8 +201,7 @@ TEST_CASE("Windows: a subscriber stopped inside wait() does not delay a publishe
     return clock::now() - t0;
   };
   const auto baseline = publish_n();
-  auto child = child_process::self("subscriber-stopped-before-sleep",
-                                   {tb.name, "d", std::to_string(2 * n + 1)});
+  auto child = child_process::self("subscriber-stopped-before-sleep", {tb.name, "d", std::to_string(2 * n + 1)});
   child.expect_line("ready");
   child.expect_line("stopped");
   const auto stalled = publish_n();
@@ -240,8 +240,8 @@ namespace {
 ACCESS_MASK granted_to(HANDLE object, PSID sid) {
   PACL dacl = nullptr;
   PSECURITY_DESCRIPTOR sd = nullptr;
-  const DWORD r = ::GetSecurityInfo(object, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, nullptr, nullptr, &dacl,
-                                    nullptr, &sd);
+  const DWORD r =
+      ::GetSecurityInfo(object, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, nullptr, nullptr, &dacl, nullptr, &sd);
   REQUIRE(r == ERROR_SUCCESS);
   ACCESS_MASK mask = 0;
   for (DWORD i = 0; dacl != nullptr && i < dacl->AceCount; ++i) {
@@ -276,8 +276,7 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   char hex[16];
   std::snprintf(hex, sizeof hex, "0x%08lx", static_cast<unsigned long>(to_group));
   INFO("group's rights on the mutex: " << hex);
-  constexpr ACCESS_MASK can_block =
-      SYNCHRONIZE | MUTEX_MODIFY_STATE | GENERIC_ALL | GENERIC_EXECUTE | GENERIC_WRITE;
+  constexpr ACCESS_MASK can_block = SYNCHRONIZE | MUTEX_MODIFY_STATE | GENERIC_ALL | GENERIC_EXECUTE | GENERIC_WRITE;
   CHECK((to_group & can_block) == 0);
   // Its wake events: wait, never set or reset.
   HANDLE e = ::OpenEventW(READ_CONTROL, FALSE, wide_name("Local\\" + topic_object(bus, "t") + "#event.w0").c_str());
@@ -288,9 +287,9 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   CHECK((on_event & (EVENT_MODIFY_STATE | GENERIC_ALL | GENERIC_WRITE | WRITE_DAC | WRITE_OWNER)) == 0);
   // The messages and the registry: read, never map writable. The control
   // segment, which subscribers write: full access.
-  for (const auto& [object, writable] : {std::pair{topic_object(bus, "t"), false},
-                                         std::pair{detail::registry_object_name(bus), false},
-                                         std::pair{detail::control_object_name(topic_object(bus, "t")), true}}) {
+  for (const auto& [object, writable] :
+       {std::pair{topic_object(bus, "t"), false}, std::pair{detail::registry_object_name(bus), false},
+        std::pair{detail::control_object_name(topic_object(bus, "t")), true}}) {
     CAPTURE(object);
     HANDLE m = ::OpenFileMappingW(READ_CONTROL, FALSE, wide_name("Local\\" + object).c_str());
     REQUIRE(m != nullptr);
@@ -308,7 +307,8 @@ TEST_CASE("Windows: a subscribe-only group is granted nothing on the topic mutex
   REQUIRE(h2 != nullptr);
   CHECK((granted_to(h2, sid_buf) & GENERIC_ALL) != 0);
   ::CloseHandle(h2);
-  if (under_wine()) MESSAGE("wine does not enforce DACLs: the DACL is checked as written, not by opening it as a member");
+  if (under_wine())
+    MESSAGE("wine does not enforce DACLs: the DACL is checked as written, not by opening it as a member");
 }
 
 TEST_CASE("Windows: a process consuming another subscriber's wake-ups delays them, boundedly, and loses none") {

@@ -27,9 +27,9 @@ struct topic_config {
 };
 
 struct broker_options {
-  std::string bus;                 ///< empty: $SHMBUS_BUS, else "default"
+  std::string bus;  ///< empty: $SHMBUS_BUS, else "default"
   std::vector<topic_config> topics;
-  unsigned mode = 0600;            ///< permission bits of created objects (POSIX)
+  unsigned mode = 0600;  ///< permission bits of created objects (POSIX)
   /// Share the bus with this group. POSIX: the objects' group (add group
   /// bits to `mode`). Windows: the account is granted access.
   std::string group;

@@ -66,12 +66,12 @@ struct subscriber_stats {
 /// while the broker runs; rates come from two snapshots.
 struct topic_stats {
   topic_info info;
-  std::uint64_t published = 0;         ///< sequence of the newest message
+  std::uint64_t published = 0;  ///< sequence of the newest message
   std::uint64_t bytes_published = 0;
-  unsigned live_subscribers = 0;       ///< registered subscribers whose process runs
-  std::uint64_t mutex_recoveries = 0;  ///< publishers that died holding the mutex
-  std::uint64_t torn_discarded = 0;    ///< half-written messages those recoveries discarded
-  std::int64_t last_publish_ns = 0;    ///< platform::monotonic_ns() of the last publish; 0 = never
+  unsigned live_subscribers = 0;              ///< registered subscribers whose process runs
+  std::uint64_t mutex_recoveries = 0;         ///< publishers that died holding the mutex
+  std::uint64_t torn_discarded = 0;           ///< half-written messages those recoveries discarded
+  std::int64_t last_publish_ns = 0;           ///< platform::monotonic_ns() of the last publish; 0 = never
   std::vector<subscriber_stats> subscribers;  ///< the live ones
 
   /// Messages published but not yet consumed by the slowest live
@@ -93,10 +93,10 @@ struct topic_stats {
 
 /// Facts about one delivered message.
 struct message_info {
-  std::uint64_t sequence = 0;      ///< 1, 2, 3 ... per topic, set by the publisher
-  std::int64_t timestamp_ns = 0;   ///< when publish() was called: platform::monotonic_ns() (steady clock), ns
-  std::size_t size = 0;            ///< payload bytes
-  std::uint64_t missed = 0;        ///< messages this subscriber skipped right before this one
+  std::uint64_t sequence = 0;     ///< 1, 2, 3 ... per topic, set by the publisher
+  std::int64_t timestamp_ns = 0;  ///< when publish() was called: platform::monotonic_ns() (steady clock), ns
+  std::size_t size = 0;           ///< payload bytes
+  std::uint64_t missed = 0;       ///< messages this subscriber skipped right before this one
 };
 
 /// How a subscriber waits for its next message.
@@ -379,14 +379,12 @@ class bus {
 
  private:
   void open(std::string_view name, std::error_code& ec, std::string& what);
-  publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                           std::string& what) const;
+  publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec, std::string& what) const;
   subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
                              std::string& what) const;
   // Publishers map a topic's messages read-write, subscribers read-only.
   std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size, bool publish,
-                                                    topic_info& info, std::error_code& ec,
-                                                    std::string& what) const;
+                                                    topic_info& info, std::error_code& ec, std::string& what) const;
   // What the registry said when the bus was opened. The registry itself is
   // not kept mapped: on Windows that would keep a dead broker's registry
   // alive and in the way of its successor.

@@ -33,50 +33,50 @@ inline constexpr double no_price = std::numeric_limits<double>::max();
 /// One snapshot of one instrument. Text fields are NUL-terminated (CTP's
 /// `char[N]` types); `volume` and the book volumes are CTP's `int`.
 struct depth_market_data {
-  char trading_day[9];         ///< TradingDay, "YYYYMMDD"
-  char instrument_id[31];      ///< InstrumentID, e.g. "rb2605"
-  char exchange_id[9];         ///< ExchangeID, e.g. "SHFE"
-  char exchange_inst_id[31];   ///< ExchangeInstID
-  double last_price;           ///< LastPrice
-  double pre_settlement_price; ///< PreSettlementPrice
-  double pre_close_price;      ///< PreClosePrice
-  double pre_open_interest;    ///< PreOpenInterest
-  double open_price;           ///< OpenPrice
-  double highest_price;        ///< HighestPrice
-  double lowest_price;         ///< LowestPrice
-  std::int32_t volume;         ///< Volume, contracts traded today
-  double turnover;             ///< Turnover
-  double open_interest;        ///< OpenInterest
-  double close_price;          ///< ClosePrice (no_price until the close)
-  double settlement_price;     ///< SettlementPrice (no_price until settlement)
-  double upper_limit_price;    ///< UpperLimitPrice
-  double lower_limit_price;    ///< LowerLimitPrice
-  double pre_delta;            ///< PreDelta
-  double curr_delta;           ///< CurrDelta
-  char update_time[9];         ///< UpdateTime, exchange time "HH:MM:SS"
+  char trading_day[9];           ///< TradingDay, "YYYYMMDD"
+  char instrument_id[31];        ///< InstrumentID, e.g. "rb2605"
+  char exchange_id[9];           ///< ExchangeID, e.g. "SHFE"
+  char exchange_inst_id[31];     ///< ExchangeInstID
+  double last_price;             ///< LastPrice
+  double pre_settlement_price;   ///< PreSettlementPrice
+  double pre_close_price;        ///< PreClosePrice
+  double pre_open_interest;      ///< PreOpenInterest
+  double open_price;             ///< OpenPrice
+  double highest_price;          ///< HighestPrice
+  double lowest_price;           ///< LowestPrice
+  std::int32_t volume;           ///< Volume, contracts traded today
+  double turnover;               ///< Turnover
+  double open_interest;          ///< OpenInterest
+  double close_price;            ///< ClosePrice (no_price until the close)
+  double settlement_price;       ///< SettlementPrice (no_price until settlement)
+  double upper_limit_price;      ///< UpperLimitPrice
+  double lower_limit_price;      ///< LowerLimitPrice
+  double pre_delta;              ///< PreDelta
+  double curr_delta;             ///< CurrDelta
+  char update_time[9];           ///< UpdateTime, exchange time "HH:MM:SS"
   std::int32_t update_millisec;  ///< UpdateMillisec
-  double bid_price1;           ///< BidPrice1
-  std::int32_t bid_volume1;    ///< BidVolume1
-  double ask_price1;           ///< AskPrice1
-  std::int32_t ask_volume1;    ///< AskVolume1
-  double bid_price2;           ///< BidPrice2
-  std::int32_t bid_volume2;    ///< BidVolume2
-  double ask_price2;           ///< AskPrice2
-  std::int32_t ask_volume2;    ///< AskVolume2
-  double bid_price3;           ///< BidPrice3
-  std::int32_t bid_volume3;    ///< BidVolume3
-  double ask_price3;           ///< AskPrice3
-  std::int32_t ask_volume3;    ///< AskVolume3
-  double bid_price4;           ///< BidPrice4
-  std::int32_t bid_volume4;    ///< BidVolume4
-  double ask_price4;           ///< AskPrice4
-  std::int32_t ask_volume4;    ///< AskVolume4
-  double bid_price5;           ///< BidPrice5
-  std::int32_t bid_volume5;    ///< BidVolume5
-  double ask_price5;           ///< AskPrice5
-  std::int32_t ask_volume5;    ///< AskVolume5
-  double average_price;        ///< AveragePrice
-  char action_day[9];          ///< ActionDay, calendar day "YYYYMMDD"
+  double bid_price1;             ///< BidPrice1
+  std::int32_t bid_volume1;      ///< BidVolume1
+  double ask_price1;             ///< AskPrice1
+  std::int32_t ask_volume1;      ///< AskVolume1
+  double bid_price2;             ///< BidPrice2
+  std::int32_t bid_volume2;      ///< BidVolume2
+  double ask_price2;             ///< AskPrice2
+  std::int32_t ask_volume2;      ///< AskVolume2
+  double bid_price3;             ///< BidPrice3
+  std::int32_t bid_volume3;      ///< BidVolume3
+  double ask_price3;             ///< AskPrice3
+  std::int32_t ask_volume3;      ///< AskVolume3
+  double bid_price4;             ///< BidPrice4
+  std::int32_t bid_volume4;      ///< BidVolume4
+  double ask_price4;             ///< AskPrice4
+  std::int32_t ask_volume4;      ///< AskVolume4
+  double bid_price5;             ///< BidPrice5
+  std::int32_t bid_volume5;      ///< BidVolume5
+  double ask_price5;             ///< AskPrice5
+  std::int32_t ask_volume5;      ///< AskVolume5
+  double average_price;          ///< AveragePrice
+  char action_day[9];            ///< ActionDay, calendar day "YYYYMMDD"
 };
 
 // The layout is the contract with CTP and with every process on the bus: a

@@ -17,30 +17,28 @@ namespace shmbus {
 /// shmbus's own error conditions.
 enum class errc {
   ok = 0,
-  no_broker,            ///< no live broker owns the bus
-  broker_running,       ///< a live broker already owns the bus
-  unknown_topic,        ///< the bus has no topic of that name
-  message_too_large,    ///< the message exceeds the topic's max_message_size
-  buffer_too_small,     ///< the caller's buffer cannot hold the message
-  type_size_mismatch,   ///< sizeof(T) differs from the topic's declared type size
-  abi_mismatch,         ///< the segment was made by an incompatible shmbus
-  corrupt_segment,      ///< the shared memory does not hold a valid shmbus segment
-  permission_denied,    ///< the OS refused access to a shmbus object
-  invalid_name,         ///< a bus or topic name breaks the naming rules
-  invalid_argument,     ///< a parameter is out of range
-  topic_closed,         ///< the broker that made this topic stopped or was replaced
-  too_many_subscribers, ///< every subscriber slot of the topic is in use
-  config_error,         ///< a configuration file or flag could not be parsed
-  already_exists,       ///< the object exists and the intent was create_only
-  not_found,            ///< the object does not exist and the intent was open_only
+  no_broker,             ///< no live broker owns the bus
+  broker_running,        ///< a live broker already owns the bus
+  unknown_topic,         ///< the bus has no topic of that name
+  message_too_large,     ///< the message exceeds the topic's max_message_size
+  buffer_too_small,      ///< the caller's buffer cannot hold the message
+  type_size_mismatch,    ///< sizeof(T) differs from the topic's declared type size
+  abi_mismatch,          ///< the segment was made by an incompatible shmbus
+  corrupt_segment,       ///< the shared memory does not hold a valid shmbus segment
+  permission_denied,     ///< the OS refused access to a shmbus object
+  invalid_name,          ///< a bus or topic name breaks the naming rules
+  invalid_argument,      ///< a parameter is out of range
+  topic_closed,          ///< the broker that made this topic stopped or was replaced
+  too_many_subscribers,  ///< every subscriber slot of the topic is in use
+  config_error,          ///< a configuration file or flag could not be parsed
+  already_exists,        ///< the object exists and the intent was create_only
+  not_found,             ///< the object does not exist and the intent was open_only
 };
 
 /// The category of `shmbus::errc` codes; its name is "shmbus".
 const std::error_category& error_category() noexcept;
 
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// What shmbus throws: a `std::system_error` whose `what()` is one readable
 /// line. For shmbus codes the context is the whole sentence ("no broker is

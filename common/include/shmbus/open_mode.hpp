@@ -5,9 +5,15 @@
 
 namespace shmbus {
 
-struct create_only_t { explicit create_only_t() = default; };
-struct open_only_t { explicit open_only_t() = default; };
-struct open_or_create_t { explicit open_or_create_t() = default; };
+struct create_only_t {
+  explicit create_only_t() = default;
+};
+struct open_only_t {
+  explicit open_only_t() = default;
+};
+struct open_or_create_t {
+  explicit open_or_create_t() = default;
+};
 
 /// Fail with `errc::already_exists` (native EEXIST) if the object exists.
 inline constexpr create_only_t create_only{};

@@ -178,8 +178,10 @@ struct bus_endpoint::impl {
         const auto now = std::chrono::steady_clock::now();
         std::vector<connection> kept;
         for (std::size_t i = 0; i < conns.size(); ++i) {
-          if (fds[i + 2].revents & POLLIN) answer(conns[i].fd.fd);
-          else if (fds[i + 2].revents == 0 && now - conns[i].since < idle_limit) kept.push_back(std::move(conns[i]));
+          if (fds[i + 2].revents & POLLIN)
+            answer(conns[i].fd.fd);
+          else if (fds[i + 2].revents == 0 && now - conns[i].since < idle_limit)
+            kept.push_back(std::move(conns[i]));
         }
         conns = std::move(kept);
         if (fds[0].revents & POLLIN) {

@@ -117,8 +117,7 @@ bool named_event::wait(token t, std::uint32_t /*waiter*/, std::optional<clock::t
   for (;;) {
     std::uint32_t cur = w.load(std::memory_order_seq_cst);
     if ((cur & ~sleepers_bit) != t) return true;
-    if ((cur & sleepers_bit) == 0 &&
-        !w.compare_exchange_weak(cur, cur | sleepers_bit, std::memory_order_seq_cst)) {
+    if ((cur & sleepers_bit) == 0 && !w.compare_exchange_weak(cur, cur | sleepers_bit, std::memory_order_seq_cst)) {
       continue;  // the word moved: re-check the generation
     }
     if (deadline && clock::now() >= *deadline) return false;

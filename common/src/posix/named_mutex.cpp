@@ -46,11 +46,9 @@ named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, co
   }
 }
 
-named_mutex::named_mutex(open_only_t, std::string_view name, void* storage)
-    : storage_(storage), name_(name) {}
+named_mutex::named_mutex(open_only_t, std::string_view name, void* storage) : storage_(storage), name_(name) {}
 
-named_mutex::named_mutex(open_only_t, std::string_view name, void* storage,
-                         std::error_code& ec) noexcept
+named_mutex::named_mutex(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept
     : storage_(storage) {
   ec.clear();
   try {

@@ -11,9 +11,7 @@
 
 namespace shmbus::platform::posix {
 
-inline std::error_code errno_code(int e = errno) noexcept {
-  return {e, std::system_category()};
-}
+inline std::error_code errno_code(int e = errno) noexcept { return {e, std::system_category()}; }
 
 inline std::string context(std::string_view call, std::string_view name) {
   return std::string(call) + "('" + std::string(name) + "')";

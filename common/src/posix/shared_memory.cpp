@@ -1,8 +1,8 @@
 #include "shmbus/platform/shared_memory.hpp"
 
 #include <dirent.h>
-#include <grp.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,8 +18,8 @@ namespace shmbus::platform {
 namespace {
 
 using posix::context;
-using posix::group_id;
 using posix::errno_code;
+using posix::group_id;
 using posix::retry_eintr;
 
 std::string os_name(std::string_view name) { return "/" + std::string(name); }
@@ -32,8 +32,7 @@ struct fd_guard {
   }
 };
 
-void* map(int fd, std::size_t size, access mode, std::error_code& ec, std::string_view name,
-          std::string* what) {
+void* map(int fd, std::size_t size, access mode, std::error_code& ec, std::string_view name, std::string* what) {
   const int prot = mode == access::read_write ? PROT_READ | PROT_WRITE : PROT_READ;
   void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
@@ -83,7 +82,6 @@ bool posix::group_id(const std::string& group, gid_t& gid, std::error_code& ec) 
   return false;
 }
 
-
 std::error_code check_permissions(const permissions& perms, std::string& why) {
   if (!perms.sddl.empty()) {
     why = "an SDDL security descriptor is a Windows setting; on POSIX use mode and group";
@@ -103,8 +101,8 @@ std::error_code check_permissions(const permissions& perms, std::string& why) {
   return {};
 }
 
-std::string shared_memory_region::create_impl(std::string_view name, std::size_t size,
-                                              permissions perms, std::error_code& ec) {
+std::string shared_memory_region::create_impl(std::string_view name, std::size_t size, permissions perms,
+                                              std::error_code& ec) {
   ec.clear();
   const std::string path = os_name(name);
   if (!perms.sddl.empty()) {
@@ -113,8 +111,8 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
   }
   gid_t gid = static_cast<gid_t>(-1);
   if (!perms.group.empty() && !group_id(perms.group, gid, ec)) return "getgrnam_r('" + perms.group + "')";
-  const auto mode = static_cast<mode_t>(perms.read_only_for_group && !perms.group_publishes ? perms.mode & ~0022u
-                                                                                           : perms.mode);
+  const auto mode =
+      static_cast<mode_t>(perms.read_only_for_group && !perms.group_publishes ? perms.mode & ~0022u : perms.mode);
   fd_guard fd{retry_eintr([&] { return ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, mode); })};
   if (fd.fd < 0) {
     ec = errno_code();
@@ -154,8 +152,7 @@ std::string shared_memory_region::create_impl(std::string_view name, std::size_t
   return {};
 }
 
-std::string shared_memory_region::open_impl(std::string_view name, access mode,
-                                            std::error_code& ec) {
+std::string shared_memory_region::open_impl(std::string_view name, access mode, std::error_code& ec) {
   ec.clear();
   const std::string path = os_name(name);
   const int flags = mode == access::read_write ? O_RDWR : O_RDONLY;

@@ -62,8 +62,8 @@ void bus_endpoint::offer(std::string_view, const shared_memory_region&, const pe
 
 void bus_endpoint::serve(std::error_code& ec, std::string&) noexcept { ec.clear(); }
 
-shared_memory_region bus_endpoint::obtain(std::string_view, std::string_view object, access mode,
-                                          std::error_code& ec, std::string& what) noexcept {
+shared_memory_region bus_endpoint::obtain(std::string_view, std::string_view object, access mode, std::error_code& ec,
+                                          std::string& what) noexcept {
   shared_memory_region r(open_only, object, mode, ec);
   if (ec) what = context("OpenFileMappingW", win32::native_name(object));
   return r;

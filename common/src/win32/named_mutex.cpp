@@ -56,8 +56,8 @@ named_mutex::named_mutex(open_only_t, std::string_view name, void* storage, std:
   ec.clear();
   try {
     name_ = std::string(name);
-    native_handle_ = ::OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE,
-                                  win32::wide(win32::native_name(name)).c_str());
+    native_handle_ =
+        ::OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, win32::wide(win32::native_name(name)).c_str());
     if (native_handle_ == nullptr) ec = last_error();
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);

@@ -6,9 +6,9 @@
 #include <windows.h>
 
 #include <string>
-#include <utility>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "shmbus/platform/shared_memory.hpp"
 
@@ -16,9 +16,7 @@ namespace shmbus::platform::win32 {
 
 const std::error_category& category() noexcept;
 
-inline std::error_code last_error(DWORD e = ::GetLastError()) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline std::error_code last_error(DWORD e = ::GetLastError()) noexcept { return {static_cast<int>(e), category()}; }
 
 inline std::string context(std::string_view call, std::string_view name) {
   return std::string(call) + "('" + std::string(name) + "')";

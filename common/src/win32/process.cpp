@@ -32,18 +32,14 @@ BOOL WINAPI on_console_event(DWORD type) {
     case CTRL_C_EVENT:
     case CTRL_BREAK_EVENT:
     case CTRL_CLOSE_EVENT:
-    case CTRL_SHUTDOWN_EVENT:
-      ::SetEvent(g_termination);
-      return TRUE;  // handled: the waiting thread shuts down cleanly
+    case CTRL_SHUTDOWN_EVENT: ::SetEvent(g_termination); return TRUE;  // handled: the waiting thread shuts down cleanly
     default: return FALSE;
   }
 }
 
 }  // namespace
 
-process_identity current_process() noexcept {
-  return {::GetCurrentProcessId(), creation_time(::GetCurrentProcess())};
-}
+process_identity current_process() noexcept { return {::GetCurrentProcessId(), creation_time(::GetCurrentProcess())}; }
 
 bool is_alive(const process_identity& p) noexcept {
   if (p.pid == 0 || p.pid > 0xFFFFFFFFu) return false;

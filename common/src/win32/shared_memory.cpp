@@ -21,8 +21,8 @@ DWORD view_access(access mode) noexcept {
 
 }  // namespace
 
-std::string shared_memory_region::create_impl(std::string_view name, std::size_t size,
-                                              permissions perms, std::error_code& ec) {
+std::string shared_memory_region::create_impl(std::string_view name, std::size_t size, permissions perms,
+                                              std::error_code& ec) {
   ec.clear();
   const std::string native = win32::native_name(name);
   std::string what;

@@ -9,8 +9,8 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -66,7 +66,8 @@ std::optional<std::string> child_process::read_line(std::chrono::milliseconds ti
       if (!line.empty() && line.back() == '\r') line.pop_back();
       return line;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       fail("timed out after " + std::to_string(timeout.count()) + " ms waiting for a line from child pid " +
            std::to_string(pid_) + " (partial: '" + buffer_ + "')");
@@ -121,8 +122,10 @@ int child_process::wait(std::chrono::milliseconds timeout) {
 }
 
 void set_env(const std::string& name, const std::string& value) {
-  if (value.empty()) ::unsetenv(name.c_str());
-  else ::setenv(name.c_str(), value.c_str(), 1);
+  if (value.empty())
+    ::unsetenv(name.c_str());
+  else
+    ::setenv(name.c_str(), value.c_str(), 1);
 }
 
 }  // namespace shmbus::test

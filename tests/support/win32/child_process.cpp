@@ -200,7 +200,8 @@ std::optional<std::string> child_process::read_line(std::chrono::milliseconds ti
       if (!line.empty() && line.back() == '\r') line.pop_back();
       return line;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       fail("timed out after " + std::to_string(timeout.count()) + " ms waiting for a line from child pid " +
            std::to_string(pid_) + " (partial: '" + buffer_ + "')");

@@ -52,8 +52,7 @@ inline constexpr std::uint32_t max_topics_limit = 4096;
 using a_u32 = std::atomic<std::uint32_t>;
 using a_u64 = std::atomic<std::uint64_t>;
 using a_i64 = std::atomic<std::int64_t>;
-static_assert(a_u32::is_always_lock_free && a_u64::is_always_lock_free &&
-                  a_i64::is_always_lock_free,
+static_assert(a_u32::is_always_lock_free && a_u64::is_always_lock_free && a_i64::is_always_lock_free,
               "shared-memory atomics must be lock-free: a lock would live in one process only");
 
 /// Segment life: the broker writes `ready` last; `closed` tells clients the
@@ -64,15 +63,15 @@ struct topic_header {
   // Line 0: immutable after creation, validated on open.
   std::uint64_t magic;
   std::uint32_t abi_version;
-  std::uint32_t header_size;        ///< sizeof(topic_header)
-  std::uint64_t total_size;         ///< bytes of the whole segment
-  std::uint64_t max_message_size;   ///< largest payload a slot holds
-  std::uint32_t depth;              ///< messages a subscriber may fall behind
-  std::uint32_t slot_count;         ///< slots in the ring (>= depth + 1, >= 3)
-  std::uint64_t slot_stride;        ///< bytes per slot, header included
-  std::uint32_t max_subscribers;    ///< entries in the subscriber table
-  std::uint32_t type_size;          ///< declared sizeof of the payload type, 0 = raw bytes
-  std::uint64_t type_tag;           ///< declared type tag, 0 = none
+  std::uint32_t header_size;       ///< sizeof(topic_header)
+  std::uint64_t total_size;        ///< bytes of the whole segment
+  std::uint64_t max_message_size;  ///< largest payload a slot holds
+  std::uint32_t depth;             ///< messages a subscriber may fall behind
+  std::uint32_t slot_count;        ///< slots in the ring (>= depth + 1, >= 3)
+  std::uint64_t slot_stride;       ///< bytes per slot, header included
+  std::uint32_t max_subscribers;   ///< entries in the subscriber table
+  std::uint32_t type_size;         ///< declared sizeof of the payload type, 0 = raw bytes
+  std::uint64_t type_tag;          ///< declared type tag, 0 = none
   // Line 1.
   alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
   // Line 2: lifecycle, written by the broker.
@@ -86,8 +85,8 @@ struct topic_header {
   // Own line: publisher-side state and statistics, written under the mutex;
   // subscribers never read it.
   alignas(cache_line) a_u64 bytes_published;
-  a_u64 mutex_recoveries;   ///< times a publisher died holding the mutex
-  a_u64 torn_discarded;     ///< half-written slots discarded by recovery
+  a_u64 mutex_recoveries;  ///< times a publisher died holding the mutex
+  a_u64 torn_discarded;    ///< half-written slots discarded by recovery
   a_i64 last_publish_ns;
   /// The publishers' copy of `write_seq`: the next publish takes the
   /// sequence after it. Subscribers polling `write_seq` pull that line away
@@ -101,9 +100,9 @@ struct topic_header {
 struct control_header {
   std::uint64_t magic;
   std::uint32_t abi_version;
-  std::uint32_t header_size;        ///< sizeof(control_header)
-  std::uint64_t total_size;         ///< bytes of the control segment
-  std::uint32_t max_subscribers;    ///< entries that follow the header
+  std::uint32_t header_size;      ///< sizeof(control_header)
+  std::uint64_t total_size;       ///< bytes of the control segment
+  std::uint32_t max_subscribers;  ///< entries that follow the header
   std::uint32_t reserved0;
   alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
   // Own line: the event's state (futex word on POSIX; Windows: generation
@@ -117,14 +116,14 @@ struct control_header {
 /// and re-claimed since it looked (ABA).
 struct alignas(cache_line) subscriber_entry {
   a_u64 state;
-  a_u32 waiting;            ///< 1 while blocked in wait()
+  a_u32 waiting;  ///< 1 while blocked in wait()
   /// Windows event: 1 while this subscriber is about to sleep or asleep
   /// (set by it, cleared by it or by the publisher that signals it). POSIX: 0.
   a_u32 sleeping;
   a_u64 pid;
   a_u64 start_time;
-  a_u64 read_seq;           ///< last sequence consumed, for lag reporting
-  a_u64 missed;             ///< messages reported missed so far
+  a_u64 read_seq;  ///< last sequence consumed, for lag reporting
+  a_u64 missed;    ///< messages reported missed so far
   a_u64 received;
 };
 
@@ -150,9 +149,9 @@ inline constexpr std::uint64_t sub_next(std::uint64_t state, std::uint64_t phase
 struct registry_header {
   std::uint64_t magic;
   std::uint32_t abi_version;
-  std::uint32_t header_size;   ///< sizeof(registry_header)
+  std::uint32_t header_size;  ///< sizeof(registry_header)
   std::uint64_t total_size;
-  std::uint32_t entry_size;    ///< sizeof(topic_entry)
+  std::uint32_t entry_size;  ///< sizeof(topic_entry)
   std::uint32_t topic_count;
   alignas(cache_line) char bus[64];
   alignas(cache_line) a_u32 state;
@@ -160,7 +159,7 @@ struct registry_header {
   std::uint64_t broker_pid;
   std::uint64_t broker_start_time;
   std::int64_t started_ns;
-  std::uint64_t instance;      ///< random per broker start; part of topic object names
+  std::uint64_t instance;  ///< random per broker start; part of topic object names
   alignas(cache_line) a_i64 heartbeat_ns;
 };
 
@@ -222,8 +221,7 @@ void init_control_header(void* base, const topic_params& p, const topic_geometry
 
 /// Checks a mapped topic segment: size, magic, ABI, header size, geometry,
 /// name. `expected_name` may be empty to skip the name check.
-std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name,
-                               std::string* why);
+std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name, std::string* why);
 
 /// Checks a mapped control segment against the topic's validated
 /// parameters: its size only. Its header (magic, ABI, sizes, name) is
@@ -240,9 +238,7 @@ std::string_view fixed_string(const char (&field)[64]) noexcept;
 void set_fixed_string(char (&field)[64], std::string_view value) noexcept;
 
 inline topic_header& header_of(void* base) noexcept { return *static_cast<topic_header*>(base); }
-inline registry_header& registry_of(void* base) noexcept {
-  return *static_cast<registry_header*>(base);
-}
+inline registry_header& registry_of(void* base) noexcept { return *static_cast<registry_header*>(base); }
 inline topic_entry* topic_entries_of(void* base) noexcept {
   return reinterpret_cast<topic_entry*>(static_cast<std::byte*>(base) + sizeof(registry_header));
 }

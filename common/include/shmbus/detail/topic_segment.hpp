@@ -18,8 +18,8 @@
 #include "shmbus/error.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/named_mutex.hpp"
-#include "shmbus/platform/shared_memory.hpp"
 #include "shmbus/platform/process.hpp"
+#include "shmbus/platform/shared_memory.hpp"
 
 namespace shmbus::detail {
 
@@ -88,9 +88,7 @@ class topic_segment {
   /// Closed, or (for a segment opened by a client) its broker has been
   /// replaced: another broker instance owns the bus now (see owner_watch).
   /// A load or two: no system call, so every read path may ask.
-  [[nodiscard]] bool gone() const noexcept {
-    return closed() || (watch_ != nullptr && watch_->superseded());
-  }
+  [[nodiscard]] bool gone() const noexcept { return closed() || (watch_ != nullptr && watch_->superseded()); }
   /// The longest a blocked wait sleeps before it looks at `gone()` again: a
   /// dead broker's successor marks its topics closed but cannot wake their
   /// sleepers (their control segments went with the dead broker).
@@ -109,8 +107,7 @@ class topic_segment {
   /// oldest retained message when `next` has fallen out of the ring.
   /// `meta.missed` counts skipped messages whatever the status; the cursor
   /// and the count move together, so no skip is lost or counted twice.
-  read_status read(std::uint64_t& next, std::span<std::byte> dst, read_meta& meta,
-                   std::error_code& ec) const noexcept;
+  read_status read(std::uint64_t& next, std::span<std::byte> dst, read_meta& meta, std::error_code& ec) const noexcept;
 
   /// Zero-copy read: calls `f(meta, payload)` on the slot in place, then
   /// validates; when the slot was overwritten during `f`, retries with the
@@ -157,8 +154,7 @@ class topic_segment {
   // Decides what to do when a slot's seq does not match: a lapped slot means
   // retry further ahead; a seq that can never match, or too many retries,
   // ends the attempt (`ec` set only for corruption).
-  static bool may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts,
-                        std::error_code& ec) noexcept;
+  static bool may_retry(std::uint64_t slot_seq, std::uint64_t wanted, unsigned& attempts, std::error_code& ec) noexcept;
   bool attach(std::error_code& ec, std::string& what);
   // The event's per-waiter words: each subscriber entry's `sleeping`.
   [[nodiscard]] platform::named_event::waiter_words waiter_words() const noexcept;
@@ -181,8 +177,7 @@ class topic_segment {
 // ---- inline: the zero-copy read ------------------------------------------
 
 template <class F>
-bool topic_segment::read_in_place(std::uint64_t& next, std::uint64_t& missed, F&& f,
-                                  std::error_code& ec) const {
+bool topic_segment::read_in_place(std::uint64_t& next, std::uint64_t& missed, F&& f, std::error_code& ec) const {
   ec.clear();
   std::uint64_t skipped = 0;
   for (unsigned attempts = 0;;) {
@@ -195,8 +190,8 @@ bool topic_segment::read_in_place(std::uint64_t& next, std::uint64_t& missed, F&
       continue;
     }
     const std::uint64_t size = at.slot->size.load(std::memory_order_relaxed);
-    const read_meta meta{at.seq, at.slot->timestamp_ns.load(std::memory_order_relaxed),
-                         static_cast<std::size_t>(size), missed + skipped};
+    const read_meta meta{at.seq, at.slot->timestamp_ns.load(std::memory_order_relaxed), static_cast<std::size_t>(size),
+                         missed + skipped};
     if (size <= params_.max_message_size) f(meta, std::span<const std::byte>(payload_of(at.slot), size));
     std::atomic_thread_fence(std::memory_order_acquire);
     if (at.slot->seq.load(std::memory_order_relaxed) != v1) {

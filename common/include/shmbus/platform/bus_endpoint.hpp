@@ -52,8 +52,8 @@ class bus_endpoint {
   /// Makes a sealed `region` obtainable as `object` by the peers `perms`
   /// allows (read for read-only, read and write for read-write). Call before
   /// `serve`.
-  void offer(std::string_view object, const shared_memory_region& region, const permissions& perms,
-             std::error_code& ec, std::string& what) noexcept;
+  void offer(std::string_view object, const shared_memory_region& region, const permissions& perms, std::error_code& ec,
+             std::string& what) noexcept;
   /// Starts answering requests (POSIX: on a thread of its own).
   void serve(std::error_code& ec, std::string& what) noexcept;
 
@@ -62,8 +62,8 @@ class bus_endpoint {
   /// within a few seconds is an error. `ec` is
   /// `std::errc::no_such_file_or_directory` when nobody holds `name`,
   /// `std::errc::permission_denied` when the broker refuses the peer.
-  static shared_memory_region obtain(std::string_view name, std::string_view object, access mode,
-                                     std::error_code& ec, std::string& what) noexcept;
+  static shared_memory_region obtain(std::string_view name, std::string_view object, access mode, std::error_code& ec,
+                                     std::string& what) noexcept;
 
  private:
   struct impl;

@@ -23,10 +23,9 @@ class shared_memory_region {
   shared_memory_region() noexcept = default;
 
   /// Creates a region of `size` bytes, zero-filled, mapped read-write.
-  shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                       permissions perms = {});
-  shared_memory_region(create_only_t, std::string_view name, std::size_t size,
-                       permissions perms, std::error_code& ec) noexcept;
+  shared_memory_region(create_only_t, std::string_view name, std::size_t size, permissions perms = {});
+  shared_memory_region(create_only_t, std::string_view name, std::size_t size, permissions perms,
+                       std::error_code& ec) noexcept;
 
   /// Creates a region of `size` bytes, zero-filled, mapped read-write, whose
   /// size nobody can change afterwards. POSIX: a sealed memfd
@@ -39,8 +38,7 @@ class shared_memory_region {
 
   /// Opens an existing region and maps all of it; `size()` tells how large it is.
   shared_memory_region(open_only_t, std::string_view name, access mode);
-  shared_memory_region(open_only_t, std::string_view name, access mode,
-                       std::error_code& ec) noexcept;
+  shared_memory_region(open_only_t, std::string_view name, access mode, std::error_code& ec) noexcept;
 
   shared_memory_region(shared_memory_region&& other) noexcept;
   shared_memory_region& operator=(shared_memory_region&& other) noexcept;
@@ -50,9 +48,7 @@ class shared_memory_region {
 
   [[nodiscard]] void* data() const noexcept { return data_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] std::span<std::byte> bytes() const noexcept {
-    return {static_cast<std::byte*>(data_), size_};
-  }
+  [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {static_cast<std::byte*>(data_), size_}; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] bool is_open() const noexcept { return data_ != nullptr; }
   [[nodiscard]] bool writable() const noexcept { return mode_ == access::read_write; }
@@ -73,8 +69,7 @@ class shared_memory_region {
  private:
   friend class bus_endpoint;
   // Each returns the failing call and object for the error message.
-  std::string create_impl(std::string_view name, std::size_t size, permissions perms,
-                          std::error_code& ec);
+  std::string create_impl(std::string_view name, std::size_t size, permissions perms, std::error_code& ec);
   std::string open_impl(std::string_view name, access mode, std::error_code& ec);
   void reset() noexcept;
 
