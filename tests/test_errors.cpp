@@ -99,7 +99,7 @@ TEST_CASE("ABI mismatch in a topic segment") {
   reinterpret_cast<detail::topic_header*>(raw.data())->abi_version = detail::abi_version + 1;
   bus b(tb.name);
   expect_error([&] { b.make_subscriber("t"); }, errc::abi_mismatch,
-               "topic 't': segment ABI version " + std::to_string(detail::abi_version + 1));
+               "topic 't': topic segment ABI version " + std::to_string(detail::abi_version + 1));
 }
 
 TEST_CASE("corrupt or foreign segment at a topic's name") {

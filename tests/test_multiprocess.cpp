@@ -385,9 +385,9 @@ TEST_CASE("a header rewritten after open cannot push readers or writers outside 
   auto* h = reinterpret_cast<detail::topic_header*>(raw.data());
   h->slot_count = 0;
   h->slot_stride = 1ULL << 40;
-  h->max_message_size = 1ULL << 40;
-  h->max_subscribers = 100000;
-  h->depth = 0;
+  h->decl.max_message_size = 1ULL << 40;
+  h->decl.max_subscribers = 100000;
+  h->decl.depth = 0;
   std::vector<std::byte> buf(128);
   make_payload(1, buf);
   CHECK(pub.publish(buf) == 1);

@@ -187,7 +187,7 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
   }
   SUBCASE("header claims more than the mapping") {
     auto* h = reinterpret_cast<detail::topic_header*>(seg.data());
-    h->depth = 1000;
+    h->decl.depth = 1000;
     h->slot_count = 1001;
     h->total_size = 1ULL << 30;
     CHECK(detail::validate_topic(seg, "t", &why) == errc::corrupt_segment);

@@ -19,31 +19,22 @@ namespace {
 using detail::registry;
 using detail::topic_segment;
 
-std::vector<detail::topic_params> to_params(const std::vector<topic_config>& topics) {
-  std::vector<detail::topic_params> out;
+void check_topics(const std::vector<topic_config>& topics) {
   std::set<std::string> seen;
   for (const auto& t : topics) {
     if (!seen.insert(t.name).second)
       throw_error(make_error_code(errc::invalid_argument), "topic '" + t.name + "' is given twice");
-    detail::topic_params p;
-    p.name = t.name;
-    p.max_message_size = t.max_message_size;
-    p.depth = t.depth;
-    p.type_size = t.type_size;
-    p.max_subscribers = t.max_subscribers;
     detail::topic_geometry g{};
     std::string why;
-    if (auto ec = detail::compute_geometry(p, g, &why)) throw_error(ec, why);
-    out.push_back(std::move(p));
+    if (auto ec = detail::compute_geometry(t, g, &why)) throw_error(ec, why);
   }
-  return out;
 }
 
 // Marks a dead broker's topics closed (waking their waiters), so that
 // clients still mapping them learn that they are gone instead of waiting for
 // ever.
 void close_orphan_topics(const registry& dead, std::string_view bus) {
-  for (const auto& e : dead.topics()) topic_segment::close_orphan(bus, dead.instance(), detail::fixed_string(e.name));
+  for (const auto& t : dead.topics()) topic_segment::close_orphan(bus, dead.instance(), t.name);
 }
 
 // The claim on the bus: held for the broker's life, released by the OS
@@ -92,7 +83,7 @@ struct broker::impl {
   std::string bus;
   platform::bus_endpoint endpoint;  // the claim; destroyed last, after remove_objects()
   std::uint64_t instance = new_instance();
-  std::vector<detail::topic_params> params;
+  std::vector<topic_params> params;
   registry reg;
   std::vector<topic_segment> topics;
   unsigned stale_removed = 0;
@@ -123,7 +114,8 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
   std::string why;
   if (auto ec = validate_bus_name(m.bus, &why)) throw_error(ec, why);
   if (opts.topics.empty()) throw_error(make_error_code(errc::invalid_argument), "the broker needs at least one topic");
-  m.params = to_params(opts.topics);
+  check_topics(opts.topics);
+  m.params = opts.topics;
   if (!opts.object_namespace.empty())
     platform::set_object_namespace(opts.object_namespace == "global" ? platform::object_namespace::global
                                                                      : platform::object_namespace::local);

@@ -28,10 +28,6 @@ std::error_code translate(std::error_code ec, std::string& what) {
   return ec;
 }
 
-topic_info info_of(const detail::topic_params& p) {
-  return {p.name, p.max_message_size, p.depth, p.type_size, p.type_tag, p.max_subscribers};
-}
-
 // For a generic action the code's own text completes the sentence; OS codes
 // get theirs from throw_error.
 [[noreturn]] void fail(std::error_code ec, const std::string& action) {
@@ -87,8 +83,7 @@ void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
            (r->state() == detail::segment_state::ready ? "is gone" : "is not ready") + ")";
     return;
   }
-  topics_.clear();
-  for (const auto& e : r->topics()) topics_.push_back(info_of(detail::params_of(e)));
+  topics_.assign(r->topics().begin(), r->topics().end());
   broker_pid_ = r->broker().pid;
   broker_start_time_ = r->broker().start_time;
   instance_ = r->instance();
@@ -180,8 +175,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
     }
     return nullptr;
   }
-  const auto& p = seg->params();
-  if (p.max_message_size != entry->max_message_size || p.depth != entry->depth || p.type_size != entry->type_size) {
+  if (seg->params() != *entry) {
     ec = make_error_code(errc::corrupt_segment);
     what = "topic '" + info.name + "': segment parameters differ from the bus registry";
     return nullptr;

@@ -16,6 +16,28 @@ std::error_code fail(errc e, std::string* why, std::string text) {
   return make_error_code(e);
 }
 
+// The checks every segment header starts with, on a private copy of it.
+struct preamble {
+  const char* what;  // "topic segment", "registry"
+  std::uint64_t magic;
+  std::uint32_t abi_version;
+  std::uint32_t header_size;
+};
+
+std::error_code check_preamble(const preamble& got, const preamble& want, std::string* why) {
+  if (got.magic != want.magic)
+    return fail(errc::corrupt_segment, why, std::string("not a shmbus ") + want.what + " (bad magic)");
+  if (got.abi_version != want.abi_version)
+    return fail(errc::abi_mismatch, why,
+                std::string(want.what) + " ABI version " + std::to_string(got.abi_version) + ", this shmbus speaks " +
+                    std::to_string(want.abi_version));
+  if (got.header_size != want.header_size)
+    return fail(errc::abi_mismatch, why,
+                std::string(want.what) + " header is " + std::to_string(got.header_size) + " bytes, expected " +
+                    std::to_string(want.header_size));
+  return {};
+}
+
 constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) noexcept { return (v + to - 1) / to * to; }
 
 // Ring depth N needs N intact messages while message N+1 is being written,
@@ -66,15 +88,19 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
   return {};
 }
 
-topic_params params_of(const topic_header& h) {
-  topic_params p;
-  p.name = std::string(fixed_string(h.name));
-  p.max_message_size = h.max_message_size;
-  p.depth = h.depth;
-  p.type_size = h.type_size;
-  p.type_tag = h.type_tag;
-  p.max_subscribers = h.max_subscribers;
-  return p;
+topic_decl encode(const topic_params& p) noexcept {
+  topic_decl d{};
+  set_fixed_string(d.name, p.name);
+  d.max_message_size = p.max_message_size;
+  d.depth = p.depth;
+  d.type_size = p.type_size;
+  d.type_tag = p.type_tag;
+  d.max_subscribers = p.max_subscribers;
+  return d;
+}
+
+topic_params decode(const topic_decl& d) {
+  return {std::string(fixed_string(d.name)), d.max_message_size, d.depth, d.type_size, d.type_tag, d.max_subscribers};
 }
 
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g) {
@@ -83,14 +109,9 @@ void init_topic_header(void* base, const topic_params& p, const topic_geometry& 
   h->abi_version = abi_version;
   h->header_size = sizeof(topic_header);
   h->total_size = g.total_size;
-  h->max_message_size = p.max_message_size;
-  h->depth = p.depth;
   h->slot_count = g.slot_count;
   h->slot_stride = g.slot_stride;
-  h->max_subscribers = p.max_subscribers;
-  h->type_size = p.type_size;
-  h->type_tag = p.type_tag;
-  set_fixed_string(h->name, p.name);
+  h->decl = encode(p);
 }
 
 std::error_code validate_topic(std::span<const std::byte> mapping, std::string_view expected_name, std::string* why) {
@@ -99,16 +120,10 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
                 "segment is " + std::to_string(mapping.size()) + " bytes, smaller than a topic header");
   topic_header h;  // a copy: the checks below must not race a concurrent writer
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (h.magic != topic_magic) return fail(errc::corrupt_segment, why, "not a shmbus topic segment (bad magic)");
-  if (h.abi_version != abi_version)
-    return fail(
-        errc::abi_mismatch, why,
-        "segment ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " + std::to_string(abi_version));
-  if (h.header_size != sizeof(topic_header))
-    return fail(errc::abi_mismatch, why,
-                "topic header is " + std::to_string(h.header_size) + " bytes, expected " +
-                    std::to_string(sizeof(topic_header)));
-  const topic_params p = params_of(h);
+  if (auto ec = check_preamble({"topic segment", h.magic, h.abi_version, h.header_size},
+                               {"topic segment", topic_magic, abi_version, sizeof(topic_header)}, why))
+    return ec;
+  const topic_params p = decode(h.decl);
   topic_geometry g{};
   std::string geometry_why;
   if (compute_geometry(p, g, &geometry_why))
@@ -154,13 +169,13 @@ std::error_code validate_registry(std::span<const std::byte> mapping, registry_h
     return fail(errc::corrupt_segment, why,
                 "registry is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (h.magic != registry_magic) return fail(errc::corrupt_segment, why, "not a shmbus registry (bad magic)");
-  if (h.abi_version != abi_version)
+  if (auto ec = check_preamble({"registry", h.magic, h.abi_version, h.header_size},
+                               {"registry", registry_magic, abi_version, sizeof(registry_header)}, why))
+    return ec;
+  if (h.entry_size != sizeof(topic_entry))
     return fail(errc::abi_mismatch, why,
-                "registry ABI version " + std::to_string(h.abi_version) + ", this shmbus speaks " +
-                    std::to_string(abi_version));
-  if (h.header_size != sizeof(registry_header) || h.entry_size != sizeof(topic_entry))
-    return fail(errc::abi_mismatch, why, "registry header or entry size differs from this shmbus");
+                "registry entries are " + std::to_string(h.entry_size) + " bytes, expected " +
+                    std::to_string(sizeof(topic_entry)));
   if (h.topic_count > max_topics_limit)
     return fail(errc::corrupt_segment, why, "registry claims " + std::to_string(h.topic_count) + " topics");
   const std::uint64_t need = sizeof(registry_header) + std::uint64_t{h.topic_count} * sizeof(topic_entry);

@@ -41,19 +41,11 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
   h->instance = instance;
   h->heartbeat_ns.store(h->started_ns, std::memory_order_relaxed);
   topic_entry* entries = topic_entries_of(r.region_.data());
-  for (std::size_t i = 0; i < topics.size(); ++i) {
-    auto* e = new (&entries[i]) topic_entry{};
-    set_fixed_string(e->name, topics[i].name);
-    e->max_message_size = topics[i].max_message_size;
-    e->depth = topics[i].depth;
-    e->type_size = topics[i].type_size;
-    e->type_tag = topics[i].type_tag;
-    e->max_subscribers = topics[i].max_subscribers;
-  }
+  for (std::size_t i = 0; i < topics.size(); ++i) new (&entries[i]) topic_entry(encode(topics[i]));
   // The magic last: a reader racing the broker's start sees "not yet valid"
   // rather than half-filled fields.
   r.keep(*h);
-  r.entries_.assign(entries, entries + topics.size());
+  r.topics_.assign(topics.begin(), topics.end());
   std::atomic_ref<std::uint64_t>(h->magic).store(registry_magic, std::memory_order_release);
   return r;
 }
@@ -74,15 +66,15 @@ registry registry::open(std::string_view bus, std::error_code& ec, std::string& 
   r.keep(validated);
   if (registry_open_hook != nullptr) registry_open_hook();
   // Sized by the validated count, which validation proved fits the mapping.
-  const topic_entry* live_entries = topic_entries_of(r.region_.data());
-  r.entries_.resize(validated.topic_count);
-  std::memcpy(static_cast<void*>(r.entries_.data()), live_entries, r.entries_.size() * sizeof(topic_entry));
+  std::vector<topic_entry> copy(validated.topic_count);
+  std::memcpy(static_cast<void*>(copy.data()), topic_entries_of(r.region_.data()), copy.size() * sizeof(topic_entry));
+  for (const topic_entry& e : copy) r.topics_.push_back(decode(e));
   return r;
 }
 
-const topic_entry* registry::find(std::string_view topic) const noexcept {
-  for (const topic_entry& e : topics())
-    if (fixed_string(e.name) == topic) return &e;
+const topic_params* registry::find(std::string_view topic) const noexcept {
+  for (const topic_params& p : topics_)
+    if (p.name == topic) return &p;
   return nullptr;
 }
 
@@ -108,16 +100,5 @@ void registry::mark_closed() noexcept {
 }
 
 void registry::beat() noexcept { live().heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed); }
-
-topic_params params_of(const topic_entry& e) {
-  topic_params p;
-  p.name = std::string(fixed_string(e.name));
-  p.max_message_size = e.max_message_size;
-  p.depth = e.depth;
-  p.type_size = e.type_size;
-  p.type_tag = e.type_tag;
-  p.max_subscribers = e.max_subscribers;
-  return p;
-}
 
 }  // namespace shmbus::detail

@@ -21,7 +21,7 @@ constexpr unsigned max_read_attempts = 1000;
 bool topic_segment::attach(std::error_code& ec, std::string& what) {
   auto* base = static_cast<std::byte*>(region_.data());
   header_ = &header_of(base);
-  params_ = params_of(*header_);
+  params_ = decode(header_->decl);
   // Recomputed from the copied parameters, so the geometry we use is one that
   // validation proved fits the mapping, whatever the header says later.
   if ((ec = compute_geometry(params_, geometry_, &what))) return false;

@@ -24,7 +24,7 @@ volatile std::uint64_t g_sink;
 void walk_topic(std::span<const std::byte> m) {
   topic_header h;
   std::memcpy(static_cast<void*>(&h), m.data(), sizeof h);
-  const topic_params p = params_of(h);
+  const topic_params p = decode(h.decl);
   topic_geometry g{};
   if (compute_geometry(p, g, nullptr)) __builtin_trap();  // validation accepted it
   // Every slot: its header and, clamped as readers clamp, its payload.

@@ -15,16 +15,13 @@
 #include <string_view>
 #include <vector>
 
+#include "shmbus/topic_params.hpp"
+
 namespace shmbus {
 
 /// One topic to create.
-struct topic_config {
-  std::string name;
-  std::uint64_t max_message_size = 4096;  ///< bytes
-  std::uint32_t depth = 1;                ///< 1 = latest value, N = ring of N
-  std::uint32_t type_size = 0;            ///< declared payload type size, 0 = raw bytes
-  std::uint32_t max_subscribers = 64;
-};
+/// A topic the broker is asked to create.
+using topic_config = topic_params;
 
 struct broker_options {
   std::string bus;  ///< empty: $SHMBUS_BUS, else "default"

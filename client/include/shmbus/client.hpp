@@ -33,6 +33,7 @@
 
 #include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
+#include "shmbus/topic_params.hpp"
 
 namespace shmbus {
 
@@ -44,14 +45,7 @@ enum class read_status;
 }  // namespace detail
 
 /// A topic as the broker declared it.
-struct topic_info {
-  std::string name;
-  std::uint64_t max_message_size = 0;  ///< bytes
-  std::uint32_t depth = 0;             ///< 1 = latest value; N = ring of N
-  std::uint32_t type_size = 0;         ///< declared payload type size, 0 = raw bytes
-  std::uint64_t type_tag = 0;
-  std::uint32_t max_subscribers = 0;
-};
+using topic_info = topic_params;
 
 /// One live subscriber of a topic, as it last reported itself.
 struct subscriber_stats {

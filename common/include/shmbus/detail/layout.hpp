@@ -31,6 +31,7 @@
 
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/named_mutex.hpp"
+#include "shmbus/topic_params.hpp"
 
 namespace shmbus::detail {
 
@@ -38,14 +39,14 @@ inline constexpr std::size_t cache_line = 64;
 // 2: a topic is a data and a control segment; publishers take the next
 // sequence from `publish_seq` (their own line), not from `write_seq`.
 // 3: the Windows event is one auto-reset event per subscriber entry.
-inline constexpr std::uint32_t abi_version = 3;
+// 4: the topic header holds its parameters as a topic_decl, as the registry does.
+inline constexpr std::uint32_t abi_version = 4;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
 inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
 
 inline constexpr std::uint64_t max_message_size_limit = 1ULL << 30;  // 1 GiB
 inline constexpr std::uint32_t max_depth_limit = 1U << 20;
-inline constexpr std::uint32_t default_max_subscribers = 64;
 inline constexpr std::uint32_t max_subscribers_limit = 4096;
 inline constexpr std::uint32_t max_topics_limit = 4096;
 
@@ -59,21 +60,31 @@ static_assert(a_u32::is_always_lock_free && a_u64::is_always_lock_free && a_i64:
 /// broker stopped or a new broker replaced this segment.
 enum class segment_state : std::uint32_t { initializing = 0, ready = 1, closed = 2 };
 
+/// A topic's parameters (shmbus::topic_params) as shared memory holds them:
+/// in the registry, one per topic, and in each topic header. Written once by
+/// the broker; read only through `decode`, and trusted only once
+/// compute_geometry has accepted the decoded copy.
+struct topic_decl {
+  char name[64];  ///< NUL-terminated
+  std::uint64_t max_message_size;
+  std::uint32_t depth;
+  std::uint32_t type_size;
+  std::uint64_t type_tag;
+  std::uint32_t max_subscribers;
+  std::uint32_t reserved0;
+};
+
 struct topic_header {
-  // Line 0: immutable after creation, validated on open.
+  // Lines 0-2: immutable after creation (the broker writes them before
+  // `ready`), validated on open.
   std::uint64_t magic;
   std::uint32_t abi_version;
-  std::uint32_t header_size;       ///< sizeof(topic_header)
-  std::uint64_t total_size;        ///< bytes of the whole segment
-  std::uint64_t max_message_size;  ///< largest payload a slot holds
-  std::uint32_t depth;             ///< messages a subscriber may fall behind
-  std::uint32_t slot_count;        ///< slots in the ring (>= depth + 1, >= 3)
-  std::uint64_t slot_stride;       ///< bytes per slot, header included
-  std::uint32_t max_subscribers;   ///< entries in the subscriber table
-  std::uint32_t type_size;         ///< declared sizeof of the payload type, 0 = raw bytes
-  std::uint64_t type_tag;          ///< declared type tag, 0 = none
-  // Line 1.
-  alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
+  std::uint32_t header_size;  ///< sizeof(topic_header)
+  std::uint64_t total_size;   ///< bytes of the whole segment
+  std::uint64_t slot_stride;  ///< bytes per slot, header included
+  std::uint32_t slot_count;   ///< slots in the ring (>= depth + 1, >= 3)
+  std::uint32_t reserved1;
+  alignas(cache_line) topic_decl decl;
   // Line 2: lifecycle, written by the broker.
   alignas(cache_line) a_u32 state;
   std::uint32_t reserved0;
@@ -163,15 +174,8 @@ struct registry_header {
   alignas(cache_line) a_i64 heartbeat_ns;
 };
 
-struct topic_entry {
-  char name[64];
-  std::uint64_t max_message_size;
-  std::uint32_t depth;
-  std::uint32_t type_size;
-  std::uint64_t type_tag;
-  std::uint32_t max_subscribers;
-  std::uint32_t reserved0;
-};
+/// A registry entry: one topic's declaration.
+using topic_entry = topic_decl;
 
 static_assert(std::is_standard_layout_v<topic_header>);
 static_assert(std::is_standard_layout_v<control_header>);
@@ -179,22 +183,14 @@ static_assert(sizeof(control_header) % cache_line == 0);
 static_assert(std::is_standard_layout_v<subscriber_entry>);
 static_assert(std::is_standard_layout_v<slot_header>);
 static_assert(std::is_standard_layout_v<registry_header>);
-static_assert(std::is_standard_layout_v<topic_entry>);
+static_assert(std::is_standard_layout_v<topic_decl>);
 static_assert(sizeof(topic_header) % cache_line == 0);
 static_assert(sizeof(subscriber_entry) == cache_line);
 static_assert(sizeof(slot_header) == cache_line);
-static_assert(sizeof(topic_entry) == 96);
+static_assert(sizeof(topic_decl) == 96);
 static_assert(alignof(topic_header) == cache_line);
 
-/// Parameters of one topic; what the broker is asked to create.
-struct topic_params {
-  std::string name;
-  std::uint64_t max_message_size = 4096;
-  std::uint32_t depth = 1;
-  std::uint32_t type_size = 0;
-  std::uint64_t type_tag = 0;
-  std::uint32_t max_subscribers = default_max_subscribers;
-};
+using shmbus::topic_params;
 
 /// The derived geometry of a topic segment.
 struct topic_geometry {
@@ -210,9 +206,11 @@ struct topic_geometry {
 /// Returns `errc::invalid_argument`/`invalid_name` with `why` filled.
 std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std::string* why);
 
-/// The parameters a topic header declares (unvalidated: feed them to
-/// compute_geometry before use).
-topic_params params_of(const topic_header& h);
+/// The one conversion between topic_params and their shared-memory form.
+/// `decode` reads a private copy (never a live mapping) and does not
+/// validate: feed its result to compute_geometry before trusting it.
+topic_decl encode(const topic_params& p) noexcept;
+topic_params decode(const topic_decl& d);
 
 /// Writes a fresh header into zeroed memory (state stays `initializing`).
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g);

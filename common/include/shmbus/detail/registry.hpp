@@ -34,9 +34,10 @@ class registry {
   static registry open(std::string_view bus, std::error_code& ec, std::string& what);
 
   [[nodiscard]] bool is_open() const noexcept { return region_.is_open(); }
-  /// The validated private copy of the topic entries.
-  [[nodiscard]] std::span<const topic_entry> topics() const noexcept { return entries_; }
-  [[nodiscard]] const topic_entry* find(std::string_view topic) const noexcept;
+  /// The topics, decoded from a private copy of the entries (unvalidated:
+  /// a topic's segment is validated when it is opened).
+  [[nodiscard]] std::span<const topic_params> topics() const noexcept { return topics_; }
+  [[nodiscard]] const topic_params* find(std::string_view topic) const noexcept;
   [[nodiscard]] segment_state state() const noexcept;
   [[nodiscard]] platform::process_identity broker() const noexcept;
   [[nodiscard]] std::uint64_t instance() const noexcept { return instance_; }
@@ -61,10 +62,7 @@ class registry {
   void keep(const registry_header& validated) noexcept;
   std::uint64_t instance_ = 0;
   platform::process_identity broker_{};
-  std::vector<topic_entry> entries_;
+  std::vector<topic_params> topics_;
 };
-
-/// Parameters recorded for a topic in the registry.
-topic_params params_of(const topic_entry& e);
 
 }  // namespace shmbus::detail
