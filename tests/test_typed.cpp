@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "shmbus/client.hpp"
-#include "shmbus/detail/topic_segment.hpp"
+#include "shmbus/detail/publisher_port.hpp"
 #include "shmbus/platform/process.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
@@ -42,8 +42,8 @@ std::string code_name(const std::error_code& ec) {
 
 // Publishes message `id` of `size` bytes by `form`: "span", "text" (the
 // string_view overload), "ec" (the error_code overload), "raw"
-// (detail::topic_segment::publish, below the client API). Reports one line.
-void publish_one(publisher& pub, detail::topic_segment& raw, const std::string& form, std::size_t size,
+// (detail::publisher_port::publish, below the client API). Reports one line.
+void publish_one(publisher& pub, detail::publisher_port& raw, const std::string& form, std::size_t size,
                  std::uint64_t id) {
   std::vector<std::byte> buf(size);
   if (size >= 16) make_payload(id, buf);
@@ -78,7 +78,7 @@ void publish_one(publisher& pub, detail::topic_segment& raw, const std::string& 
 SHMBUS_CHILD("typed-publisher")(const std::vector<std::string>& a) {
   bus b(a.at(0));
   auto pub = b.make_publisher(a.at(1));  // untyped open: the topic's own rule must hold
-  auto raw = open_raw(a.at(0), a.at(1));
+  detail::publisher_port raw(open_raw(a.at(0), a.at(1)));
   std::uint64_t id = 0;
   for (const auto& item : split(a.at(2))) {
     const auto colon = item.find(':');

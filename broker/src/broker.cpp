@@ -7,8 +7,8 @@
 #include <set>
 #include <thread>
 
+#include "shmbus/detail/broker_port.hpp"
 #include "shmbus/detail/registry.hpp"
-#include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
 #include "shmbus/platform/bus_endpoint.hpp"
@@ -16,8 +16,8 @@
 namespace shmbus {
 namespace {
 
+using detail::broker_port;
 using detail::registry;
-using detail::topic_segment;
 
 void check_topics(const std::vector<topic_config>& topics) {
   std::set<std::string> seen;
@@ -34,7 +34,7 @@ void check_topics(const std::vector<topic_config>& topics) {
 // clients still mapping them learn that they are gone instead of waiting for
 // ever.
 void close_orphan_topics(const registry& dead, std::string_view bus) {
-  for (const auto& t : dead.topics()) topic_segment::close_orphan(bus, dead.instance(), t.name);
+  for (const auto& t : dead.topics()) broker_port::close_orphan(bus, dead.instance(), t.name);
 }
 
 // The claim on the bus: held for the broker's life, released by the OS
@@ -85,14 +85,14 @@ struct broker::impl {
   std::uint64_t instance = new_instance();
   std::vector<topic_params> params;
   registry reg;
-  std::vector<topic_segment> topics;
+  std::vector<broker_port> topics;
   unsigned stale_removed = 0;
 
   void remove_objects() noexcept {
     std::error_code ec;
     for (auto& t : topics) {
       t.close();
-      const std::string object = detail::topic_object_name(bus, instance, t.name());
+      const std::string object = detail::topic_object_name(bus, instance, t.params().name);
       platform::shared_memory_region::remove(object, ec);
     }
     // Unlink before marking closed: a new broker then finds either our ready
@@ -146,7 +146,7 @@ broker::broker(broker_options opts) : impl_(std::make_unique<impl>()) {
     for (const auto& p : m.params) {
       std::error_code ec;
       std::string what;
-      m.topics.push_back(topic_segment::create(m.bus, m.instance, p, perms, ec, what));
+      m.topics.push_back(broker_port::create(m.bus, m.instance, p, perms, ec, what));
       if (ec) throw_error(ec, what);
       const auto& t = m.topics.back();
       m.endpoint.offer(detail::control_object_name(detail::topic_object_name(m.bus, m.instance, p.name)),
@@ -188,16 +188,16 @@ unsigned broker::stale_objects_removed() const noexcept { return impl_->stale_re
 void broker::maintain() {
   impl_->reg.beat();
   for (auto& t : impl_->topics) {
-    if (const unsigned n = t.reap_dead_subscribers(); n != 0)
-      spdlog::info("topic '{}': released {} subscriber slot(s) of exited processes", t.name(), n);
+    if (const unsigned n = t.reap(); n != 0)
+      spdlog::info("topic '{}': released {} subscriber slot(s) of exited processes", t.params().name, n);
   }
 }
 
 std::vector<topic_status> broker::status() const {
   std::vector<topic_status> out;
   for (const auto& t : impl_->topics) {
-    out.push_back({std::string(t.name()), t.newest(), t.header().mutex_recoveries.load(std::memory_order_relaxed),
-                   t.live_subscribers()});
+    const topic_stats st = t.snapshot();
+    out.push_back({st.info.name, st.published, st.mutex_recoveries, st.live_subscribers});
   }
   return out;
 }

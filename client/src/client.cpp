@@ -6,15 +6,17 @@
 #include <cerrno>
 #include <utility>
 
-#include "shmbus/detail/cpu_relax.hpp"
+#include "shmbus/detail/observer_port.hpp"
+#include "shmbus/detail/publisher_port.hpp"
 #include "shmbus/detail/registry.hpp"
-#include "shmbus/detail/topic_segment.hpp"
+#include "shmbus/detail/subscriber_port.hpp"
 
 namespace shmbus {
 namespace {
 
+using detail::publisher_port;
 using detail::registry;
-using detail::topic_segment;
+using detail::subscriber_port;
 
 // OS codes that have a shmbus meaning become shmbus codes; the native code
 // and the call stay in the message.
@@ -112,35 +114,17 @@ std::uint64_t bus::broker_pid() const noexcept { return broker_pid_; }
 std::vector<topic_stats> bus::stats() const {
   std::vector<topic_stats> out;
   for (const auto& info : topics_) {
-    topic_stats st;
-    st.info = info;
     std::error_code ec;
     std::string what;
-    auto seg = topic_segment::open(name_, instance_, st.info.name, detail::topic_role::observe, ec, what);
+    const auto port = detail::observer_port::open(name_, instance_, info, ec, what);
     if (ec) throw_error(translate(ec, what), what);
-    const auto& h = seg.header();
-    st.published = seg.newest();
-    st.bytes_published = h.bytes_published.load(std::memory_order_relaxed);
-    st.mutex_recoveries = h.mutex_recoveries.load(std::memory_order_relaxed);
-    st.torn_discarded = h.torn_discarded.load(std::memory_order_relaxed);
-    st.last_publish_ns = h.last_publish_ns.load(std::memory_order_relaxed);
-    for (const detail::subscriber_entry& e : seg.subscribers()) {
-      if (detail::sub_phase(e.state.load(std::memory_order_acquire)) != detail::sub_live) continue;
-      const platform::process_identity who{e.pid.load(std::memory_order_relaxed),
-                                           e.start_time.load(std::memory_order_relaxed)};
-      if (!platform::is_alive(who)) continue;
-      st.subscribers.push_back({who.pid, e.read_seq.load(std::memory_order_relaxed),
-                                e.received.load(std::memory_order_relaxed), e.missed.load(std::memory_order_relaxed),
-                                e.waiting.load(std::memory_order_relaxed) != 0});
-    }
-    st.live_subscribers = static_cast<unsigned>(st.subscribers.size());
-    out.push_back(std::move(st));
+    out.push_back(port.snapshot());
   }
   return out;
 }
 
-std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size_t type_size, bool publish,
-                                               topic_info& info, std::error_code& ec, std::string& what) const {
+const topic_info* bus::find_topic(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                                  std::string& what) const {
   what = bus_label(name_) + ", topic '" + std::string(topic) + "'";
   if ((ec = validate_topic_name(topic, &what))) return nullptr;
   const auto entry = std::find_if(topics_.begin(), topics_.end(), [&](const topic_info& t) { return t.name == topic; });
@@ -152,7 +136,7 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
            "' (topics: " + (known.empty() ? "none" : known) + ")";
     return nullptr;
   }
-  info = *entry;
+  const topic_info& info = *entry;
   if (type_size != 0) {
     const bool declared = info.type_size != 0;
     if ((declared && type_size != info.type_size) || type_size > info.max_message_size) {
@@ -164,53 +148,38 @@ std::unique_ptr<topic_segment> bus::open_topic(std::string_view topic, std::size
       return nullptr;
     }
   }
-  auto seg = std::make_unique<topic_segment>(topic_segment::open(
-      name_, instance_, topic, publish ? detail::topic_role::publish : detail::topic_role::subscribe, ec, what));
-  if (ec) {
-    if (ec == std::errc::no_such_file_or_directory) {
-      ec = make_error_code(errc::topic_closed);
-      what = "topic '" + info.name + "' is listed but its segment is gone (broker stopping?)";
-    } else {
-      ec = translate(ec, what);
-    }
-    return nullptr;
-  }
-  if (seg->params() != *entry) {
-    ec = make_error_code(errc::corrupt_segment);
-    what = "topic '" + info.name + "': segment parameters differ from the bus registry";
-    return nullptr;
-  }
-  if (!seg->ready() || !broker_alive()) {
-    // Closed, or (after a broker restart) a segment whose new broker has not
-    // finished it: its mutex may not even be initialised yet.
+  return &info;
+}
+
+bool bus::opened(const topic_info& info, std::error_code& ec, std::string& what) const {
+  if (ec == std::errc::no_such_file_or_directory) {
+    ec = make_error_code(errc::topic_closed);
+    what = "topic '" + info.name + "' is listed but its segment is gone (broker stopping?)";
+  } else if (ec) {
+    ec = translate(ec, what);
+  } else if (!broker_alive()) {
     ec = make_error_code(errc::topic_closed);
     what = "topic '" + info.name + "' is not open: its broker stopped or was restarted; reopen the bus";
-    return nullptr;
   }
-  return seg;
+  return !ec;
 }
 
 publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
                               std::string& what) const {
-  topic_info info;
-  auto seg = open_topic(topic, type_size, true, info, ec, what);
-  if (ec) return publisher(nullptr, {});
-  return publisher(std::move(seg), std::move(info));
+  const topic_info* info = find_topic(topic, type_size, ec, what);
+  if (info == nullptr) return publisher(nullptr, {});
+  auto port = std::make_unique<publisher_port>(publisher_port::open(name_, instance_, *info, ec, what));
+  if (!opened(*info, ec, what)) return publisher(nullptr, {});
+  return publisher(std::move(port), *info);
 }
 
 subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
                                 std::string& what) const {
-  topic_info info;
-  auto seg = open_topic(topic, type_size, false, info, ec, what);
-  if (ec) return subscriber(nullptr, {}, -1);
-  std::uint64_t registered = 0;
-  const int entry = seg->register_subscriber(registered, ec);
-  if (ec) {
-    what = "topic '" + info.name + "': all " + std::to_string(info.max_subscribers) +
-           " subscriber slots are in use by live processes";
-    return subscriber(nullptr, {}, -1);
-  }
-  return subscriber(std::move(seg), std::move(info), entry, registered);
+  const topic_info* info = find_topic(topic, type_size, ec, what);
+  if (info == nullptr) return subscriber(nullptr, {});
+  auto port = std::make_unique<subscriber_port>(subscriber_port::open(name_, instance_, *info, ec, what));
+  if (!opened(*info, ec, what)) return subscriber(nullptr, {});
+  return subscriber(std::move(port), *info);
 }
 
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
@@ -245,31 +214,31 @@ subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, s
     return open_subscriber(topic, type_size, ec, what);
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
-    return subscriber(nullptr, {}, -1);
+    return subscriber(nullptr, {});
   }
 }
 
 // ---- publisher -------------------------------------------------------------
 
-publisher::publisher(std::unique_ptr<topic_segment> seg, topic_info info)
-    : seg_(std::move(seg)), info_(std::move(info)) {}
+publisher::publisher(std::unique_ptr<publisher_port> port, topic_info info)
+    : port_(std::move(port)), info_(std::move(info)) {}
 publisher::publisher(publisher&&) noexcept = default;
 publisher& publisher::operator=(publisher&&) noexcept = default;
 publisher::~publisher() = default;
 
 std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
-  if (!seg_) {
+  if (!port_) {
     ec = make_error_code(errc::invalid_argument);
     return 0;
   }
-  const std::uint64_t recoveries = seg_->header().mutex_recoveries.load(std::memory_order_relaxed);
-  const std::uint64_t seq = seg_->publish(payload, ec);
-  if (seg_->header().mutex_recoveries.load(std::memory_order_relaxed) != recoveries) {
+  detail::recovery_report recovery;
+  const std::uint64_t seq = port_->publish(payload, ec, &recovery);
+  if (recovery.recovered) {
     try {
       spdlog::warn(
           "shmbus: topic '{}': a publisher died holding the topic mutex; recovered "
           "(recoveries so far: {}, half-written messages discarded: {})",
-          info_.name, seg_->header().mutex_recoveries.load(), seg_->header().torn_discarded.load());
+          info_.name, recovery.recoveries, recovery.torn_discarded);
     } catch (...) {
     }
   }
@@ -290,87 +259,31 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   fail_on(info_, ec, "publish to");
 }
 
-std::uint64_t publisher::mutex_recoveries() const noexcept {
-  return seg_ ? seg_->header().mutex_recoveries.load(std::memory_order_relaxed) : 0;
-}
+std::uint64_t publisher::mutex_recoveries() const noexcept { return port_ ? port_->mutex_recoveries() : 0; }
 
 // ---- subscriber ------------------------------------------------------------
 
-subscriber::subscriber(std::unique_ptr<topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state)
-    : seg_(std::move(seg)), info_(std::move(info)), entry_(entry), entry_state_(entry_state) {
-  if (!seg_) return;
-  next_ = seg_->newest() + 1;
-  // Caught up so far: without this, `shmbus stat` would count every message
-  // published before we subscribed as our lag.
-  if (entry_ >= 0)
-    seg_->subscribers()[static_cast<std::size_t>(entry_)].read_seq.store(next_ - 1, std::memory_order_relaxed);
-}
+subscriber::subscriber(std::unique_ptr<subscriber_port> port, topic_info info)
+    : port_(std::move(port)), info_(std::move(info)) {}
+subscriber::subscriber(subscriber&&) noexcept = default;
+subscriber& subscriber::operator=(subscriber&&) noexcept = default;
+subscriber::~subscriber() = default;
 
-subscriber::subscriber(subscriber&& o) noexcept
-    : seg_(std::move(o.seg_)),
-      info_(std::move(o.info_)),
-      entry_(std::exchange(o.entry_, -1)),
-      entry_state_(o.entry_state_),
-      next_(o.next_),
-      pending_missed_(o.pending_missed_),
-      missed_total_(o.missed_total_),
-      received_total_(o.received_total_),
-      strategy_(o.strategy_) {}
-
-subscriber& subscriber::operator=(subscriber&& o) noexcept {
-  if (this != &o) {
-    if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
-    seg_ = std::move(o.seg_);
-    info_ = std::move(o.info_);
-    entry_ = std::exchange(o.entry_, -1);
-    entry_state_ = o.entry_state_;
-    next_ = o.next_;
-    pending_missed_ = o.pending_missed_;
-    missed_total_ = o.missed_total_;
-    received_total_ = o.received_total_;
-    strategy_ = o.strategy_;
-  }
-  return *this;
-}
-
-subscriber::~subscriber() {
-  if (seg_) seg_->unregister_subscriber(entry_, entry_state_);
-}
-
-detail::subscriber_entry* subscriber::own_entry() noexcept {
-  if (entry_ < 0) return nullptr;
-  detail::subscriber_entry* e = seg_->owned_subscriber(entry_, entry_state_);
-  // Reaped (our registered process looked dead: we daemonised): the entry may
-  // be someone else's now, so stop writing it. What remains is the window
-  // between this check and the caller's stores; see docs/design.md.
-  if (e == nullptr) entry_ = -1;
-  return e;
-}
-
-void subscriber::account(const message_info& info) noexcept {
-  missed_total_ += info.missed;
-  ++received_total_;
-  detail::subscriber_entry* e = own_entry();
-  if (e == nullptr) return;
-  e->read_seq.store(info.sequence, std::memory_order_relaxed);
-  e->missed.store(missed_total_, std::memory_order_relaxed);
-  e->received.store(received_total_, std::memory_order_relaxed);
-}
+std::uint64_t subscriber::missed_total() const noexcept { return port_ ? port_->missed_total() : 0; }
+std::uint64_t subscriber::received_total() const noexcept { return port_ ? port_->received_total() : 0; }
 
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept {
-  if (!seg_) {
+  if (!port_) {
     ec = make_error_code(errc::invalid_argument);
     return std::nullopt;
   }
-  detail::read_meta meta;
-  const auto status = read_next(buffer, meta, ec);
+  message_info info;
+  const auto status = port_->read(buffer, info, ec);
   if (ec || status == detail::read_status::empty) return std::nullopt;
   if (status == detail::read_status::buffer_too_small) {
     ec = make_error_code(errc::buffer_too_small);
     return std::nullopt;
   }
-  message_info info{meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0)};
-  account(info);
   return info;
 }
 
@@ -384,33 +297,19 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
   return got;
 }
 
-detail::read_status subscriber::read_next(std::span<std::byte> dst, detail::read_meta& meta,
-                                          std::error_code& ec) noexcept {
-  const auto status = seg_->read(next_, dst, meta, ec);
-  // Skips found on an attempt that could not deliver are reported with the
-  // message that is finally delivered.
-  pending_missed_ += meta.missed;
-  // What was published before a close is read first; then the reader is
-  // told, so a strategy spinning over try_read does not spin for ever.
-  if (!ec && status == detail::read_status::empty && seg_->gone()) ec = make_error_code(errc::topic_closed);
-  return status;
-}
-
 bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
   ec.clear();
-  if (!seg_) {
+  if (!port_) {
     ec = make_error_code(errc::invalid_argument);
     return false;
   }
-  detail::read_meta meta;
-  const auto status = read_next(scratch, meta, ec);
+  message_info got;
+  const auto status = port_->read(scratch, got, ec);
   if (ec || status == detail::read_status::empty) return false;
   // A message larger than the type stays at the cursor after read(); a typed
   // read consumes it all the same, so that one bad message cannot block the
   // stream. (Its bytes were validated but not copied.)
-  if (status == detail::read_status::buffer_too_small) next_ = meta.sequence + 1;
-  const message_info got{meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0)};
-  account(got);
+  if (status == detail::read_status::buffer_too_small) port_->skip(got);
   if (info != nullptr) *info = got;
   if (got.size != scratch.size()) {
     ec = make_error_code(errc::type_size_mismatch);
@@ -463,78 +362,11 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
                                 std::error_code& ec) noexcept {
   ec.clear();
-  if (!seg_) {
+  if (!port_) {
     ec = make_error_code(errc::invalid_argument);
     return false;
   }
-  // Already there: no clock read, nothing else.
-  if (seg_->newest() >= next_) return true;
-  using clock = platform::named_event::clock;
-  const bool timed = timeout.has_value() || how.mode == wait_mode::spin_then_block;
-  const auto now = timed ? clock::now() : clock::time_point{};
-  std::optional<clock::time_point> deadline;
-  // A timeout too large to add to now() means "for ever", not overflow.
-  if (timeout && *timeout < clock::time_point::max() - now) deadline = now + *timeout;
-  if (how.mode == wait_mode::block) return block_until(deadline, ec);
-
-  std::optional<clock::time_point> spin_end = deadline;
-  if (how.mode == wait_mode::spin_then_block && (!deadline || how.spin < *deadline - now))
-    spin_end = now + std::max(how.spin, duration::zero());
-  switch (poll_until(spin_end)) {
-    case poll_result::available: return true;
-    case poll_result::closed: ec = make_error_code(errc::topic_closed); return false;
-    case poll_result::timed_out: break;
-  }
-  if (how.mode == wait_mode::busy_poll || (deadline && spin_end == deadline)) return false;
-  return block_until(deadline, ec);
-}
-
-subscriber::poll_result subscriber::poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept {
-  using clock = std::chrono::steady_clock;
-  // Reading the clock costs tens of nanoseconds (user space, but not free):
-  // look at it, and at whether the topic is gone, every few dozen polls only.
-  constexpr unsigned polls_per_check = 32;
-  for (;;) {
-    for (unsigned i = 0; i < polls_per_check; ++i) {
-      if (seg_->newest() >= next_) return poll_result::available;
-      detail::cpu_relax();
-    }
-    if (seg_->gone()) return poll_result::closed;
-    if (until && clock::now() >= *until)
-      return seg_->newest() >= next_ ? poll_result::available : poll_result::timed_out;
-  }
-}
-
-bool subscriber::block_until(std::optional<std::chrono::steady_clock::time_point> deadline,
-                             std::error_code& ec) noexcept {
-  using clock = platform::named_event::clock;
-  auto& event = seg_->event();
-  for (;;) {
-    // Token before the check: a publish after the check bumps the token, so
-    // the wait below returns at once instead of sleeping through it.
-    const auto token = event.prepare_wait();
-    if (seg_->newest() >= next_) return true;
-    if (seg_->gone()) {
-      ec = make_error_code(errc::topic_closed);
-      return false;
-    }
-    detail::subscriber_entry* entry = own_entry();
-    if (entry) entry->waiting.store(1, std::memory_order_relaxed);
-    // Sleep in slices so that a topic closed without a wake is noticed (gone()).
-    const auto slice_end = clock::now() + std::chrono::nanoseconds(detail::topic_segment::wait_slice_ns);
-    const bool last_slice = deadline && *deadline <= slice_end;
-    bool signaled = false;
-    try {
-      signaled = event.wait(token, static_cast<std::uint32_t>(entry_), last_slice ? *deadline : slice_end);
-    } catch (const std::system_error& e) {
-      ec = e.code();  // the OS refused to wait (e.g. futex forbidden): never spin
-    } catch (...) {
-      ec = make_error_code(std::errc::not_enough_memory);
-    }
-    if (entry) entry->waiting.store(0, std::memory_order_relaxed);
-    if (ec) return false;
-    if (!signaled && last_slice) return seg_->newest() >= next_;
-  }
+  return port_->wait(timeout, how, ec);
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {
@@ -566,50 +398,21 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_st
 }
 
 bool subscriber::latest(message& m) {
-  if (!seg_) fail(make_error_code(errc::invalid_argument), "latest() on an empty subscriber");
-  const std::uint64_t newest = seg_->newest();
-  if (newest == 0) return false;
-  if (next_ <= newest) {
-    pending_missed_ += newest - next_;
-    next_ = newest;
-    return try_read(m);
-  }
-  // The newest was already consumed: copy it again, without counting it.
+  if (!port_) fail(make_error_code(errc::invalid_argument), "latest() on an empty subscriber");
   if (m.buffer_.size() < info_.max_message_size) m.buffer_.resize(info_.max_message_size);
-  std::uint64_t cursor = newest;
-  detail::read_meta meta;
   std::error_code ec;
-  const auto status = seg_->read(cursor, std::span<std::byte>(m.buffer_), meta, ec);
+  const bool got = port_->latest(std::span<std::byte>(m.buffer_), m.info_, ec);
   if (ec) fail_on(info_, ec, "read from");
-  if (status != detail::read_status::ok) return false;
-  if (meta.sequence >= next_) {  // overtaken meanwhile: a new message after all
-    m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, std::exchange(pending_missed_, 0) + meta.sequence - next_};
-    next_ = meta.sequence + 1;
-    account(m.info_);
-    return true;
-  }
-  m.info_ = {meta.sequence, meta.timestamp_ns, meta.size, 0};
-  return true;
+  return got;
 }
 
 bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>)) {
-  if (!seg_) fail(make_error_code(errc::invalid_argument), "read_view() on an empty subscriber");
+  if (!port_) fail(make_error_code(errc::invalid_argument), "read_view() on an empty subscriber");
   std::error_code ec;
-  message_info delivered;
-  const bool got = seg_->read_in_place(
-      next_, pending_missed_,
-      [&](const detail::read_meta& meta, std::span<const std::byte> payload) {
-        delivered = {meta.sequence, meta.timestamp_ns, meta.size, meta.missed};
-        call(ctx, delivered, payload);
-      },
-      ec);
+  const bool got = port_->read_in_place(
+      [&](const message_info& info, std::span<const std::byte> payload) { call(ctx, info, payload); }, ec);
   if (ec) fail_on(info_, ec, "read from");
-  if (!got) {
-    if (seg_->gone()) fail_on(info_, make_error_code(errc::topic_closed), "read from");
-    return false;
-  }
-  account(delivered);
-  return true;
+  return got;
 }
 
 }  // namespace shmbus

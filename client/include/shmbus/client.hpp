@@ -34,92 +34,14 @@
 #include "shmbus/error.hpp"
 #include "shmbus/names.hpp"
 #include "shmbus/topic_params.hpp"
+#include "shmbus/types.hpp"
 
 namespace shmbus {
 
 namespace detail {
-class topic_segment;
-struct subscriber_entry;
-struct read_meta;
-enum class read_status;
+class publisher_port;
+class subscriber_port;
 }  // namespace detail
-
-/// A topic as the broker declared it.
-using topic_info = topic_params;
-
-/// One live subscriber of a topic, as it last reported itself.
-struct subscriber_stats {
-  std::uint64_t pid = 0;
-  std::uint64_t last_read = 0;  ///< sequence it consumed last (at subscribe: the newest then)
-  std::uint64_t received = 0;   ///< messages it consumed
-  std::uint64_t missed = 0;     ///< messages it was told it missed (overrun or conflated)
-  bool waiting = false;         ///< blocked in wait() right now
-};
-
-/// Live figures of one topic, read from its segment. Counters only grow
-/// while the broker runs; rates come from two snapshots.
-struct topic_stats {
-  topic_info info;
-  std::uint64_t published = 0;  ///< sequence of the newest message
-  std::uint64_t bytes_published = 0;
-  unsigned live_subscribers = 0;              ///< registered subscribers whose process runs
-  std::uint64_t mutex_recoveries = 0;         ///< publishers that died holding the mutex
-  std::uint64_t torn_discarded = 0;           ///< half-written messages those recoveries discarded
-  std::int64_t last_publish_ns = 0;           ///< platform::monotonic_ns() of the last publish; 0 = never
-  std::vector<subscriber_stats> subscribers;  ///< the live ones
-
-  /// Messages published but not yet consumed by the slowest live
-  /// subscriber (0 without subscribers). Past `info.depth` it is losing
-  /// messages.
-  [[nodiscard]] std::uint64_t slowest_lag() const noexcept {
-    std::uint64_t lag = 0;
-    for (const auto& s : subscribers)
-      if (published > s.last_read && published - s.last_read > lag) lag = published - s.last_read;
-    return lag;
-  }
-  /// Messages the live subscribers were told they missed, summed.
-  [[nodiscard]] std::uint64_t missed() const noexcept {
-    std::uint64_t n = 0;
-    for (const auto& s : subscribers) n += s.missed;
-    return n;
-  }
-};
-
-/// Facts about one delivered message.
-struct message_info {
-  std::uint64_t sequence = 0;     ///< 1, 2, 3 ... per topic, set by the publisher
-  std::int64_t timestamp_ns = 0;  ///< when publish() was called: platform::monotonic_ns() (steady clock), ns
-  std::size_t size = 0;           ///< payload bytes
-  std::uint64_t missed = 0;       ///< messages this subscriber skipped right before this one
-};
-
-/// How a subscriber waits for its next message.
-enum class wait_mode {
-  /// Sleep in the kernel (futex / event). An idle subscriber uses no CPU; the
-  /// publisher pays a wake system call, and the subscriber a scheduler
-  /// wake-up, for each message that finds it asleep.
-  block,
-  /// Spin on the topic's sequence word with a CPU pause hint. Lowest latency
-  /// and no system call on either side, but one core stays busy while idle:
-  /// for subscribers that own a pinned core.
-  busy_poll,
-  /// Busy-poll for `wait_strategy::spin`, then block: messages that come
-  /// quickly are caught at busy-poll latency, a quiet topic costs only the
-  /// spin per wait.
-  spin_then_block,
-};
-
-/// A wait mode and, for `spin_then_block`, how long to spin before sleeping.
-struct wait_strategy {
-  wait_mode mode = wait_mode::block;
-  std::chrono::nanoseconds spin = std::chrono::microseconds(50);  ///< spin_then_block only
-
-  [[nodiscard]] static constexpr wait_strategy blocking() noexcept { return {wait_mode::block, {}}; }
-  [[nodiscard]] static constexpr wait_strategy busy_polling() noexcept { return {wait_mode::busy_poll, {}}; }
-  [[nodiscard]] static constexpr wait_strategy spin_then_blocking(std::chrono::nanoseconds spin_for) noexcept {
-    return {wait_mode::spin_then_block, spin_for};
-  }
-};
 
 /// A message copied out of shared memory; reusing one avoids allocation.
 class message {
@@ -198,8 +120,8 @@ class publisher {
 
  private:
   friend class bus;
-  publisher(std::unique_ptr<detail::topic_segment> seg, topic_info info);
-  std::unique_ptr<detail::topic_segment> seg_;
+  publisher(std::unique_ptr<detail::publisher_port> port, topic_info info);
+  std::unique_ptr<detail::publisher_port> port_;
   topic_info info_;
 };
 
@@ -294,34 +216,20 @@ class subscriber {
 
   [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
   /// Total messages this subscriber was told it missed.
-  [[nodiscard]] std::uint64_t missed_total() const noexcept { return missed_total_; }
-  [[nodiscard]] std::uint64_t received_total() const noexcept { return received_total_; }
+  [[nodiscard]] std::uint64_t missed_total() const noexcept;
+  [[nodiscard]] std::uint64_t received_total() const noexcept;
 
  private:
   friend class bus;
-  subscriber(std::unique_ptr<detail::topic_segment> seg, topic_info info, int entry, std::uint64_t entry_state = 0);
-  void account(const message_info& info) noexcept;
-  detail::subscriber_entry* own_entry() noexcept;
+  subscriber(std::unique_ptr<detail::subscriber_port> port, topic_info info);
   // The typed reads: the next message into `scratch` if it is exactly
   // scratch.size() bytes, else type_size_mismatch with the message consumed.
   bool read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept;
-  // One read at the cursor: skips carried to the next delivery, and
-  // topic_closed once a closed topic is empty.
-  detail::read_status read_next(std::span<std::byte> dst, detail::read_meta& meta, std::error_code& ec) noexcept;
   [[noreturn]] void throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
-  enum class poll_result { available, closed, timed_out };
-  poll_result poll_until(std::optional<std::chrono::steady_clock::time_point> until) noexcept;
-  bool block_until(std::optional<std::chrono::steady_clock::time_point> deadline, std::error_code& ec) noexcept;
 
-  std::unique_ptr<detail::topic_segment> seg_;
+  std::unique_ptr<detail::subscriber_port> port_;
   topic_info info_;
-  int entry_ = -1;
-  std::uint64_t entry_state_ = 0;  // the entry's state word as we registered it: our claim on it
-  std::uint64_t next_ = 1;
-  std::uint64_t pending_missed_ = 0;
-  std::uint64_t missed_total_ = 0;
-  std::uint64_t received_total_ = 0;
   wait_strategy strategy_;
 };
 
@@ -376,9 +284,12 @@ class bus {
   publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec, std::string& what) const;
   subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
                              std::string& what) const;
-  // Publishers map a topic's messages read-write, subscribers read-only.
-  std::unique_ptr<detail::topic_segment> open_topic(std::string_view topic, std::size_t type_size, bool publish,
-                                                    topic_info& info, std::error_code& ec, std::string& what) const;
+  // The registry's declaration of `topic`, checked against the caller's type.
+  const topic_info* find_topic(std::string_view topic, std::size_t type_size, std::error_code& ec,
+                               std::string& what) const;
+  // The API's errors for a port that failed to open (or opened on a bus
+  // whose broker went away meanwhile). False when it did not open.
+  bool opened(const topic_info& info, std::error_code& ec, std::string& what) const;
   // What the registry said when the bus was opened. The registry itself is
   // not kept mapped: on Windows that would keep a dead broker's registry
   // alive and in the way of its successor.

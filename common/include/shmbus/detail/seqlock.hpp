@@ -1,0 +1,142 @@
+#pragma once
+/// \file
+/// The seqlock on a topic's ring of slots: how a publisher writes a slot
+/// (`write_begin` / `write_end`) and the one read loop every read path uses
+/// (`seqlock_read`: copy, zero-copy view, latest value). docs/design.md
+/// ("The seqlock") argues why it is correct; tests/model/seqlock.pml checks it.
+///
+/// Inline, because the read is the subscriber's hot path.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <system_error>
+
+#include "shmbus/detail/layout.hpp"
+#include "shmbus/error.hpp"
+#include "shmbus/types.hpp"
+
+namespace shmbus::detail {
+
+/// Test-only: called by a reader right after it loaded `write_seq` (the
+/// argument), before it looks at the slot, so a test can make that load
+/// stale by publishing, killing and recovering meanwhile. Null in production.
+inline void (*read_hook)(std::uint64_t write_seq) = nullptr;
+
+enum class read_status { ok, empty, buffer_too_small };
+
+/// A topic's ring as readers and writers use it: where it lies in this
+/// process's mapping, and its geometry from the validated private copy of
+/// the parameters (never re-read from shared memory).
+struct ring_view {
+  const a_u64* write_seq = nullptr;  ///< in the topic header
+  std::byte* slots = nullptr;
+  std::uint64_t slot_stride = 0;
+  std::uint32_t slot_count = 0;
+  std::uint32_t depth = 0;
+  std::uint64_t max_message_size = 0;
+
+  [[nodiscard]] slot_header& slot(std::uint64_t seq) const noexcept {
+    return *reinterpret_cast<slot_header*>(slots + (seq % slot_count) * slot_stride);
+  }
+  [[nodiscard]] static std::byte* payload(slot_header& s) noexcept { return reinterpret_cast<std::byte*>(&s + 1); }
+  /// Newest complete message (0 = none).
+  [[nodiscard]] std::uint64_t newest() const noexcept { return write_seq->load(std::memory_order_seq_cst); }
+};
+
+// ---- writer (holds the publish right) --------------------------------------
+
+/// Marks slot `s` as being written with message `seq`: the odd marker first,
+/// and the release fence keeps the payload stores from becoming visible
+/// before it.
+inline void write_begin(slot_header& s, std::uint64_t seq) noexcept {
+  s.seq.store(2 * seq - 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
+/// Completes message `seq` in slot `s` (payload already copied in).
+inline void write_end(slot_header& s, std::uint64_t seq, std::uint64_t size, std::int64_t timestamp_ns) noexcept {
+  s.size.store(size, std::memory_order_relaxed);
+  s.timestamp_ns.store(timestamp_ns, std::memory_order_relaxed);
+  s.seq.store(2 * seq, std::memory_order_release);
+}
+
+// ---- reader ----------------------------------------------------------------
+
+namespace seqlock_detail {
+
+// A reader lapped this many times in a row by the publisher gives up for
+// now (reports nothing) rather than spin without bound.
+inline constexpr unsigned max_read_attempts = 1000;
+
+// Decides what to do when a slot's word does not match: a lapped slot means
+// retry further ahead; a word that can never match, or too many retries,
+// ends the attempt (`ec` set only for corruption). A complete slot holds
+// 2*seq and a slot's word never decreases (recovery leaves a torn slot's odd
+// marker), so anything below 2*wanted for a message at or before write_seq
+// was never written by a publisher.
+inline bool may_retry(std::uint64_t slot_word, std::uint64_t wanted, unsigned& attempts,
+                      std::error_code& ec) noexcept {
+  if (slot_word < 2 * wanted) {
+    ec = make_error_code(errc::corrupt_segment);
+    return false;
+  }
+  return ++attempts < max_read_attempts;
+}
+
+}  // namespace seqlock_detail
+
+/// The one seqlock read. Finds the message at cursor `next` (or, when `next`
+/// has fallen out of the ring, the oldest retained one), calls
+/// `visit(meta, payload)` on the slot in place, then validates; a slot
+/// overwritten meanwhile is retried further ahead. `visit` returns whether it
+/// took the message (false: the caller's buffer is too small; the cursor
+/// stays on it) and must treat the bytes as possibly torn until this returns:
+/// a copy is used only after validation. `meta.missed` counts the messages
+/// skipped, whatever the status; the cursor and the count move together, so
+/// no skip is lost or counted twice. If `visit` throws, `next` is unchanged.
+template <class Visit>
+read_status seqlock_read(const ring_view& ring, std::uint64_t& next, message_info& meta, Visit&& visit,
+                         std::error_code& ec) {
+  ec.clear();
+  std::uint64_t skipped = 0;
+  for (unsigned attempts = 0;;) {
+    const std::uint64_t w = ring.newest();
+    if (read_hook != nullptr) read_hook(w);
+    const std::uint64_t want = next + skipped;
+    if (want > w) break;
+    // Exactly `depth` messages are guaranteed retained: w-depth+1 .. w.
+    const std::uint64_t oldest = w >= ring.depth ? w - ring.depth + 1 : 1;
+    const std::uint64_t seq = want < oldest ? oldest : want;
+    skipped += seq - want;
+    slot_header& s = ring.slot(seq);
+    const std::uint64_t v1 = s.seq.load(std::memory_order_acquire);
+    if (v1 != 2 * seq) {
+      if (!seqlock_detail::may_retry(v1, seq, attempts, ec)) break;
+      continue;
+    }
+    const std::uint64_t size = s.size.load(std::memory_order_relaxed);
+    meta = {seq, s.timestamp_ns.load(std::memory_order_relaxed), static_cast<std::size_t>(size), skipped};
+    const bool sane = size <= ring.max_message_size;
+    const bool taken = sane && visit(static_cast<const message_info&>(meta),
+                                     std::span<const std::byte>(ring_view::payload(s), size));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.seq.load(std::memory_order_relaxed) != v1) {  // lapped while visiting
+      if (!seqlock_detail::may_retry(v1 + 1, seq, attempts, ec)) break;
+      continue;
+    }
+    if (!sane) {
+      ec = make_error_code(errc::corrupt_segment);
+      break;
+    }
+    next = seq + (taken ? 1 : 0);
+    return taken ? read_status::ok : read_status::buffer_too_small;
+  }
+  // Nothing delivered: keep the skip, reported with the next delivery.
+  next += skipped;
+  meta.missed = skipped;
+  return read_status::empty;
+}
+
+}  // namespace shmbus::detail
