@@ -29,9 +29,7 @@ class broker_port {
   [[nodiscard]] bool is_open() const noexcept { return seg_.is_open(); }
   [[nodiscard]] const topic_params& params() const noexcept { return seg_.params(); }
   /// The control segment, to offer at the broker's endpoint.
-  [[nodiscard]] const platform::shared_memory_region& control_region() const noexcept {
-    return seg_.control_region();
-  }
+  [[nodiscard]] const platform::shared_memory_region& control_region() const noexcept { return seg_.control_region(); }
   /// Lets clients in: the last step of creation.
   void mark_ready() noexcept { seg_.mark_ready(); }
   /// Marks the topic closed and wakes every waiter so they notice.

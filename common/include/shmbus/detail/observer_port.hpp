@@ -23,8 +23,8 @@ class observer_port {
  public:
   observer_port() = default;
   /// Opens topic `declared` (as the registry declares it) of broker `instance` on `bus` read-only.
-  static observer_port open(std::string_view bus, std::uint64_t instance, const topic_params& declared, std::error_code& ec,
-                            std::string& what);
+  static observer_port open(std::string_view bus, std::uint64_t instance, const topic_params& declared,
+                            std::error_code& ec, std::string& what);
 
   [[nodiscard]] topic_stats snapshot() const { return detail::snapshot(seg_); }
 

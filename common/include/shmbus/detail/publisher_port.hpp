@@ -17,8 +17,8 @@ namespace shmbus::detail {
 
 /// What the mutex recovery inside a publish found, for the caller to log.
 struct recovery_report {
-  bool recovered = false;          ///< this publish recovered a dead publisher's mutex
-  std::uint64_t recoveries = 0;    ///< recoveries on this topic so far
+  bool recovered = false;            ///< this publish recovered a dead publisher's mutex
+  std::uint64_t recoveries = 0;      ///< recoveries on this topic so far
   std::uint64_t torn_discarded = 0;  ///< half-written messages discarded so far
 };
 

@@ -76,8 +76,7 @@ inline constexpr unsigned max_read_attempts = 1000;
 // 2*seq and a slot's word never decreases (recovery leaves a torn slot's odd
 // marker), so anything below 2*wanted for a message at or before write_seq
 // was never written by a publisher.
-inline bool may_retry(std::uint64_t slot_word, std::uint64_t wanted, unsigned& attempts,
-                      std::error_code& ec) noexcept {
+inline bool may_retry(std::uint64_t slot_word, std::uint64_t wanted, unsigned& attempts, std::error_code& ec) noexcept {
   if (slot_word < 2 * wanted) {
     ec = make_error_code(errc::corrupt_segment);
     return false;
@@ -119,8 +118,8 @@ read_status seqlock_read(const ring_view& ring, std::uint64_t& next, message_inf
     const std::uint64_t size = s.size.load(std::memory_order_relaxed);
     meta = {seq, s.timestamp_ns.load(std::memory_order_relaxed), static_cast<std::size_t>(size), skipped};
     const bool sane = size <= ring.max_message_size;
-    const bool taken = sane && visit(static_cast<const message_info&>(meta),
-                                     std::span<const std::byte>(ring_view::payload(s), size));
+    const bool taken =
+        sane && visit(static_cast<const message_info&>(meta), std::span<const std::byte>(ring_view::payload(s), size));
     std::atomic_thread_fence(std::memory_order_acquire);
     if (s.seq.load(std::memory_order_relaxed) != v1) {  // lapped while visiting
       if (!seqlock_detail::may_retry(v1 + 1, seq, attempts, ec)) break;
