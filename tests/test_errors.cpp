@@ -96,7 +96,7 @@ TEST_CASE("type size mismatch, on publishers and subscribers") {
 TEST_CASE("ABI mismatch in a topic segment") {
   test_bus tb({topic("t", 64, 1)});
   auto raw = raw_topic(tb.name, "t");
-  reinterpret_cast<detail::topic_header*>(raw.data())->abi_version = detail::abi_version + 1;
+  reinterpret_cast<detail::topic_header*>(raw.data())->preamble.abi_version = detail::abi_version + 1;
   bus b(tb.name);
   expect_error([&] { b.make_subscriber("t"); }, errc::abi_mismatch,
                "topic 't': topic segment ABI version " + std::to_string(detail::abi_version + 1));

@@ -27,7 +27,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void require_ok(const std::error_code& ec, const std::string& what) { REQUIRE_MESSAGE(!ec, what << ": " << ec.message()); }
+void require_ok(const std::error_code& ec, const std::string& what) {
+  REQUIRE_MESSAGE(!ec, what << ": " << ec.message());
+}
 
 // One topic's objects and the endpoint that hands out its control segment:
 // what a broker holds for one topic, and nothing else.

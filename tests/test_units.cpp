@@ -181,7 +181,7 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
     CHECK(why.find("bad magic") != std::string::npos);
   }
   SUBCASE("other ABI version") {
-    reinterpret_cast<detail::topic_header*>(seg.data())->abi_version = 99;
+    reinterpret_cast<detail::topic_header*>(seg.data())->preamble.abi_version = 99;
     CHECK(detail::validate_topic(seg, "t", &why) == errc::abi_mismatch);
     CHECK(why.find("ABI version 99") != std::string::npos);
   }
@@ -189,7 +189,7 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
     auto* h = reinterpret_cast<detail::topic_header*>(seg.data());
     h->decl.depth = 1000;
     h->slot_count = 1001;
-    h->total_size = 1ULL << 30;
+    h->preamble.total_size = 1ULL << 30;
     CHECK(detail::validate_topic(seg, "t", &why) == errc::corrupt_segment);
   }
   SUBCASE("inconsistent geometry") {
@@ -205,8 +205,8 @@ TEST_CASE("segment validation: each kind of damage is a clear error, never a cra
       for (int f = 0; f < flips; ++f) copy[rng() % sizeof(detail::topic_header)] = std::byte(rng());
       if (!detail::validate_topic(copy, "", &why)) {
         const auto* h = reinterpret_cast<const detail::topic_header*>(copy.data());
-        CHECK(h->total_size <= copy.size());
-        CHECK(h->header_size + h->slot_count * h->slot_stride <= copy.size());
+        CHECK(h->preamble.total_size <= copy.size());
+        CHECK(h->preamble.header_size + h->slot_count * h->slot_stride <= copy.size());
       }
     }
   }

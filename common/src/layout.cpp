@@ -17,24 +17,18 @@ std::error_code fail(errc e, std::string* why, std::string text) {
 }
 
 // The checks every segment header starts with, on a private copy of it.
-struct preamble {
-  const char* what;  // "topic segment", "registry"
-  std::uint64_t magic;
-  std::uint32_t abi_version;
-  std::uint32_t header_size;
-};
-
-std::error_code check_preamble(const preamble& got, const preamble& want, std::string* why) {
-  if (got.magic != want.magic)
-    return fail(errc::corrupt_segment, why, std::string("not a shmbus ") + want.what + " (bad magic)");
-  if (got.abi_version != want.abi_version)
+std::error_code check_preamble(const char* segment, const segment_preamble& got, std::uint64_t magic,
+                               std::uint32_t header_size, std::string* why) {
+  if (got.magic != magic)
+    return fail(errc::corrupt_segment, why, std::string("not a shmbus ") + segment + " (bad magic)");
+  if (got.abi_version != abi_version)
     return fail(errc::abi_mismatch, why,
-                std::string(want.what) + " ABI version " + std::to_string(got.abi_version) + ", this shmbus speaks " +
-                    std::to_string(want.abi_version));
-  if (got.header_size != want.header_size)
+                std::string(segment) + " ABI version " + std::to_string(got.abi_version) + ", this shmbus speaks " +
+                    std::to_string(abi_version));
+  if (got.header_size != header_size)
     return fail(errc::abi_mismatch, why,
-                std::string(want.what) + " header is " + std::to_string(got.header_size) + " bytes, expected " +
-                    std::to_string(want.header_size));
+                std::string(segment) + " header is " + std::to_string(got.header_size) + " bytes, expected " +
+                    std::to_string(header_size));
   return {};
 }
 
@@ -105,10 +99,7 @@ topic_params decode(const topic_decl& d) {
 
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g) {
   auto* h = new (base) topic_header{};
-  h->magic = topic_magic;
-  h->abi_version = abi_version;
-  h->header_size = sizeof(topic_header);
-  h->total_size = g.total_size;
+  h->preamble = preamble_of<topic_header>(topic_magic, g.total_size);
   h->slot_count = g.slot_count;
   h->slot_stride = g.slot_stride;
   h->decl = encode(p);
@@ -120,20 +111,18 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
                 "segment is " + std::to_string(mapping.size()) + " bytes, smaller than a topic header");
   topic_header h;  // a copy: the checks below must not race a concurrent writer
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (auto ec = check_preamble({"topic segment", h.magic, h.abi_version, h.header_size},
-                               {"topic segment", topic_magic, abi_version, sizeof(topic_header)}, why))
-    return ec;
+  if (auto ec = check_preamble("topic segment", h.preamble, topic_magic, sizeof(topic_header), why)) return ec;
   const topic_params p = decode(h.decl);
   topic_geometry g{};
   std::string geometry_why;
   if (compute_geometry(p, g, &geometry_why))
     return fail(errc::corrupt_segment, why, "corrupt topic header: " + geometry_why);
-  if (g.slot_count != h.slot_count || g.slot_stride != h.slot_stride || g.total_size != h.total_size)
+  if (g.slot_count != h.slot_count || g.slot_stride != h.slot_stride || g.total_size != h.preamble.total_size)
     return fail(errc::corrupt_segment, why, "corrupt topic header: inconsistent geometry");
   // Windows rounds mappings up to a page, so the mapping may be larger; never smaller.
-  if (h.total_size > mapping.size())
+  if (h.preamble.total_size > mapping.size())
     return fail(errc::corrupt_segment, why,
-                "header claims " + std::to_string(h.total_size) + " bytes but the mapping has " +
+                "header claims " + std::to_string(h.preamble.total_size) + " bytes but the mapping has " +
                     std::to_string(mapping.size()));
   if (!expected_name.empty() && p.name != expected_name)
     return fail(errc::corrupt_segment, why,
@@ -143,10 +132,7 @@ std::error_code validate_topic(std::span<const std::byte> mapping, std::string_v
 
 void init_control_header(void* base, const topic_params& p, const topic_geometry& g) {
   auto* h = new (base) control_header{};
-  h->magic = control_magic;
-  h->abi_version = abi_version;
-  h->header_size = sizeof(control_header);
-  h->total_size = g.control_size;
+  h->preamble = preamble_of<control_header>(control_magic, g.control_size);
   h->max_subscribers = p.max_subscribers;
   set_fixed_string(h->name, p.name);
 }
@@ -169,9 +155,7 @@ std::error_code validate_registry(std::span<const std::byte> mapping, registry_h
     return fail(errc::corrupt_segment, why,
                 "registry is " + std::to_string(mapping.size()) + " bytes, smaller than its header");
   std::memcpy(static_cast<void*>(&h), mapping.data(), sizeof h);
-  if (auto ec = check_preamble({"registry", h.magic, h.abi_version, h.header_size},
-                               {"registry", registry_magic, abi_version, sizeof(registry_header)}, why))
-    return ec;
+  if (auto ec = check_preamble("registry", h.preamble, registry_magic, sizeof(registry_header), why)) return ec;
   if (h.entry_size != sizeof(topic_entry))
     return fail(errc::abi_mismatch, why,
                 "registry entries are " + std::to_string(h.entry_size) + " bytes, expected " +
@@ -179,7 +163,7 @@ std::error_code validate_registry(std::span<const std::byte> mapping, registry_h
   if (h.topic_count > max_topics_limit)
     return fail(errc::corrupt_segment, why, "registry claims " + std::to_string(h.topic_count) + " topics");
   const std::uint64_t need = sizeof(registry_header) + std::uint64_t{h.topic_count} * sizeof(topic_entry);
-  if (h.total_size != need || need > mapping.size())
+  if (h.preamble.total_size != need || need > mapping.size())
     return fail(errc::corrupt_segment, why, "registry size fields disagree with its mapping");
   return {};
 }

@@ -28,9 +28,7 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
     return {};
   }
   auto* h = new (r.region_.data()) registry_header{};
-  h->abi_version = abi_version;
-  h->header_size = sizeof(registry_header);
-  h->total_size = size;
+  h->preamble = preamble_of<registry_header>(0, size);
   h->entry_size = sizeof(topic_entry);
   h->topic_count = static_cast<std::uint32_t>(topics.size());
   set_fixed_string(h->bus, bus);
@@ -46,7 +44,7 @@ registry registry::create(std::string_view bus, std::uint64_t instance, std::spa
   // rather than half-filled fields.
   r.keep(*h);
   r.topics_.assign(topics.begin(), topics.end());
-  std::atomic_ref<std::uint64_t>(h->magic).store(registry_magic, std::memory_order_release);
+  std::atomic_ref<std::uint64_t>(h->preamble.magic).store(registry_magic, std::memory_order_release);
   return r;
 }
 

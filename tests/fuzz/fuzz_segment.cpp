@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!validate_topic(mapping, "", &why)) walk_topic(mapping);
   try_control(mapping);
   if (registry_header r; !validate_registry(mapping, r, &why)) {
-    const auto* entries = reinterpret_cast<const topic_entry*>(mapping.data() + r.header_size);
+    const auto* entries = reinterpret_cast<const topic_entry*>(mapping.data() + r.preamble.header_size);
     for (std::uint32_t i = 0; i < r.topic_count; ++i) g_sink = g_sink + fixed_string(entries[i].name).size();
   }
   return 0;

@@ -56,6 +56,17 @@ using a_i64 = std::atomic<std::int64_t>;
 static_assert(a_u32::is_always_lock_free && a_u64::is_always_lock_free && a_i64::is_always_lock_free,
               "shared-memory atomics must be lock-free: a lock would live in one process only");
 
+/// What every segment header starts with: which segment it is (magic), in
+/// which layout (ABI version, header size) and how many bytes it spans.
+/// Written once by the broker; checked on a private copy before anything
+/// else in the header is looked at.
+struct segment_preamble {
+  std::uint64_t magic;
+  std::uint32_t abi_version;
+  std::uint32_t header_size;  ///< sizeof the segment's header struct
+  std::uint64_t total_size;   ///< bytes of the whole segment
+};
+
 /// Segment life: the broker writes `ready` last; `closed` tells clients the
 /// broker stopped or a new broker replaced this segment.
 enum class segment_state : std::uint32_t { initializing = 0, ready = 1, closed = 2 };
@@ -77,10 +88,7 @@ struct topic_decl {
 struct topic_header {
   // Lines 0-2: immutable after creation (the broker writes them before
   // `ready`), validated on open.
-  std::uint64_t magic;
-  std::uint32_t abi_version;
-  std::uint32_t header_size;  ///< sizeof(topic_header)
-  std::uint64_t total_size;   ///< bytes of the whole segment
+  segment_preamble preamble;  ///< total_size: bytes of the whole data segment
   std::uint64_t slot_stride;  ///< bytes per slot, header included
   std::uint32_t slot_count;   ///< slots in the ring (>= depth + 1, >= 3)
   std::uint32_t reserved1;
@@ -109,10 +117,7 @@ struct topic_header {
 
 /// Header of a topic's control segment, which every client maps read-write.
 struct control_header {
-  std::uint64_t magic;
-  std::uint32_t abi_version;
-  std::uint32_t header_size;      ///< sizeof(control_header)
-  std::uint64_t total_size;       ///< bytes of the control segment
+  segment_preamble preamble;      ///< total_size: bytes of the control segment
   std::uint32_t max_subscribers;  ///< entries that follow the header
   std::uint32_t reserved0;
   alignas(cache_line) char name[64];  ///< topic name, NUL-terminated
@@ -158,11 +163,8 @@ inline constexpr std::uint64_t sub_next(std::uint64_t state, std::uint64_t phase
 }
 
 struct registry_header {
-  std::uint64_t magic;
-  std::uint32_t abi_version;
-  std::uint32_t header_size;  ///< sizeof(registry_header)
-  std::uint64_t total_size;
-  std::uint32_t entry_size;  ///< sizeof(topic_entry)
+  segment_preamble preamble;  ///< magic written last, once the rest is filled
+  std::uint32_t entry_size;   ///< sizeof(topic_entry)
   std::uint32_t topic_count;
   alignas(cache_line) char bus[64];
   alignas(cache_line) a_u32 state;
@@ -177,6 +179,7 @@ struct registry_header {
 /// A registry entry: one topic's declaration.
 using topic_entry = topic_decl;
 
+static_assert(std::is_standard_layout_v<segment_preamble>);
 static_assert(std::is_standard_layout_v<topic_header>);
 static_assert(std::is_standard_layout_v<control_header>);
 static_assert(sizeof(control_header) % cache_line == 0);
@@ -211,6 +214,12 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
 /// validate: feed its result to compute_geometry before trusting it.
 topic_decl encode(const topic_params& p) noexcept;
 topic_params decode(const topic_decl& d);
+
+/// The preamble of a header of type H in this build.
+template <class H>
+constexpr segment_preamble preamble_of(std::uint64_t magic, std::uint64_t total_size) noexcept {
+  return {magic, abi_version, static_cast<std::uint32_t>(sizeof(H)), total_size};
+}
 
 /// Writes a fresh header into zeroed memory (state stays `initializing`).
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g);
