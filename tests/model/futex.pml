@@ -6,7 +6,7 @@
  * (Spin's `timeout`: every publish done, every process ended or asleep in
  * FUTEX_WAIT), no waiter is asleep whose token generation has passed, and
  * none is asleep while a message it has not read is published. Waiters wait
- * without a deadline here: the one-second slices of subscriber::block_until
+ * without a deadline here: the one-second slices of subscriber_port::block_until
  * are not needed for any wake-up, and the model shows it.
  *
  * Model <-> code:
@@ -17,7 +17,7 @@
  *   FUTEX_WAIT(v)        atomically: if word == v, sleep; else EAGAIN (the
  *                        kernel re-checks the word under its hash-bucket lock)
  *   FUTEX_WAKE           wakes every waiter queued on the word (INT_MAX)
- *   publisher            topic_segment::publish (common/src/topic_segment.cpp)
+ *   publisher            publisher_port::publish (common/src/publisher_port.cpp)
  *     U1 lock            `mutex_.lock(ec)`; owner_died -> recovery, V1..V3
  *     U2 complete slot   `s->seq.store(2 * seq)` (the slot, seqlock.pml)
  *     U3 announce        `write_seq.store(seq, seq_cst)`
@@ -33,7 +33,7 @@
  *                        unconditional wake. Which branch a set() ends in is a
  *                        nondeterministic choice here (at any try), which
  *                        covers every number of failures.
- *   recovery             topic_segment::recover_after_owner_death
+ *   recovery             publisher_port::recover_after_owner_death
  *     V1 announce        a complete unannounced slot: `write_seq.store(seq)`
  *     V2 set()           `event_.set()`
  *     V3 wake_all        `event_.wake_all()`: unconditional FUTEX_WAKE (the
@@ -41,10 +41,10 @@
  *                        cleared the bit and before its wake)
  *   A publisher may die (SIGKILL) between any two steps while it holds the
  *   mutex, inside set() and recovery included; the next publisher recovers.
- *   waiter               subscriber::block_until (client/src/client.cpp) and
+ *   waiter               subscriber_port::block_until (subscriber_port.cpp) and
  *                        named_event::wait (posix/named_event.cpp)
  *     T1 token           `t = prepare_wait()`: word & ~1 (seq_cst)
- *     T2 check           `if (seg_->newest() >= next_) return` (seq_cst)
+ *     T2 check           `if (available()) return` (write_seq, seq_cst)
  *     T3 re-check        wait: `cur = w.load()`; generation != t -> return
  *     T4 sleepers bit    `if (!(cur & 1)) CAS(cur, cur | 1)`, failure ->
  *                        back to T3

@@ -12,24 +12,25 @@
  *   - an entry's stats are written only by the subscriber that holds it
  *     (STRICT_STATS only: see below).
  *
- * Model <-> code (common/src/topic_segment.cpp unless said otherwise):
+ * Model <-> code (common/src/subscriber_table.cpp unless said otherwise):
  *   state[e], owner_pid[e]  subscriber_entry::state / pid (layout.hpp)
  *   holder[e]            ghost: the subscriber whose registration is the
  *                        entry's current generation (0: none)
  *   alive[s]             the registered process of subscriber s exists
  *                        (platform::is_alive: pid + start time)
- *   subscriber           bus::open_subscriber -> register_subscriber;
- *                        subscriber::account / ~subscriber (client.cpp)
+ *   subscriber           subscriber_port::open -> subscriber_table::claim;
+ *                        subscriber_port::account / ~subscriber_port
+ *                        (subscriber_port.cpp)
  *     G1 scan            `cur = e.state.load(acquire)`; phase free ->
  *     G2 claim           `CAS(cur, sub_next(cur, sub_claimed))`
  *     G3 fill            `e.pid.store(me.pid)`, stats zeroed
  *     G4 live            `registered = sub_next(sub_next(cur, claimed), live)`;
  *                        `e.state.store(registered, release)`
- *     G5 full            no free entry: reap_dead_subscribers(), scan again
+ *     G5 full            no free entry: reap(), scan again
  *                        once
  *     G6 daemonise       the registered process exits, the subscriber lives
  *                        on in its child (fork; the parent exits): alive = 0
- *     G7 account         `own_entry()`: `state == registered`, else the
+ *     G7 account         record() -> `owned()`: `state == registered`, else the
  *                        entry is lost and never written again; then the
  *                        stats stores (read_seq, missed, received)
  *     G8 unregister      `CAS(registered, sub_next(registered, sub_free))`,
@@ -40,7 +41,7 @@
  *                        registration is live on the entry.
  *     A subscriber may also crash anywhere (it then never unregisters; one
  *     killed between G2 and G4 leaks its entry, as documented).
- *   reaper               topic_segment::reap_dead_subscribers (broker
+ *   reaper               subscriber_table::reap (broker_port::reap, broker
  *                        maintain(), and G5)
  *     H1 look            `cur = e.state.load(acquire)`; phase != live -> skip
  *     H2 liveness        `is_alive(pid)`; alive -> skip

@@ -12,14 +12,15 @@
  *   - deliveries are in order and the skip count is exact: after every
  *     delivery, received + missed == the delivered sequence.
  *
- * Model <-> code (common/src/topic_segment.cpp unless said otherwise):
+ * Model <-> code (common/src/publisher_port.cpp for the publisher,
+ * common/include/shmbus/detail/seqlock.hpp for the reader):
  *   write_seq, publish_seq    topic_header::write_seq / publish_seq (layout.hpp)
  *   slot_seq[k]               slot_header::seq of slot k, the seqlock word
  *   slot_a[k], slot_b[k]      the payload, as two words so that a copy can
  *                             interleave with a write (memcpy is not atomic)
  *   locked, owner_dead        the robust pthread mutex (posix/named_mutex.cpp:
  *                             lock() returns owner_died after a holder died)
- *   publisher: P1..P8         topic_segment::publish
+ *   publisher: P1..P8         publisher_port::publish
  *     P1 lock                 `mutex_.lock(ec)`; owner_died -> R1..R4
  *     P2 choose the slot      `seq = publish_seq + 1; s = slot(seq)`
  *     P3 odd marker           `s->seq.store(2 * seq - 1)` + release fence
@@ -29,7 +30,7 @@
  *     P7 announce             `write_seq.store(seq, seq_cst)`
  *     P8 own copy             `publish_seq.store(seq)`; then event_.set()
  *                             (futex.pml) and unlock
- *   recovery: R1..R4          topic_segment::recover_after_owner_death
+ *   recovery: R1..R4          publisher_port::recover_after_owner_death
  *     R1 look                 `seq = write_seq + 1; v = slot(seq)->seq`
  *     R2 complete: announce   `if (v == 2 * seq) write_seq.store(seq)`
  *        torn: discard        fixed: leave 2*seq-1 in place (count it)
@@ -38,7 +39,7 @@
  *     R4 consistent           `mutex_.consistent()`
  *   A publisher may die (SIGKILL) between any two steps while it holds the
  *   mutex, recovery steps included; the next publisher then recovers.
- *   reader: L1..L7            topic_segment::read, locate, may_retry
+ *   reader: L1..L7            seqlock_read, may_retry
  *     L1 locate               `w = write_seq.load(seq_cst)` (read_hook here);
  *                             `next > w` -> empty; else oldest retained
  *                             `max(1, w - depth + 1)`, skip to it
@@ -51,8 +52,8 @@
  *     L6 deliver              meta.missed = skipped; next = seq + 1
  *     L7 give up              `++attempts < max_read_attempts` failed:
  *                             empty, the skip kept (`next += skipped`) and
- *                             reported with the next delivery (client.cpp
- *                             subscriber::try_read, pending_missed_). Here a
+ *                             reported with the next delivery
+ *                             (subscriber_port::read, pending_missed_). Here a
  *                             nondeterministic choice after any retry, which
  *                             covers every value of max_read_attempts.
  *   BUG_NO_RECHECK drops L5 (a reader that does not re-check): shows that
@@ -163,7 +164,7 @@ restart:
 
 active proctype reader() {
   byte next = 1;      /* subscribed before the first publish */
-  byte skipped = 0;   /* this read() call's skips (topic_segment::read) */
+  byte skipped = 0;   /* this read() call's skips (seqlock_read) */
   byte pending = 0;   /* skips of calls that delivered nothing (pending_missed_) */
   byte received = 0, missed = 0, last = 0;
   byte w, seq, oldest, k, v1, v2, a, b;

@@ -17,7 +17,8 @@
  * kernel serialises SetEvent and the wait on one event).
  *
  * Code: common/src/win32/named_event.cpp (NE) and
- *       common/src/topic_segment.cpp (TS), client/src/client.cpp (CL).
+ *       common/src/publisher_port.cpp (PP), common/src/topic_segment.cpp (TS),
+ *       common/src/subscriber_port.cpp (SP).
  * Line numbers are those of the commit that last changed this file.
  *
  * Both waiters share one hint bit (the worst case of waiter i's bit being
@@ -101,15 +102,15 @@ active proctype publisher() {
      :: true -> skip
      fi;
 #endif
-     ws++;                                 /* TS:219 publish: write_seq.store   */
+     ws++;                                 /* PP:62 publish: write_seq.store    */
      G++;                                  /* NE:275 set(): generation += 1     */
      wake_announced(j, x);
      if
      :: dying ->                           /* killed; the next publisher:        */
         dying = 0; crashed = 1;
-        G++;                               /* TS:254 recover: event_.set()      */
+        G++;                               /* PP:100 recover: event().set()     */
         wake_announced(j, x);
-        wake_all(j)                        /* TS:255 recover: event_.wake_all() */
+        wake_all(j)                        /* PP:101 recover: wake_all()       */
      :: else -> skip
      fi;
      n++
@@ -124,25 +125,25 @@ active proctype publisher() {
 #ifdef CLOSER
 active proctype closer() {
   byte j, x;
-  G++;                                     /* TS:166 close: event_.set()        */
+  G++;                                     /* TS:170 close: event_.set()        */
   wake_announced(j, x);
-  wake_all(j)                              /* TS:167 close: event_.wake_all()   */
+  wake_all(j)                              /* TS:171 close: event_.wake_all()   */
 }
 #endif
 
-/* CL block_until() around NE wait(t, i). */
+/* SP block_until() around NE wait(t, i). */
 proctype waiter(byte i) {
   byte round = 1, t;
   do
   :: round <= ROUNDS ->
 again:
-     t = G;                                /* CL:532 event.prepare_wait()       */
+     t = G;                                /* SP:167 event.prepare_wait()       */
      if
-     :: ws >= round ->                     /* CL:533 newest() >= next_: no sleep */
+     :: ws >= round ->                     /* SP:168 available(): no sleep      */
         assert(ws >= round);
         round++
      :: else ->
-        /* NE:203 wait(t, i), called at CL:545 */
+        /* NE:203 wait(t, i), called at SP:179 */
 announce:
         a[i] = 1;                          /* NE:218 announced.store(1)         */
         hint = 1;                          /* NE:219 hint[..].fetch_or(bit)     */
