@@ -98,15 +98,8 @@ bus::~bus() = default;
 std::vector<topic_info> bus::topics() const { return topics_; }
 
 bool bus::broker_alive() const noexcept {
-  try {
-    std::error_code ec;
-    std::string what;
-    const registry r = registry::open(name_, ec, what);
-    // The same broker instance as when we opened, still ready and running.
-    return !ec && r.instance() == instance_ && r.broker_alive();
-  } catch (...) {
-    return false;
-  }
+  // The same broker instance as when we opened, still ready and running.
+  return registry::owner(name_, instance_) == detail::ownership::ours;
 }
 
 std::uint64_t bus::broker_pid() const noexcept { return broker_pid_; }

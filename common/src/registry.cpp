@@ -89,6 +89,19 @@ void registry::keep(const registry_header& validated) noexcept {
 
 bool registry::broker_alive() const noexcept { return state() == segment_state::ready && platform::is_alive(broker()); }
 
+ownership registry::owner(std::string_view bus, std::uint64_t instance) noexcept {
+  try {
+    std::error_code ec;
+    std::string what;
+    const registry r = open(bus, ec, what);
+    if (ec) return ownership::none;
+    if (r.instance() == instance) return r.broker_alive() ? ownership::ours : ownership::none;
+    return r.state() == segment_state::ready ? ownership::other : ownership::none;
+  } catch (...) {
+    return ownership::none;
+  }
+}
+
 void registry::mark_ready() noexcept {
   live().state.store(static_cast<std::uint32_t>(segment_state::ready), std::memory_order_release);
 }

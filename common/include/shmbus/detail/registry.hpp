@@ -23,6 +23,13 @@ namespace shmbus::detail {
 /// production.
 inline void (*registry_open_hook)() = nullptr;
 
+/// Who owns a bus now, as its clients of broker instance `instance` see it.
+enum class ownership {
+  ours,   ///< that instance: ready, and its process runs
+  other,  ///< another broker instance has claimed the bus and is ready
+  none,   ///< no registry, a broken one, or one not (or no longer) ready
+};
+
 class registry {
  public:
   registry() = default;
@@ -43,6 +50,9 @@ class registry {
   [[nodiscard]] std::uint64_t instance() const noexcept { return instance_; }
   /// Ready, and its broker process still exists.
   [[nodiscard]] bool broker_alive() const noexcept;
+  /// The one "is our broker still the owner" check: opens the registry of
+  /// `bus` (system calls: never on a publish or read path).
+  static ownership owner(std::string_view bus, std::uint64_t instance) noexcept;
 
   // Broker side.
   void mark_ready() noexcept;
