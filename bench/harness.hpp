@@ -136,6 +136,21 @@ class transport {
   virtual std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned index, const std::string& arg) = 0;
 };
 
+/// A transport with one session type that never conflates (a byte stream
+/// or a queue: the socket, pipe and ZeroMQ baselines); it names itself and
+/// opens its sessions, the rest is the transport's own.
+template <class Session>
+class lossless_transport : public transport {
+ public:
+  explicit lossless_transport(std::string name) : name_(std::move(name)) {}
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] bool supports(const run_spec& spec) const override { return !spec.conflate; }
+  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<Session>(spec); }
+
+ private:
+  std::string name_;
+};
+
 /// Transports register themselves (the platform's baselines and the
 /// optional ZeroMQ one are compiled in only where they exist).
 std::vector<std::unique_ptr<transport>>& transports();

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -106,111 +108,139 @@ bool wanted(const options& o, const std::string& transport) {
   return (o.only_transports.empty() || o.only_transports.count(transport) != 0) && find_transport(transport) != nullptr;
 }
 
-// Every measurement, in the order they run.
-std::vector<run_spec> plan(const options& o) {
-  std::vector<run_spec> specs;
-  const auto block = wait_strategy::blocking();
-  const auto busy = wait_strategy::busy_polling();
-  const auto spin = wait_strategy::spin_then_blocking(std::chrono::microseconds(o.spin_us));
-  auto waits_for = [&](const std::string& t) {
-    std::vector<wait_strategy> w{block, busy};
-    if (t == "shmbus") w.push_back(spin);
-    return w;
-  };
-  // "reference+ts+lock" explains the gap between the reference and shmbus;
-  // it runs at the two sizes the targets are about.
-  const std::vector<std::string> all{"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"};
-  std::vector<std::string> ts;
-  for (const auto& t : all)
-    if (wanted(o, t)) ts.push_back(t);
-  const std::int64_t budget = (o.quick ? 2000 : 8000) * ms;
+// Every measurement, in the order they run, built one mode at a time.
+class planner {
+ public:
+  explicit planner(const options& o)
+      : o_(o),
+        block_(wait_strategy::blocking()),
+        busy_(wait_strategy::busy_polling()),
+        spin_(wait_strategy::spin_then_blocking(std::chrono::microseconds(o.spin_us))),
+        budget_((o.quick ? 2000 : 8000) * ms) {
+    // "reference+ts+lock" explains the gap between the reference and
+    // shmbus; it runs at the two sizes the targets are about.
+    for (const auto& t : {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"})
+      if (wanted(o, t)) transports_.emplace_back(t);
+  }
 
-  auto add = [&](run_spec s) {
-    if (o.waits.count(s.wait.mode) == 0) return;
+  std::vector<run_spec> plan() && {
+    if (o_.modes.count("latency")) plan_latency();
+    if (o_.modes.count("throughput")) plan_throughput();
+    if (o_.modes.count("fanout")) plan_fanout();
+    if (o_.modes.count("idle")) plan_idle();
+    return std::move(specs_);
+  }
+
+ private:
+  static run_spec spec(const std::string& transport, run_kind kind, const wait_strategy& wait, std::size_t size) {
+    run_spec s;
+    s.transport = transport;
+    s.kind = kind;
+    s.wait = wait;
+    s.size = size;
+    return s;
+  }
+
+  [[nodiscard]] std::vector<wait_strategy> waits_for(const std::string& t) const {
+    std::vector<wait_strategy> w{block_, busy_};
+    if (t == "shmbus") w.push_back(spin_);
+    return w;
+  }
+
+  // Keeps `s` if its wait is wanted and its transport runs it.
+  void add(run_spec s) {
+    if (o_.waits.count(s.wait.mode) == 0) return;
     if (s.transport == "reference+ts+lock" && (s.size != 64 && s.size != 512)) return;
     if (s.transport == "reference+ts+lock" && (s.kind == run_kind::idle || s.conflate)) return;
-    if (const auto* t = find_transport(s.transport); t != nullptr && t->supports(s)) specs.push_back(std::move(s));
-  };
-  if (o.modes.count("latency")) {
-    for (const std::size_t size : o.sizes)
-      for (const auto& t : ts)
+    if (const auto* t = find_transport(s.transport); t != nullptr && t->supports(s)) specs_.push_back(std::move(s));
+  }
+
+  void plan_latency() {
+    for (const std::size_t size : o_.sizes)
+      for (const auto& t : transports_)
         for (const auto& w : waits_for(t)) {
-          run_spec s;
-          s.transport = t;
-          s.kind = run_kind::latency;
-          s.wait = w;
-          s.size = size;
-          s.messages = latency_messages(o, size);
-          s.duration_ns = budget;
-          s.gap_ns = o.gap_us * 1000;
+          run_spec s = spec(t, run_kind::latency, w, size);
+          s.messages = latency_messages(o_, size);
+          s.duration_ns = budget_;
+          s.gap_ns = o_.gap_us * 1000;
           add(s);
         }
   }
-  if (o.modes.count("throughput")) {
-    const auto secs = o.seconds > 0 ? o.seconds : (o.quick ? 0.05 : 0.3);
-    for (const std::size_t size : o.sizes)
-      for (const auto& t : ts) {
-        const bool shm = t == "shmbus" || t.rfind("reference", 0) == 0;
-        std::vector<std::pair<wait_strategy, bool>> variants{{block, false}};
-        if (shm) variants.push_back({busy, false});
-        if (t == "shmbus") variants.push_back({block, true});
-        if (shm) variants.push_back({busy, true});
-        for (const auto& [w, conflate] : variants) {
-          run_spec s;
-          s.transport = t;
-          s.kind = run_kind::throughput;
-          s.wait = w;
-          s.size = size;
+
+  void plan_throughput() {
+    const auto secs = o_.seconds > 0 ? o_.seconds : (o_.quick ? 0.05 : 0.3);
+    for (const std::size_t size : o_.sizes)
+      for (const auto& t : transports_)
+        for (const auto& [w, conflate] : throughput_variants(t)) {
+          run_spec s = spec(t, run_kind::throughput, w, size);
           s.conflate = conflate;
           s.depth = conflate ? 1 : ring_depth(size);
           s.duration_ns = static_cast<std::int64_t>(secs * 1e9);
           add(s);
         }
-      }
   }
-  if (o.modes.count("fanout")) {
-    const std::vector<unsigned> counts = o.quick ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4, 8};
+
+  // (wait, conflate) pairs: shared-memory transports also busy-poll, shmbus
+  // and they also run conflated.
+  [[nodiscard]] std::vector<std::pair<wait_strategy, bool>> throughput_variants(const std::string& t) const {
+    const bool shm = t == "shmbus" || t.rfind("reference", 0) == 0;
+    std::vector<std::pair<wait_strategy, bool>> variants{{block_, false}};
+    if (shm) variants.push_back({busy_, false});
+    if (t == "shmbus") variants.push_back({block_, true});
+    if (shm) variants.push_back({busy_, true});
+    return variants;
+  }
+
+  void plan_fanout() {
+    const std::vector<unsigned> counts = o_.quick ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4, 8};
     const std::vector<std::pair<std::string, wait_strategy>> series{
-        {"shmbus", busy}, {"shmbus", block}, {"reference", busy}, {"unix-socket", block}};
+        {"shmbus", busy_}, {"shmbus", block_}, {"reference", busy_}, {"unix-socket", block_}};
     for (const auto& [t, w] : series) {
-      if (!wanted(o, t)) continue;
-      for (const unsigned n : counts) {
-        run_spec s;
-        s.transport = t;
-        s.kind = run_kind::latency;
-        s.wait = w;
-        s.size = 512;
-        s.subscribers = n;
-        // Busy-polling subscribers beyond the free cores share one, so each
-        // message waits for the scheduler: fewer samples, and a shorter
-        // budget, keep it bounded.
-        const bool crowded = w.mode == wait_mode::busy_poll && n + 1 > shmbus::bench::sys::cpu_count();
-        s.messages = o.quick ? 100 : (crowded ? 200 : 3000);
-        s.duration_ns = crowded ? std::min<std::int64_t>(budget, 3000 * ms) : budget;
-        s.gap_ns = o.gap_us * 1000;
-        // The 1-subscriber latency run already measures this one.
-        bool dup = false;
-        for (const auto& x : specs)
-          dup |= n == 1 && x.kind == run_kind::latency && x.transport == t && x.size == 512 && x.subscribers == 1 &&
-                 x.wait.mode == w.mode;
-        if (!dup) add(s);
-      }
+      if (!wanted(o_, t)) continue;
+      for (const unsigned n : counts)
+        if (!(n == 1 && planned_single_latency(t, w))) add(fanout_spec(t, w, n));
     }
   }
-  if (o.modes.count("idle")) {
-    for (const auto& t : ts)
+
+  [[nodiscard]] run_spec fanout_spec(const std::string& t, const wait_strategy& w, unsigned n) const {
+    run_spec s = spec(t, run_kind::latency, w, 512);
+    s.subscribers = n;
+    // Busy-polling subscribers beyond the free cores share one, so each
+    // message waits for the scheduler: fewer samples, and a shorter budget,
+    // keep it bounded.
+    const bool crowded = w.mode == wait_mode::busy_poll && n + 1 > shmbus::bench::sys::cpu_count();
+    s.messages = o_.quick ? 100 : (crowded ? 200 : 3000);
+    s.duration_ns = crowded ? std::min<std::int64_t>(budget_, 3000 * ms) : budget_;
+    s.gap_ns = o_.gap_us * 1000;
+    return s;
+  }
+
+  // The 1-subscriber latency run of 512 B already measures fan-out to one.
+  [[nodiscard]] bool planned_single_latency(const std::string& t, const wait_strategy& w) const {
+    bool dup = false;
+    for (const auto& x : specs_)
+      dup |= x.kind == run_kind::latency && x.transport == t && x.size == 512 && x.subscribers == 1 &&
+             x.wait.mode == w.mode;
+    return dup;
+  }
+
+  void plan_idle() {
+    for (const auto& t : transports_)
       for (const auto& w : waits_for(t)) {
-        run_spec s;
-        s.transport = t;
-        s.kind = run_kind::idle;
-        s.wait = w;
-        s.size = 512;
-        s.duration_ns = (o.quick ? 200 : 500) * ms;
+        run_spec s = spec(t, run_kind::idle, w, 512);
+        s.duration_ns = (o_.quick ? 200 : 500) * ms;
         add(s);
       }
   }
-  return specs;
-}
+
+  const options& o_;
+  const wait_strategy block_, busy_, spin_;
+  const std::int64_t budget_;
+  std::vector<std::string> transports_;
+  std::vector<run_spec> specs_;
+};
+
+std::vector<run_spec> plan(const options& o) { return planner(o).plan(); }
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -219,9 +249,90 @@ std::string utc_now() {
   return b;
 }
 
-int bench_main(int argc, char** argv) {
-  options o;
-  std::string command = "shmbus-bench";
+std::set<std::string> parse_modes(const std::string& list) {
+  std::set<std::string> modes;
+  for (const auto& m : split(list)) {
+    if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs" && m != "jitter")
+      throw std::invalid_argument("unknown mode " + m);
+    modes.insert(m);
+  }
+  return modes;
+}
+
+std::set<wait_mode> parse_waits(const std::string& list) {
+  std::set<wait_mode> waits;
+  for (const auto& w : split(list)) {
+    if (w == "block")
+      waits.insert(wait_mode::block);
+    else if (w == "busy-poll")
+      waits.insert(wait_mode::busy_poll);
+    else if (w == "spin")
+      waits.insert(wait_mode::spin_then_block);
+    else
+      throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
+  }
+  return waits;
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& list) {
+  std::vector<std::size_t> sizes;
+  for (const auto& s : split(list)) {
+    const std::size_t n = parse_size(s);
+    if (n < min_payload) throw std::invalid_argument("sizes start at " + std::to_string(min_payload) + " bytes");
+    sizes.push_back(n);
+  }
+  return sizes;
+}
+
+// Applies option `a` (with `next` giving its value); false if it is unknown.
+bool apply_option(options& o, const std::string& a, const std::function<std::string()>& next) {
+  if (a == "--quick") {
+    o.quick = true;
+  } else if (a == "--runs") {
+    o.runs = static_cast<unsigned>(std::stoul(next()));
+    if (o.runs == 0) throw std::invalid_argument("--runs must be at least 1");
+    o.runs = std::min(o.runs, 99u);
+  } else if (a == "--modes") {
+    o.modes = parse_modes(next());
+  } else if (a == "--transports") {
+    for (const auto& t : split(next())) {
+      if (find_transport(t) == nullptr) throw std::invalid_argument("transport " + t + " is not built in");
+      o.only_transports.insert(t);
+    }
+  } else if (a == "--waits") {
+    o.waits = parse_waits(next());
+  } else if (a == "--sizes") {
+    o.sizes = parse_sizes(next());
+    o.sizes_given = true;
+  } else if (a == "--messages") {
+    o.messages = std::stoull(next());
+  } else if (a == "--seconds") {
+    o.seconds = std::stod(next());
+  } else if (a == "--jitter-seconds") {
+    o.jitter_seconds = std::stod(next());
+    if (!(o.jitter_seconds > 0)) throw std::invalid_argument("--jitter-seconds must be > 0");
+  } else if (a == "--gap-us") {
+    o.gap_us = std::stoll(next());
+  } else if (a == "--spin-us") {
+    o.spin_us = std::stoll(next());
+  } else if (a == "--json") {
+    o.json = next();
+  } else if (a == "--plot") {
+    o.plot = next();
+  } else if (a == "--no-pin") {
+    o.pin = false;
+  } else if (a == "-v" || a == "--verbose") {
+    o.verbose = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Parses the command line into `o` and the command it echoes in the
+// report; an exit code when the program should stop (help, bad option).
+std::optional<int> parse_command_line(int argc, char** argv, options& o, std::string& command) {
+  command = "shmbus-bench";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     command += " " + a;
@@ -230,67 +341,11 @@ int bench_main(int argc, char** argv) {
       command += " " + std::string(argv[i + 1]);
       return argv[++i];
     };
-    if (a == "--quick") {
-      o.quick = true;
-    } else if (a == "--runs") {
-      o.runs = static_cast<unsigned>(std::stoul(next()));
-      if (o.runs == 0) throw std::invalid_argument("--runs must be at least 1");
-      o.runs = std::min(o.runs, 99u);
-    } else if (a == "--modes") {
-      o.modes.clear();
-      for (const auto& m : split(next())) {
-        if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs" && m != "jitter")
-          throw std::invalid_argument("unknown mode " + m);
-        o.modes.insert(m);
-      }
-    } else if (a == "--transports") {
-      for (const auto& t : split(next())) {
-        if (find_transport(t) == nullptr) throw std::invalid_argument("transport " + t + " is not built in");
-        o.only_transports.insert(t);
-      }
-    } else if (a == "--waits") {
-      o.waits.clear();
-      for (const auto& w : split(next())) {
-        if (w == "block")
-          o.waits.insert(wait_mode::block);
-        else if (w == "busy-poll")
-          o.waits.insert(wait_mode::busy_poll);
-        else if (w == "spin")
-          o.waits.insert(wait_mode::spin_then_block);
-        else
-          throw std::invalid_argument("unknown wait " + w + " (block, busy-poll, spin)");
-      }
-    } else if (a == "--sizes") {
-      o.sizes.clear();
-      for (const auto& s : split(next())) {
-        const std::size_t n = parse_size(s);
-        if (n < min_payload) throw std::invalid_argument("sizes start at " + std::to_string(min_payload) + " bytes");
-        o.sizes.push_back(n);
-      }
-      o.sizes_given = true;
-    } else if (a == "--messages") {
-      o.messages = std::stoull(next());
-    } else if (a == "--seconds") {
-      o.seconds = std::stod(next());
-    } else if (a == "--jitter-seconds") {
-      o.jitter_seconds = std::stod(next());
-      if (!(o.jitter_seconds > 0)) throw std::invalid_argument("--jitter-seconds must be > 0");
-    } else if (a == "--gap-us") {
-      o.gap_us = std::stoll(next());
-    } else if (a == "--spin-us") {
-      o.spin_us = std::stoll(next());
-    } else if (a == "--json") {
-      o.json = next();
-    } else if (a == "--plot") {
-      o.plot = next();
-    } else if (a == "--no-pin") {
-      o.pin = false;
-    } else if (a == "-v" || a == "--verbose") {
-      o.verbose = true;
-    } else if (a == "-h" || a == "--help") {
+    if (a == "-h" || a == "--help") {
       std::cout << usage;
       return 0;
-    } else {
+    }
+    if (!apply_option(o, a, next)) {
       std::cerr << "shmbus-bench: unknown option " << a << "\n" << usage;
       return 2;
     }
@@ -299,76 +354,99 @@ int bench_main(int argc, char** argv) {
     if (!o.sizes_given) o.sizes = {64, 512};
     o.runs = 1;
   }
+  return std::nullopt;
+}
 
-  const std::string started = utc_now();
-  const std::string load_before = shmbus::bench::sys::load_average();
-  const auto specs = plan(o);
-  const auto pid = shmbus::platform::current_process().pid;
+// What one whole bench run measured.
+struct measurements {
+  std::vector<run_result> results;
+  std::vector<cost> costs;
+  std::vector<jitter_result> jitter;
+  unsigned failures = 0;
+};
+
+// Runs every spec o.runs times, in rounds, not repeats in a row: a
+// disturbance (another build on this machine) then spoils one run of many
+// specs, not all runs of one.
+void run_rounds(const options& o, const std::vector<run_spec>& specs, const std::string& prefix, measurements& m) {
   runner_options ropt;
   ropt.pin = o.pin;
-  std::vector<run_result> results;
-  unsigned failures = 0, n = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  // Rounds, not repeats in a row: a disturbance (another build on this
-  // machine) then spoils one run of many specs, not all runs of one.
+  unsigned n = 0;
   for (unsigned round = 0; round < o.runs; ++round) {
     for (auto s : specs) {
       // Bus and object names: [A-Za-z0-9_-], unique per run.
-      s.name = "shmbench-" + std::to_string(pid) + "-" + std::to_string(++n);
+      s.name = prefix + "-" + std::to_string(++n);
       if (o.verbose)
         std::cerr << "[" << round + 1 << "/" << o.runs << "] " << s.transport << " " << kind_name(s.kind) << " "
                   << wait_name(s.wait) << " " << s.size << " B x" << s.subscribers << (s.conflate ? " latest" : "")
                   << "\n";
-      results.push_back(run_once(s, ropt));
-      if (!results.back().error.empty()) {
-        ++failures;
+      m.results.push_back(run_once(s, ropt));
+      if (!m.results.back().error.empty()) {
+        ++m.failures;
         std::cerr << "shmbus-bench: " << s.transport << " " << kind_name(s.kind) << " " << wait_name(s.wait) << " "
-                  << s.size << " B: " << results.back().error << "\n";
+                  << s.size << " B: " << m.results.back().error << "\n";
       }
     }
   }
-  std::vector<cost> costs;
-  if (o.modes.count("costs")) costs = measure_costs("shmbench-" + std::to_string(pid) + "-costs", o.quick);
-  std::vector<jitter_result> jitter;
-  if (o.modes.count("jitter")) {
-    // Long enough to hold 3 (quick: 1) whole seconds after the publisher opened.
-    const double secs = o.jitter_seconds > 0 ? o.jitter_seconds : (o.quick ? 1.1 : 3.5);
-    if (o.verbose) std::cerr << "publish jitter, " << secs << " s per transport\n";
-    jitter = measure_jitter("shmbench-" + std::to_string(pid), secs, min_payload, o.pin);
-    for (const auto& j : jitter)
-      if (!j.error.empty()) {
-        ++failures;
-        std::cerr << "shmbus-bench: publish jitter, " << j.transport << ": " << j.error << "\n";
-      }
-  }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
-  report_meta meta;
-  meta.machine = shmbus::bench::sys::machine_description();
-  meta.command = command;
-  meta.runs = o.runs;
-  meta.started = started;
-  meta.load_before = load_before;
-  meta.load_after = shmbus::bench::sys::load_average();
-  meta.seconds = elapsed;
-  const auto rows = summarise(results);
+// The publish-jitter mode: long enough to hold 3 (quick: 1) whole seconds
+// after the publisher opened.
+void run_jitter(const options& o, const std::string& prefix, measurements& m) {
+  const double secs = o.jitter_seconds > 0 ? o.jitter_seconds : (o.quick ? 1.1 : 3.5);
+  if (o.verbose) std::cerr << "publish jitter, " << secs << " s per transport\n";
+  m.jitter = measure_jitter(prefix, secs, min_payload, o.pin);
+  for (const auto& j : m.jitter)
+    if (!j.error.empty()) {
+      ++m.failures;
+      std::cerr << "shmbus-bench: publish jitter, " << j.transport << ": " << j.error << "\n";
+    }
+}
+
+// Markdown on stdout, and the JSON and plot files asked for; false if the
+// JSON cannot be written.
+bool write_outputs(const options& o, const report_meta& meta, const measurements& m, std::size_t planned) {
+  const auto rows = summarise(m.results);
   const auto targets = evaluate_targets(rows);
-  write_markdown(std::cout, meta, rows, targets, costs);
-  write_jitter_markdown(std::cout, jitter);
-  std::cout << "_" << specs.size() * o.runs << " runs, " << failures << " failed._\n";
+  write_markdown(std::cout, meta, rows, targets, m.costs);
+  write_jitter_markdown(std::cout, m.jitter);
+  std::cout << "_" << planned * o.runs << " runs, " << m.failures << " failed._\n";
   if (!o.json.empty()) {
     std::ofstream f(o.json);
-    write_json(f, meta, rows, targets, costs, results, jitter);
+    write_json(f, meta, rows, targets, m.costs, m.results, m.jitter);
     if (!f) {
       std::cerr << "shmbus-bench: cannot write " << o.json << "\n";
-      return 1;
+      return false;
     }
   }
   if (!o.plot.empty()) {
     const std::string why = write_plot(o.plot, meta, rows);
     if (!why.empty()) std::cerr << "shmbus-bench: no plot: " << why << "\n";
   }
-  return failures == 0 ? 0 : 1;
+  return true;
+}
+
+int bench_main(int argc, char** argv) {
+  options o;
+  report_meta meta;
+  if (const auto stop = parse_command_line(argc, argv, o, meta.command)) return *stop;
+
+  meta.started = utc_now();
+  meta.load_before = shmbus::bench::sys::load_average();
+  const auto specs = plan(o);
+  const std::string prefix = "shmbench-" + std::to_string(shmbus::platform::current_process().pid);
+  measurements m;
+  const auto t0 = std::chrono::steady_clock::now();
+  run_rounds(o, specs, prefix, m);
+  if (o.modes.count("costs")) m.costs = measure_costs(prefix + "-costs", o.quick);
+  if (o.modes.count("jitter")) run_jitter(o, prefix, m);
+  meta.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  meta.machine = shmbus::bench::sys::machine_description();
+  meta.runs = o.runs;
+  meta.load_after = shmbus::bench::sys::load_average();
+  if (!write_outputs(o, meta, m, specs.size())) return 1;
+  return m.failures == 0 ? 0 : 1;
 }
 
 }  // namespace

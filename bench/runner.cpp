@@ -203,6 +203,211 @@ class publisher_pin {
 
 // ---- the publisher (parent) --------------------------------------------------
 
+namespace {
+
+// The control segment the subscribers report through, removed again when
+// the run ends (and any stale one of the same name first).
+class control_segment {
+ public:
+  explicit control_segment(std::string name)
+      : name_(std::move(name)), region_(create_fresh(name_)), block_(*new (region_.data()) control_block{}) {}
+  control_segment(const control_segment&) = delete;
+  control_segment& operator=(const control_segment&) = delete;
+  ~control_segment() {
+    std::error_code ignored;
+    platform::shared_memory_region::remove(name_, ignored);
+  }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] control_block& block() noexcept { return block_; }
+
+ private:
+  static platform::shared_memory_region create_fresh(const std::string& name) {
+    std::error_code ignored;
+    platform::shared_memory_region::remove(name, ignored);
+    return platform::shared_memory_region(create_only, name, sizeof(control_block));
+  }
+  std::string name_;
+  platform::shared_memory_region region_;
+  control_block& block_;
+};
+
+// Starts one subscriber process per spec.subscribers and waits until each
+// has opened its receiver.
+std::vector<test::child_process> start_subscribers(const run_spec& spec, const std::string& ctl_name,
+                                                   const session& sess, bool pin) {
+  std::vector<test::child_process> kids;
+  for (unsigned i = 0; i < spec.subscribers; ++i) {
+    std::vector<std::string> args = spec.encode();
+    for (const auto& extra : {std::to_string(i), ctl_name, sess.child_arg(), std::to_string(subscriber_cpu(i, pin))})
+      args.push_back(extra);
+    kids.push_back(test::child_process::self("bench-subscriber", args));
+  }
+  for (auto& k : kids) k.expect_line("connected", std::chrono::seconds(30));
+  return kids;
+}
+
+// Reads every subscriber's report, then reaps each, failing on a bad exit.
+void collect_reports(std::vector<test::child_process>& kids, run_result& res) {
+  for (auto& k : kids) {
+    const std::string line = k.expect_line("result", std::chrono::seconds(60));
+    res.subs.push_back(parse_report(line));
+  }
+  for (auto& k : kids) {
+    const int rc = k.wait(std::chrono::seconds(30));
+    if (rc != 0) fail("subscriber exited with " + std::to_string(rc));
+  }
+}
+
+// The publishing side of one run: sends numbered, stamped messages, waits
+// for credit on lossless rings, and drives the run's kind.
+class publisher_loop {
+ public:
+  publisher_loop(const run_spec& spec, control_block& cb, std::unique_ptr<sender> tx, bool credit)
+      : spec_(spec),
+        cb_(cb),
+        tx_(std::move(tx)),
+        credit_(credit),
+        size_(std::max(spec.size, min_payload)),
+        payload_(size_, std::byte{0x5a}) {}
+
+  // `stamp`: the time to put in the message; 0 = read the clock now.
+  std::int64_t send(std::uint32_t kind, std::int64_t stamp = 0) {
+    ++seq_;
+    if (credit_ && seq_ > min_consumed_ + spec_.depth) wait_for_credit();
+    const msg_header h{stamp != 0 ? stamp : platform::monotonic_ns(), seq_, kind, static_cast<std::uint32_t>(size_)};
+    std::memcpy(payload_.data(), &h, sizeof h);
+    tx_->send(payload_);
+    return h.stamp_ns;
+  }
+
+  // Probe until every subscriber has a message: connections and ZeroMQ
+  // subscriptions are then established.
+  void probe_until_ready() {
+    const auto ready = [](auto& s) { return s.ready.load(std::memory_order_acquire) != 0; };
+    const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+    while (!all(ready)) {
+      if (platform::monotonic_ns() > deadline) fail("subscribers not ready after 30 s");
+      send(msg_probe);
+      const std::int64_t until = platform::monotonic_ns() + 2'000'000;
+      while (platform::monotonic_ns() < until && !all(ready)) std::this_thread::yield();
+    }
+  }
+
+  // The measurement window of spec.kind, from `start`.
+  void drive(std::int64_t start, run_result& res) {
+    switch (spec_.kind) {
+      case run_kind::latency: return latency(start, res);
+      case run_kind::throughput: return throughput(start, res);
+      case run_kind::idle: return idle(start);
+    }
+  }
+
+ private:
+  // The ring is full: wait until the slowest subscriber frees a slot, so
+  // that nothing is overwritten unread.
+  void wait_for_credit() {
+    const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+    for (unsigned polls = 0;; ++polls) {
+      refresh_min();
+      if (seq_ <= min_consumed_ + spec_.depth) break;
+      detail::cpu_relax();
+      if (polls % 1024 == 1023 && platform::monotonic_ns() > deadline) fail("no credit for 30 s");
+    }
+  }
+
+  void refresh_min() {
+    std::uint64_t m = UINT64_MAX;
+    for (unsigned i = 0; i < spec_.subscribers; ++i)
+      m = std::min(m, cb_.subs[i].consumed.load(std::memory_order_acquire));
+    min_consumed_ = m;
+  }
+
+  template <class Pred>
+  bool all(Pred pred) {
+    for (unsigned i = 0; i < spec_.subscribers; ++i)
+      if (!pred(cb_.subs[i])) return false;
+    return true;
+  }
+
+  void latency(std::int64_t start, run_result& res) {
+    const std::int64_t budget_end = start + spec_.duration_ns;
+    for (std::uint64_t i = 0; i < spec_.messages; ++i) {
+      // The gap lets a blocking subscriber fall asleep again.
+      spin_until(platform::monotonic_ns() + spec_.gap_ns);
+      send(msg_data);
+      ++res.published;
+      await_taken();
+      if (platform::monotonic_ns() > budget_end) break;
+    }
+  }
+
+  // Waits until every subscriber has taken the last message sent.
+  void await_taken() {
+    const std::int64_t deadline = platform::monotonic_ns() + 20 * second;
+    for (unsigned polls = 0; !all([&](auto& s) { return s.consumed.load(std::memory_order_acquire) >= seq_; });
+         ++polls) {
+      // Yielding lets a thread sharing this core (ZeroMQ's) run; the
+      // acknowledgement's own latency is not measured.
+      std::this_thread::yield();
+      if (polls % 256 == 255 && platform::monotonic_ns() > deadline)
+        fail("message " + std::to_string(seq_) + " not taken after 20 s");
+    }
+  }
+
+  void throughput(std::int64_t start, run_result& res) {
+    // The clock costs tens of ns, as much as a small message: read it once
+    // per batch. Only the first stamp is used (the start of the window);
+    // the rest are approximate.
+    const std::int64_t end = start + spec_.duration_ns;
+    for (std::int64_t now = send(msg_data);;) {
+      ++res.published;
+      for (int k = 1; k < 64; ++k, ++res.published) send(msg_data, now);
+      now = platform::monotonic_ns();
+      if (now >= end) break;
+      send(msg_data, now);
+    }
+  }
+
+  void idle(std::int64_t start) {
+    const std::int64_t deadline = start + spec_.duration_ns + 30 * second;
+    while (!all([](auto& s) { return s.idle_done.load(std::memory_order_acquire) != 0; })) {
+      if (platform::monotonic_ns() > deadline) fail("idle subscribers did not finish");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the parent idles too
+    }
+  }
+
+  const run_spec& spec_;
+  control_block& cb_;
+  std::unique_ptr<sender> tx_;
+  const bool credit_;
+  const std::size_t size_;
+  std::vector<std::byte> payload_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t min_consumed_ = 0;
+};
+
+// One run, throwing on any failure: control segment, subscribers, probes,
+// the pinned measurement window, the end marker, the reports.
+void measure(transport& t, const run_spec& spec, const runner_options& opt, run_result& res) {
+  control_segment ctl(spec.name + ".ctl");
+  auto sess = t.prepare(spec);
+  auto kids = start_subscribers(spec, ctl.name(), *sess, opt.pin);
+  publisher_loop pub(spec, ctl.block(), sess->open_sender(), sess->needs_credit());
+  pub.probe_until_ready();
+
+  publisher_pin pin(opt.pin);
+  res.publisher_pinned = pin.status();
+  const std::uint64_t wakes_before = platform::named_event::wake_calls();
+  const std::int64_t start = platform::monotonic_ns();
+  pub.drive(start, res);
+  res.publish_ns = platform::monotonic_ns() - start;
+  res.wake_calls = platform::named_event::wake_calls() - wakes_before;
+  pub.send(msg_end);
+  collect_reports(kids, res);
+}
+
+}  // namespace
+
 run_result run_once(const run_spec& spec, const runner_options& opt) {
   run_result res;
   res.spec = spec;
@@ -211,141 +416,8 @@ run_result run_once(const run_spec& spec, const runner_options& opt) {
     res.error = "unknown transport " + spec.transport;
     return res;
   }
-  const std::string ctl_name = spec.name + ".ctl";
   try {
-    std::error_code ignored;
-    platform::shared_memory_region::remove(ctl_name, ignored);
-    platform::shared_memory_region ctl(create_only, ctl_name, sizeof(control_block));
-    struct ctl_remover {
-      std::string name;
-      ~ctl_remover() {
-        std::error_code e;
-        platform::shared_memory_region::remove(name, e);
-      }
-    } remover{ctl_name};
-    control_block& cb = *new (ctl.data()) control_block{};
-
-    auto sess = t->prepare(spec);
-    std::vector<test::child_process> kids;
-    for (unsigned i = 0; i < spec.subscribers; ++i) {
-      std::vector<std::string> args = spec.encode();
-      for (const auto& extra :
-           {std::to_string(i), ctl_name, sess->child_arg(), std::to_string(subscriber_cpu(i, opt.pin))})
-        args.push_back(extra);
-      kids.push_back(test::child_process::self("bench-subscriber", args));
-    }
-    for (auto& k : kids) k.expect_line("connected", std::chrono::seconds(30));
-    auto tx = sess->open_sender();
-
-    const std::size_t size = std::max(spec.size, min_payload);
-    std::vector<std::byte> payload(size, std::byte{0x5a});
-    std::uint64_t seq = 0;
-    std::uint64_t min_consumed = 0;
-    const bool credit = sess->needs_credit();
-    auto refresh_min = [&] {
-      std::uint64_t m = UINT64_MAX;
-      for (unsigned i = 0; i < spec.subscribers; ++i)
-        m = std::min(m, cb.subs[i].consumed.load(std::memory_order_acquire));
-      min_consumed = m;
-    };
-    // `stamp`: the time to put in the message; 0 = read the clock now.
-    auto send = [&](std::uint32_t kind, std::int64_t stamp = 0) {
-      ++seq;
-      if (credit && seq > min_consumed + spec.depth) {
-        // The ring is full: wait until the slowest subscriber frees a slot,
-        // so that nothing is overwritten unread.
-        const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
-        for (unsigned polls = 0;; ++polls) {
-          refresh_min();
-          if (seq <= min_consumed + spec.depth) break;
-          detail::cpu_relax();
-          if (polls % 1024 == 1023 && platform::monotonic_ns() > deadline) fail("no credit for 30 s");
-        }
-      }
-      const msg_header h{stamp != 0 ? stamp : platform::monotonic_ns(), seq, kind, static_cast<std::uint32_t>(size)};
-      std::memcpy(payload.data(), &h, sizeof h);
-      tx->send(payload);
-      return h.stamp_ns;
-    };
-    auto all = [&](auto pred) {
-      for (unsigned i = 0; i < spec.subscribers; ++i)
-        if (!pred(cb.subs[i])) return false;
-      return true;
-    };
-
-    // Probe until every subscriber has a message: connections and ZeroMQ
-    // subscriptions are then established.
-    {
-      const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
-      while (!all([](auto& s) { return s.ready.load(std::memory_order_acquire) != 0; })) {
-        if (platform::monotonic_ns() > deadline) fail("subscribers not ready after 30 s");
-        send(msg_probe);
-        const std::int64_t until = platform::monotonic_ns() + 2'000'000;
-        while (platform::monotonic_ns() < until &&
-               !all([](auto& s) { return s.ready.load(std::memory_order_acquire) != 0; }))
-          std::this_thread::yield();
-      }
-    }
-
-    publisher_pin pin(opt.pin);
-    res.publisher_pinned = pin.status();
-    const std::uint64_t wakes_before = platform::named_event::wake_calls();
-    const std::int64_t start = platform::monotonic_ns();
-    switch (spec.kind) {
-      case run_kind::latency: {
-        const std::int64_t budget_end = start + spec.duration_ns;
-        for (std::uint64_t i = 0; i < spec.messages; ++i) {
-          // The gap lets a blocking subscriber fall asleep again.
-          spin_until(platform::monotonic_ns() + spec.gap_ns);
-          send(msg_data);
-          ++res.published;
-          const std::int64_t deadline = platform::monotonic_ns() + 20 * second;
-          for (unsigned polls = 0; !all([&](auto& s) { return s.consumed.load(std::memory_order_acquire) >= seq; });
-               ++polls) {
-            // Yielding lets a thread sharing this core (ZeroMQ's) run; the
-            // acknowledgement's own latency is not measured.
-            std::this_thread::yield();
-            if (polls % 256 == 255 && platform::monotonic_ns() > deadline)
-              fail("message " + std::to_string(seq) + " not taken after 20 s");
-          }
-          if (platform::monotonic_ns() > budget_end) break;
-        }
-        break;
-      }
-      case run_kind::throughput: {
-        // The clock costs tens of ns, as much as a small message: read it
-        // once per batch. Only the first stamp is used (the start of the
-        // window); the rest are approximate.
-        const std::int64_t end = start + spec.duration_ns;
-        for (std::int64_t now = send(msg_data);;) {
-          ++res.published;
-          for (int k = 1; k < 64; ++k, ++res.published) send(msg_data, now);
-          now = platform::monotonic_ns();
-          if (now >= end) break;
-          send(msg_data, now);
-        }
-        break;
-      }
-      case run_kind::idle: {
-        const std::int64_t deadline = start + spec.duration_ns + 30 * second;
-        while (!all([](auto& s) { return s.idle_done.load(std::memory_order_acquire) != 0; })) {
-          if (platform::monotonic_ns() > deadline) fail("idle subscribers did not finish");
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the parent idles too
-        }
-        break;
-      }
-    }
-    res.publish_ns = platform::monotonic_ns() - start;
-    res.wake_calls = platform::named_event::wake_calls() - wakes_before;
-    send(msg_end);
-    for (auto& k : kids) {
-      const std::string line = k.expect_line("result", std::chrono::seconds(60));
-      res.subs.push_back(parse_report(line));
-    }
-    for (auto& k : kids) {
-      const int rc = k.wait(std::chrono::seconds(30));
-      if (rc != 0) fail("subscriber exited with " + std::to_string(rc));
-    }
+    measure(*t, spec, opt, res);
   } catch (const std::exception& e) {
     res.error = e.what();
   }

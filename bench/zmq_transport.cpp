@@ -127,11 +127,9 @@ class zmq_session final : public session {
   std::shared_ptr<zmq_end> pub_;
 };
 
-class zmq_transport final : public transport {
+class zmq_transport final : public lossless_transport<zmq_session> {
  public:
-  [[nodiscard]] std::string name() const override { return "zeromq"; }
-  [[nodiscard]] bool supports(const run_spec& spec) const override { return !spec.conflate; }
-  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<zmq_session>(spec); }
+  zmq_transport() : lossless_transport("zeromq") {}
   std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned, const std::string& endpoint) override {
     return std::make_unique<zmq_receiver>(endpoint, spec.wait);
   }

@@ -7,12 +7,17 @@ include(CMakePackageConfigHelpers)
 
 set(SHMBUS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmbus)
 
-install(TARGETS shmbus_common shmbus_client shmbus_broker
+# The libraries and public headers shmbus_add_library recorded
+# (cmake/ShmbusLibrary.cmake): only include/shmbus/*.hpp, never detail/ or
+# platform/, which no public header includes.
+get_property(shmbus_install_targets GLOBAL PROPERTY SHMBUS_INSTALL_TARGETS)
+get_property(shmbus_public_headers GLOBAL PROPERTY SHMBUS_PUBLIC_HEADERS)
+install(TARGETS ${shmbus_install_targets}
   EXPORT shmbus-targets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)
-install(DIRECTORY common/include/ client/include/ broker/include/
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT development)
+install(FILES ${shmbus_public_headers}
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shmbus COMPONENT development)
 if(SHMBUS_BUILD_TOOLS)
   install(TARGETS shmbus_cli shmbus_broker_main RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 endif()

@@ -10,6 +10,7 @@
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/names.hpp"
 #include "shmbus/platform/shared_memory.hpp"
+#include "support/multiprocess.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -68,8 +69,7 @@ TEST_CASE("item 7: two brokers started together on a stale bus: exactly one come
     auto first = child_process::self("racing-broker", {name});
     first.write("go\n");
     first.expect_line("up");
-    first.kill_hard();
-    first.wait();
+    kill_and_reap(first);
   }
   const std::uint64_t races = stress_count(300);
   std::uint64_t both_up = 0, none_up = 0;
@@ -107,10 +107,8 @@ TEST_CASE("item 7: two brokers started together on a stale bus: exactly one come
 // ---- item 5: every read path notices a stopped or replaced broker ---------
 
 TEST_CASE("item 5: a subscriber polling try_read is told topic_closed once its broker is replaced") {
-  const std::string name = unique_bus();
-  auto first = child_process(broker_argv(name), true);
-  first.expect_line("ready");
-  bus b(name);
+  broker_process_bus fixture;
+  auto& [name, first, b] = fixture;
   auto sub = b.make_subscriber("b");
   {
     auto pub = b.make_publisher("b");
@@ -118,10 +116,8 @@ TEST_CASE("item 5: a subscriber polling try_read is told topic_closed once its b
   }
   message m;
   for (int i = 0; i < 5; ++i) REQUIRE(sub.try_read(m));
-  first.kill_hard();
-  first.wait();
-  auto second = child_process(broker_argv(name), true);
-  second.expect_line("ready");
+  kill_and_reap(first);
+  auto second = started_broker(name);
   bus fresh(name);
   auto pub = fresh.make_publisher("b");
   for (int i = 0; i < 50; ++i) pub.publish("second");

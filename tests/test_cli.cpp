@@ -12,6 +12,7 @@
 #include "shmbus/client.hpp"
 #include "shmbus/market_data.hpp"
 #include "support/child_process.hpp"
+#include "support/multiprocess.hpp"
 
 using namespace shmbus::test;
 
@@ -229,8 +230,7 @@ TEST_CASE("shmbus sub reports gaps and prints hex") {
 TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and as JSON") {
   const std::string bus = unique_bus();
   running_broker broker(bus, {"--topic", "prices:64:4", "--topic", "status:32"});
-  auto lagging = child_process::self("cli-lagging-subscriber", {bus, "prices"});
-  lagging.expect_line("ready");
+  auto lagging = started_child("cli-lagging-subscriber", {bus, "prices"});
   child_process reader(cli(bus, {"sub", "prices", "--timeout", "20"}), true);
   wait_for_subscribers(bus, "\"subscribers\":2");
 

@@ -32,14 +32,20 @@ std::string joined(const std::vector<std::string>& lines) {
   return s;
 }
 
-}  // namespace
-
-TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a clean shutdown") {
-  const std::string bus = unique_bus();
+// The demo's broker (examples/market_data/broker.ini) on `bus`, ready.
+child_process demo_broker(const std::string& bus) {
   child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config",
                         SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini", "--log-level", "warn"},
                        true);
   broker.expect_line("ready");
+  return broker;
+}
+
+}  // namespace
+
+TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a clean shutdown") {
+  const std::string bus = unique_bus();
+  auto broker = demo_broker(bus);
   child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--layout", "both", "--rate", "1000", "--seed", "7"}, true);
   CHECK(feed.read_line() ==
         "md-feed: 8 instruments, 1000 snapshots/s, to topics 'md' and 'md.ID' on bus '" + bus + "'");
@@ -87,10 +93,7 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
 
 TEST_CASE("market-data demo: a strategy that receives nothing says so and fails") {
   const std::string bus = unique_bus();
-  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config",
-                        SHMBUS_SOURCE_DIR "/examples/market_data/broker.ini", "--log-level", "warn"},
-                       true);
-  broker.expect_line("ready");
+  auto broker = demo_broker(bus);
   child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "0.2", "--headless"}, true);
   const auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 1);

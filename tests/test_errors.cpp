@@ -66,10 +66,8 @@ TEST_CASE("unknown topic lists the topics that exist") {
 }
 
 TEST_CASE("message too large: nothing is published") {
-  test_bus tb({topic("t", 16, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("t");
-  auto sub = b.make_subscriber("t");
+  one_topic fixture(topic("t", 16, 4));
+  auto& [tb, b, pub, sub] = fixture;
   expect_error([&] { pub.publish(std::string(17, 'x')); }, errc::message_too_large,
                "message of 17 bytes exceeds max_message_size 16");
   message m;

@@ -10,6 +10,7 @@
 #include "shmbus/client.hpp"
 #include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/platform/shared_memory.hpp"
+#include "support/multiprocess.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
 
@@ -103,62 +104,53 @@ SHMBUS_CHILD("waiting-subscriber")(const std::vector<std::string>& a) {
   const std::uint64_t last = to_u64(a.at(2));
   signal_parent("ready");
   message m;
-  while (m.sequence() < last) {
-    // A lost wake-up shows as this bounded wait failing.
-    if (!sub.wait(m, std::chrono::seconds(10))) {
-      signal_parent("result timeout at=" + std::to_string(m.sequence()));
-      return 2;
-    }
-  }
+  if (!wait_through(sub, m, last)) return 2;
   signal_parent("result received=" + std::to_string(sub.received_total()) +
                 " missed=" + std::to_string(sub.missed_total()) + " last=" + std::to_string(m.sequence()) +
                 " safety_net=" + std::to_string(platform::named_event::safety_net_wakeups()));
   return 0;
 }
 
+namespace {
+// The waiting subscriber's report: it got through to message `count`;
+// Windows' last-resort re-check never had to find a set for a sleeper; it
+// exited cleanly.
+void check_waited_through(const std::string& line, std::uint64_t count, child_process& child) {
+  CHECK(field(line, "last") == count);
+  CHECK(field(line, "safety_net") == 0);
+  CHECK(child.wait() == 0);
+}
+}  // namespace
+
 TEST_CASE("no lost wake-up: 100,000 publishes, each to a subscriber blocked in wait()") {
   constexpr std::uint64_t count = 100000;
   test_bus tb({topic("w", 64, 1)});
-  auto child = child_process::self("waiting-subscriber", {tb.name, "w", std::to_string(count)});
-  child.expect_line("ready");
-  bus b(tb.name);
-  auto pub = b.make_publisher("w");
-  auto raw = open_raw(tb.name, "w");
-  auto& entry = raw.subscribers()[0];
-  REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
+  auto child = started_child("waiting-subscriber", {tb.name, "w", std::to_string(count)});
+  lockstep_publisher lockstep(tb.name, "w");
   for (std::uint64_t i = 1; i <= count; ++i) {
     // Lockstep: publish only once the subscriber has consumed the previous
     // message and is back inside wait() (bounded: a stuck child fails).
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!(entry.read_seq.load() == i - 1 && entry.waiting.load() == 1)) {
-      if (std::chrono::steady_clock::now() > deadline) FAIL("subscriber not back in wait() for message " << i);
-    }
-    pub.publish("x");
+    lockstep.await_back_in_wait(i - 1);
+    lockstep.pub.publish("x");
   }
   const std::string line = child.expect_line("result", std::chrono::seconds(30));
   INFO(line);
   CHECK(field(line, "received") == count);
   CHECK(field(line, "missed") == 0);
-  CHECK(field(line, "last") == count);
-  // Windows' last-resort re-check never had to find a set for a sleeper.
-  CHECK(field(line, "safety_net") == 0);
-  CHECK(child.wait() == 0);
+  check_waited_through(line, count, child);
 }
 
 TEST_CASE("no lost wake-up, free running - 100,000 back-to-back publishes to a waiting subscriber") {
   constexpr std::uint64_t count = 100000;
   test_bus tb({topic("w", 64, 1)});
-  auto child = child_process::self("waiting-subscriber", {tb.name, "w", std::to_string(count)});
-  child.expect_line("ready");
+  auto child = started_child("waiting-subscriber", {tb.name, "w", std::to_string(count)});
   bus b(tb.name);
   auto pub = b.make_publisher("w");
   for (std::uint64_t i = 1; i <= count; ++i) pub.publish("x");
   const std::string line = child.expect_line("result", std::chrono::seconds(30));
   INFO(line);
   CHECK(field(line, "received") + field(line, "missed") == count);
-  CHECK(field(line, "last") == count);
-  CHECK(field(line, "safety_net") == 0);
-  CHECK(child.wait() == 0);
+  check_waited_through(line, count, child);
 }
 
 // ---- a publisher dies holding the mutex ---------------------------------
@@ -238,10 +230,8 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
   test_bus tb({topic("s", 64, 8)});
   bus b(tb.name);
   auto pub = b.make_publisher("s");
-  auto child = child_process::self("subscriber-waits-forever", {tb.name, "s"});
-  child.expect_line("ready");
-  auto survivor = child_process::self("subscriber-waits-forever", {tb.name, "s"});
-  survivor.expect_line("ready");
+  auto child = started_child("subscriber-waits-forever", {tb.name, "s"});
+  auto survivor = started_child("subscriber-waits-forever", {tb.name, "s"});
   CHECK(b.stats().at(0).live_subscribers == 2);
   pub.publish("one");
   child.expect_line("got 1");
@@ -258,8 +248,7 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
     return false;
   };
   while (!asleep()) REQUIRE(std::chrono::steady_clock::now() < deadline);
-  child.kill_hard();
-  child.wait();
+  kill_and_reap(child);
 
   CHECK(b.stats().at(0).live_subscribers == 1);  // counted live by process, at once
   tb.brk.maintain();                             // and its slot is released
@@ -279,15 +268,12 @@ TEST_CASE("a killed subscriber disturbs nothing and leaves the live count") {
 // ---- the broker dies -----------------------------------------------------
 
 TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients fail clearly, new ones work") {
-  const std::string name = unique_bus();
-  auto first = child_process(broker_argv(name), true);
-  first.expect_line("ready");
-  bus b(name);
+  broker_process_bus fixture;
+  auto& [name, first, b] = fixture;
   auto pub = b.make_publisher("b");
   auto sub = b.make_subscriber("b");
   pub.publish("before");
-  first.kill_hard();
-  first.wait();
+  kill_and_reap(first);
 
   CHECK_FALSE(b.broker_alive());
   // Existing clients keep their mappings: data still moves until a new broker claims the bus.
@@ -349,8 +335,7 @@ TEST_CASE("broker SIGKILLed then restarted: stale objects cleaned, old clients f
 
 TEST_CASE("a publisher killed after recording a wake-up but before waking leaves no subscriber asleep") {
   test_bus tb({topic("z", 256, 4)});
-  auto sleeper = child_process::self("subscriber-waits-forever", {tb.name, "z"});
-  sleeper.expect_line("ready");
+  auto sleeper = started_child("subscriber-waits-forever", {tb.name, "z"});
   auto raw = open_raw(tb.name, "z");
   // Wait until the subscriber has announced itself as a sleeper.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -362,8 +347,7 @@ TEST_CASE("a publisher killed after recording a wake-up but before waking leaves
   // ... right after its set() moved the generation on, before it woke
   // anyone (emulated: the test hook stops it earlier).
   raw.event().set_without_waking_for_test();
-  dying.kill_hard();
-  dying.wait();
+  kill_and_reap(dying);
   // Its first message (sequence 1) was published; the sleeper missed the wake.
   // The next publisher recovers the mutex and must wake everyone.
   bus b(tb.name);
@@ -377,10 +361,8 @@ TEST_CASE("a publisher killed after recording a wake-up but before waking leaves
 }
 
 TEST_CASE("a header rewritten after open cannot push readers or writers outside the mapping") {
-  test_bus tb({topic("g", 128, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("g");
-  auto sub = b.make_subscriber("g");
+  one_topic fixture(topic("g", 128, 4));
+  auto& [tb, b, pub, sub] = fixture;
   auto raw = platform::shared_memory_region(open_only, topic_object(tb.name, "g"), access::read_write);
   auto* h = reinterpret_cast<detail::topic_header*>(raw.data());
   h->slot_count = 0;

@@ -8,6 +8,7 @@
 
 #include "shmbus/client.hpp"
 #include "shmbus/detail/topic_segment.hpp"
+#include "support/multiprocess.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
 
@@ -107,8 +108,7 @@ void lagging_reader_across_recovery(const std::string& mode) {
   test_bus tb({topic("r", 256, 4)});
   bus b(tb.name);
   auto pub = b.make_publisher("r");
-  auto reader = child_process::self("stale-reader", {tb.name, "r", mode});
-  reader.expect_line("ready");
+  auto reader = started_child("stale-reader", {tb.name, "r", mode});
   std::vector<std::byte> buf(256);
   for (std::uint64_t id = 1; id <= 8; ++id) {
     make_payload(id, buf);

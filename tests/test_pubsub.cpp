@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "shmbus/client.hpp"
@@ -13,13 +15,28 @@ using namespace shmbus::test;
 
 namespace {
 std::string text_of(const message& m) { return std::string(m.text()); }
+
+// Blocks `sub` in wait(`timeout`) while another thread opens a publisher on
+// topic "r" and publishes `text`; returns what the wait returned, or
+// nullopt if it returned false.
+template <class Timeout>
+std::optional<std::string> wait_for_publish_from_thread(bus& b, subscriber& sub, const std::string& text,
+                                                        Timeout timeout) {
+  std::thread t([&] {
+    auto pub = b.make_publisher("r");
+    pub.publish(text);
+  });
+  message m;
+  const bool got = sub.wait(m, timeout);
+  t.join();
+  if (!got) return std::nullopt;
+  return text_of(m);
+}
 }  // namespace
 
 TEST_CASE("ring topic delivers every message in order to a subscriber that keeps up") {
-  test_bus tb({topic("r", 64, 8)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, 8));
+  auto& [tb, b, pub, sub] = fixture;
   message m;
   CHECK_FALSE(sub.try_read(m));
   for (int i = 1; i <= 100; ++i) {
@@ -35,10 +52,8 @@ TEST_CASE("ring topic delivers every message in order to a subscriber that keeps
 
 TEST_CASE("ring topic: a subscriber that falls behind is told exactly how many it missed") {
   const std::uint32_t depth = 8;
-  test_bus tb({topic("r", 64, depth)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, depth));
+  auto& [tb, b, pub, sub] = fixture;
   const int published = 50;
   for (int i = 1; i <= published; ++i) pub.publish("m" + std::to_string(i));
   message m;
@@ -57,10 +72,8 @@ TEST_CASE("ring topic: a subscriber that falls behind is told exactly how many i
 }
 
 TEST_CASE("gap accounting holds across several lapses") {
-  test_bus tb({topic("r", 32, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 32, 4));
+  auto& [tb, b, pub, sub] = fixture;
   message m;
   std::uint64_t published = 0;
   for (int round = 1; round <= 10; ++round) {
@@ -73,10 +86,8 @@ TEST_CASE("gap accounting holds across several lapses") {
 }
 
 TEST_CASE("latest-value topic (depth 1) conflates and reports skipped messages") {
-  test_bus tb({topic("lv", 64, 1)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("lv");
-  auto sub = b.make_subscriber("lv");
+  one_topic fixture(topic("lv", 64, 1));
+  auto& [tb, b, pub, sub] = fixture;
   message m;
   for (int i = 1; i <= 10; ++i) pub.publish("v" + std::to_string(i));
   REQUIRE(sub.try_read(m));
@@ -136,10 +147,8 @@ TEST_CASE("typed publish and read of a trivially copyable struct") {
 }
 
 TEST_CASE("a caller buffer too small for the message loses nothing") {
-  test_bus tb({topic("r", 256, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 256, 4));
+  auto& [tb, b, pub, sub] = fixture;
   pub.publish(std::string(100, 'a'));
   std::vector<std::byte> small(10), big(256);
   std::error_code ec;
@@ -154,10 +163,8 @@ TEST_CASE("a caller buffer too small for the message loses nothing") {
 }
 
 TEST_CASE("zero-copy read_view sees the payload in place") {
-  test_bus tb({topic("r", 64, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, 4));
+  auto& [tb, b, pub, sub] = fixture;
   CHECK_FALSE(sub.read_view([](const message_info&, std::span<const std::byte>) {}));
   pub.publish("zero-copy");
   std::string seen;
@@ -172,10 +179,8 @@ TEST_CASE("zero-copy read_view sees the payload in place") {
 }
 
 TEST_CASE("wait() times out when nothing is published and returns a message that is") {
-  test_bus tb({topic("r", 64, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, 4));
+  auto& [tb, b, pub, sub] = fixture;
   message m;
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_FALSE(sub.wait(m, std::chrono::milliseconds(50)));
@@ -189,14 +194,9 @@ TEST_CASE("a subscriber blocked in wait() is woken by a publish from another thr
   test_bus tb({topic("r", 64, 4)});
   bus b(tb.name);
   auto sub = b.make_subscriber("r");
-  std::thread t([&] {
-    auto pub = b.make_publisher("r");
-    pub.publish("wake");
-  });
-  message m;
-  REQUIRE(sub.wait(m, std::chrono::seconds(10)));
-  CHECK(text_of(m) == "wake");
-  t.join();
+  const auto got = wait_for_publish_from_thread(b, sub, "wake", std::chrono::seconds(10));
+  REQUIRE(got.has_value());
+  CHECK(*got == "wake");
 }
 
 TEST_CASE("stopping the broker wakes a blocked subscriber with topic_closed, and publishers fail clearly") {
@@ -241,10 +241,8 @@ TEST_CASE("several publishers on one topic are serialised: sequences are unique 
 }
 
 TEST_CASE("latest() on an already consumed message copies it again without counting it twice") {
-  test_bus tb({topic("r", 64, 4)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, 4));
+  auto& [tb, b, pub, sub] = fixture;
   pub.publish("one");
   message m;
   REQUIRE(sub.try_read(m));
@@ -260,12 +258,7 @@ TEST_CASE("a timeout too large to add to the clock means wait for ever, not retu
   test_bus tb({topic("r", 64, 4)});
   bus b(tb.name);
   auto sub = b.make_subscriber("r");
-  std::thread t([&] {
-    auto pub = b.make_publisher("r");
-    pub.publish("late");
-  });
-  message m;
-  CHECK(sub.wait(m, std::chrono::nanoseconds::max()));
-  CHECK(text_of(m) == "late");
-  t.join();
+  const auto got = wait_for_publish_from_thread(b, sub, "late", std::chrono::nanoseconds::max());
+  REQUIRE(got.has_value());
+  CHECK(*got == "late");
 }

@@ -12,6 +12,7 @@
 #include "shmbus/client.hpp"
 #include "shmbus/detail/publisher_port.hpp"
 #include "shmbus/platform/process.hpp"
+#include "support/multiprocess.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
 
@@ -180,8 +181,7 @@ bool has(const std::string& line, const std::string& token) { return line.find(t
 
 TEST_CASE("typed topic: every publish path refuses a message of another size, naming both sizes") {
   test_bus tb({topic("md", 512, 8, sizeof(snapshot))});
-  auto reader = child_process::self("typed-reader", {tb.name, "md", "3"});
-  reader.expect_line("ready");
+  auto reader = started_child("typed-reader", {tb.name, "md", "3"});
   auto pub = child_process::self("typed-publisher",
                                  {tb.name, "md", "span:5,span:408,text:5,text:409,ec:5,ec:408,raw:5,raw:407,raw:408"});
   for (const auto& [form, size] : std::vector<std::pair<std::string, std::string>>{{"span", "5"},
@@ -230,8 +230,7 @@ namespace {
 void check_typed_reads_on_untyped_topic(const std::string& form) {
   CAPTURE(form);
   test_bus tb({topic("raw", 512, 8)});
-  auto reader = child_process::self("typed-reader", {tb.name, "raw", "5", form});
-  reader.expect_line("ready");
+  auto reader = started_child("typed-reader", {tb.name, "raw", "5", form});
   auto pub = child_process::self("typed-publisher", {tb.name, "raw", "span:5,span:408,span:500,span:407,span:408"});
   for (int i = 0; i < 5; ++i) CHECK(has(next_line(pub, "published "), "seq=" + std::to_string(i + 1)));
   CHECK(pub.expect_line("done") == "done");
@@ -278,8 +277,7 @@ TEST_CASE("typed read, error_code form and message::as<T>: the same refusals, th
 
 TEST_CASE("typed read: a wrong-size message forged in shared memory on a typed topic never fills the caller's struct") {
   test_bus tb({topic("md", 512, 8, sizeof(snapshot))});
-  auto reader = child_process::self("typed-reader", {tb.name, "md", "2", "throwing"});
-  reader.expect_line("ready");
+  auto reader = started_child("typed-reader", {tb.name, "md", "2", "throwing"});
   auto forger = child_process::self("typed-forger", {tb.name, "md"});
   CHECK(forger.expect_line("forged") == "forged seq=1");
   CHECK(forger.expect_line("published") == "published seq=2");

@@ -12,6 +12,7 @@
 #include "shmbus/client.hpp"
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/detail/topic_segment.hpp"
+#include "support/multiprocess.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -38,16 +39,6 @@ wait_strategy strategy_named(const std::string& name) {
   for (const auto& s : all_strategies)
     if (name == s.name) return s.how;
   throw std::invalid_argument("unknown strategy " + name);
-}
-
-// Spins (bounded) until `cond` holds: the other side reached a point.
-template <class F>
-void await(F cond, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) FAIL("timed out waiting for: " << what);
-    std::this_thread::yield();
-  }
 }
 
 // Reads `count` messages "m<seq>" with `how`; counts what is wrong.
@@ -162,23 +153,14 @@ TEST_CASE("every wait strategy delivers every message in order across processes"
       // the previous message and is back waiting (polling, spinning or
       // asleep), i.e. in the window a lost wake-up needs.
       test_bus tb({topic("w", 64, lockstep ? 1 : static_cast<std::uint32_t>(count))});
-      auto child = child_process::self("strategy-subscriber", {tb.name, "w", std::to_string(count), s.name});
-      child.expect_line("ready");
-      bus b(tb.name);
-      auto pub = b.make_publisher("w");
-      auto raw = open_raw(tb.name, "w");
-      auto& entry = raw.subscribers()[0];
-      REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
+      auto child = started_child("strategy-subscriber", {tb.name, "w", std::to_string(count), s.name});
+      lockstep_publisher feed(tb.name, "w");
       const bool sleeps =
           s.how.mode == wait_mode::block || (s.how.mode == wait_mode::spin_then_block && s.how.spin <= 1us);
       for (std::uint64_t i = 1; i <= count; ++i) {
-        if (lockstep) {
-          // A sleeper is caught asleep; a poller just after it read.
-          await([&] { return entry.read_seq.load() == i - 1 && (!sleeps || entry.waiting.load() == 1); },
-                "subscriber back in wait() for message " + std::to_string(i) +
-                    " read_seq=" + std::to_string(entry.read_seq.load()));
-        }
-        pub.publish("m" + std::to_string(i));
+        // A sleeper is caught asleep; a poller just after it read.
+        if (lockstep) feed.await_back_in_wait(i - 1, sleeps);
+        feed.pub.publish("m" + std::to_string(i));
       }
       const std::string line = child.expect_line("result", 60s);
       INFO(line);
@@ -195,10 +177,8 @@ TEST_CASE("every wait strategy delivers every message in order across processes"
 TEST_CASE("every wait strategy honours its timeout and then delivers what is published") {
   for (const auto& s : all_strategies) {
     CAPTURE(s.name);
-    test_bus tb({topic("r", 64, 4)});
-    bus b(tb.name);
-    auto pub = b.make_publisher("r");
-    auto sub = b.make_subscriber("r");
+    one_topic fixture(topic("r", 64, 4));
+    auto& [tb, b, pub, sub] = fixture;
     std::error_code ec;
     const auto t0 = std::chrono::steady_clock::now();
     CHECK_FALSE(sub.wait_available(30ms, s.how, ec));
@@ -246,10 +226,8 @@ TEST_CASE("a subscriber's wait strategy is kept, and moves with it") {
 }
 
 TEST_CASE("a publish with nobody asleep makes no wake system call, one with a sleeper makes one") {
-  test_bus tb({topic("r", 64, 1)});
-  bus b(tb.name);
-  auto pub = b.make_publisher("r");
-  auto sub = b.make_subscriber("r");
+  one_topic fixture(topic("r", 64, 1));
+  auto& [tb, b, pub, sub] = fixture;
   auto raw = open_raw(tb.name, "r");
   const std::uint64_t before = platform::named_event::wake_calls();
 

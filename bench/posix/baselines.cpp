@@ -182,6 +182,18 @@ class fd_receiver final : public receiver {
   std::size_t begin_ = 0, end_ = 0;
 };
 
+// Opens one descriptor per subscriber with `open(i)`; fails naming `what`.
+template <class Open>
+std::vector<int> open_each(unsigned subscribers, const std::string& what, Open open) {
+  std::vector<int> fds;
+  for (unsigned i = 0; i < subscribers; ++i) {
+    const int fd = open(i);
+    if (fd < 0) fail_errno(what);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 // ---- Unix domain socket -------------------------------------------------
 
 class unix_session final : public session {
@@ -208,13 +220,10 @@ class unix_session final : public session {
   [[nodiscard]] std::string child_arg() const override { return path_; }
   // Every subscriber has connected by now: accept() returns at once.
   std::unique_ptr<sender> open_sender() override {
-    std::vector<int> fds;
-    for (unsigned i = 0; i < subscribers_; ++i) {
-      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) fail_errno("accept");
-      fds.push_back(fd);
-    }
-    return std::make_unique<fd_sender>(std::move(fds), true);
+    return std::make_unique<fd_sender>(
+        open_each(subscribers_, "accept",
+                  [&](unsigned) { return ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC); }),
+        true);
   }
 
  private:
@@ -223,11 +232,9 @@ class unix_session final : public session {
   int listener_ = -1;
 };
 
-class unix_transport final : public transport {
+class unix_transport final : public lossless_transport<unix_session> {
  public:
-  [[nodiscard]] std::string name() const override { return "unix-socket"; }
-  [[nodiscard]] bool supports(const run_spec& spec) const override { return !spec.conflate; }
-  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<unix_session>(spec); }
+  unix_transport() : lossless_transport("unix-socket") {}
   std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned, const std::string& path) override {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) fail_errno("socket");
@@ -256,13 +263,10 @@ class pipe_session final : public session {
   // Every subscriber holds its FIFO open by now, so opening for writing
   // does not block.
   std::unique_ptr<sender> open_sender() override {
-    std::vector<int> fds;
-    for (unsigned i = 0; i < subscribers_; ++i) {
-      const int fd = ::open(path(base_, i).c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0) fail_errno("open FIFO for writing");
-      fds.push_back(fd);
-    }
-    return std::make_unique<fd_sender>(std::move(fds), false);
+    return std::make_unique<fd_sender>(
+        open_each(subscribers_, "open FIFO for writing",
+                  [&](unsigned i) { return ::open(path(base_, i).c_str(), O_WRONLY | O_CLOEXEC); }),
+        false);
   }
 
  private:
@@ -270,11 +274,9 @@ class pipe_session final : public session {
   unsigned subscribers_;
 };
 
-class pipe_transport final : public transport {
+class pipe_transport final : public lossless_transport<pipe_session> {
  public:
-  [[nodiscard]] std::string name() const override { return "pipe"; }
-  [[nodiscard]] bool supports(const run_spec& spec) const override { return !spec.conflate; }
-  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<pipe_session>(spec); }
+  pipe_transport() : lossless_transport("pipe") {}
   std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned index, const std::string& base) override {
     // Read-write, so the open does not wait for the writer and a read never
     // sees end-of-file before the publisher opens its end (Linux FIFOs

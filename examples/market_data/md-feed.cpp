@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "command_line.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/market_data.hpp"
 #include "shmbus/platform/process.hpp"
@@ -186,26 +187,22 @@ int main(int argc, char** argv) {
   double rate = 2000, seconds = 0;
   std::uint64_t seed = std::random_device{}();
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto next = [&] {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return std::string(argv[++i]);
-      };
+    for (md_demo::command_line args(argc, argv); args.next();) {
+      const std::string& a = args.flag();
       if (a == "--bus")
-        bus_name = next();
+        bus_name = args.value();
       else if (a == "--topic")
-        topic = next();
+        topic = args.value();
       else if (a == "--layout")
-        layout = next();
+        layout = args.value();
       else if (a == "--instruments")
-        instrument_list = next();
+        instrument_list = args.value();
       else if (a == "--rate")
-        rate = std::stod(next());
+        rate = std::stod(args.value());
       else if (a == "--seconds")
-        seconds = std::stod(next());
+        seconds = std::stod(args.value());
       else if (a == "--seed")
-        seed = std::stoull(next());
+        seed = std::stoull(args.value());
       else if (a == "--help" || a == "-h")
         return std::fputs(usage, stdout), 0;
       else

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "command_line.hpp"
 #include "latency_histogram.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/market_data.hpp"
@@ -196,26 +197,22 @@ constexpr const char* usage =
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&] {
-      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-      return std::string(argv[++i]);
-    };
+  for (md_demo::command_line args(argc, argv); args.next();) {
+    const std::string& a = args.flag();
     if (a == "--bus")
-      o.bus = next();
+      o.bus = args.value();
     else if (a == "--topic")
-      o.topic = next();
+      o.topic = args.value();
     else if (a == "--per-instrument")
       o.per_instrument = true;
     else if (a == "--seconds")
-      o.seconds = std::stod(next());
+      o.seconds = std::stod(args.value());
     else if (a == "--interval")
-      o.interval = std::stod(next());
+      o.interval = std::stod(args.value());
     else if (a == "--headless")
       o.headless = true;
     else if (a == "--label")
-      o.label = next();
+      o.label = args.value();
     else
       throw std::invalid_argument("unknown option " + a);
   }

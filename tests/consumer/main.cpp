@@ -5,17 +5,19 @@
 #include <shmbus/broker.hpp>
 #include <shmbus/client.hpp>
 #include <shmbus/market_data.hpp>
-#include <shmbus/platform/process.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <random>
 #include <string>
 
 int main() {
   namespace md = shmbus::market_data;
   try {
     shmbus::broker_options opts;
-    opts.bus = "consumer" + std::to_string(shmbus::platform::current_process().pid);
+    // Only the public headers are installed, so the bus name is made unique
+    // without shmbus's platform layer.
+    opts.bus = "consumer" + std::to_string(std::random_device{}());
     shmbus::topic_config topic;
     topic.name = "md";
     topic.max_message_size = sizeof(md::depth_market_data);

@@ -10,6 +10,7 @@
 
 #include "shmbus/client.hpp"
 #include "shmbus/platform/process.hpp"
+#include "support/multiprocess.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
 
@@ -52,7 +53,7 @@ SHMBUS_CHILD("fault-subscriber")(const std::vector<std::string>& a) {
   bus b(a.at(0));
   auto sub = b.make_subscriber(a.at(1));
   signal_parent("ready");
-  std::uint64_t ok = 0, torn = 0, disorder = 0, prev = 0;
+  message_tally tally;
   message m;
   for (;;) {
     if (!sub.wait(m, std::chrono::seconds(60))) {
@@ -60,16 +61,14 @@ SHMBUS_CHILD("fault-subscriber")(const std::vector<std::string>& a) {
       return 2;
     }
     if (!payload_ok(m.payload())) {
-      ++torn;
+      ++tally.broken;
     } else {
       if (payload_id(m.payload()) == stop_id) break;
-      ++ok;
+      ++tally.whole;
     }
-    if (m.sequence() <= prev) ++disorder;
-    prev = m.sequence();
+    tally.order(m);
   }
-  signal_parent("result ok=" + std::to_string(ok) + " torn=" + std::to_string(torn) +
-                " disorder=" + std::to_string(disorder) + " missed=" + std::to_string(sub.missed_total()));
+  signal_parent(tally.result("torn", sub.missed_total()));
   return 0;
 }
 
@@ -90,8 +89,7 @@ TEST_CASE(
   INFO("kills=" << kills << " seed=" << seed);
   std::mt19937_64 rng(seed);
   test_bus tb({topic("f", 512, 256)});
-  auto checker = child_process::self("fault-subscriber", {tb.name, "f"});
-  checker.expect_line("ready");
+  auto checker = started_child("fault-subscriber", {tb.name, "f"});
   auto raw = open_raw(tb.name, "f");
   auto& recoveries = raw.header().mutex_recoveries;
   bus b(tb.name);
@@ -165,13 +163,11 @@ TEST_CASE(
   });
 
   for (std::uint64_t i = 0; i < kills; ++i) {
-    auto victim = child_process::self("reading-subscriber", {tb.name, "s"});
-    victim.expect_line("ready");
+    auto victim = started_child("reading-subscriber", {tb.name, "s"});
     CHECK(stats_of().live_subscribers == baseline + 1);
     pause_for(rng, 2000);
     const std::uint64_t before = published.load();
-    victim.kill_hard();
-    victim.wait();
+    kill_and_reap(victim);
     // Gone from the live count at once (its process is gone) ...
     CHECK(stats_of().live_subscribers == baseline);
     // ... and the publisher is still moving (bounded wait, fails loudly).

@@ -20,9 +20,11 @@
 #include <iostream>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "shmbus/client.hpp"
 #include "shmbus/names.hpp"
+#include "support/multiprocess.hpp"
 #include "support/payload.hpp"
 #include "support/test_bus.hpp"
 
@@ -59,12 +61,14 @@ int raw_obtain(const std::string& bus, const std::string& object, char mode) {
   if (::send(s, req.data(), req.size(), 0) < 0) return -1;
   char body[512];
   iovec iov{body, sizeof body};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  msghdr msg{.msg_name = nullptr,
+             .msg_namelen = 0,
+             .msg_iov = &iov,
+             .msg_iovlen = 1,
+             .msg_control = control,
+             .msg_controllen = sizeof control,
+             .msg_flags = 0};
   int fd = -1;
   if (::recvmsg(s, &msg, 0) > 0)
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
@@ -170,16 +174,14 @@ SHMBUS_CHILD("verifying-subscriber")(const std::vector<std::string>& a) {
   auto sub = b.make_subscriber("t");
   const std::uint64_t last = to_u64(a.at(1));
   signal_parent("ready");
-  std::uint64_t ok = 0, bad = 0, disorder = 0, prev = 0;
+  message_tally tally;
   message m;
-  while (prev < last) {
+  while (tally.prev < last) {
     if (!sub.wait(m, std::chrono::seconds(20))) return 2;
-    (payload_ok(m.payload()) && payload_id(m.payload()) == m.sequence()) ? ++ok : ++bad;
-    if (m.sequence() <= prev) ++disorder;
-    prev = m.sequence();
+    (payload_ok(m.payload()) && payload_id(m.payload()) == m.sequence()) ? ++tally.whole : ++tally.broken;
+    tally.order(m);
   }
-  signal_parent("result ok=" + std::to_string(ok) + " bad=" + std::to_string(bad) +
-                " disorder=" + std::to_string(disorder) + " missed=" + std::to_string(sub.missed_total()));
+  signal_parent(tally.result("bad", sub.missed_total()));
   return 0;
 }
 
@@ -218,25 +220,30 @@ TEST_CASE("item 2: a subscribe-only group member attacking every object it can r
     outcome[line.substr(0, eq)] = line.substr(eq + 1);
   }
   // What the OS refuses it.
-  CHECK(outcome["registry_open_rw"] == "EACCES");
-  CHECK(outcome["data_open_rw"] == "EACCES");
-  CHECK(outcome["registry_truncate"] == "EINVAL");
-  CHECK(outcome["data_truncate"] == "EINVAL");
-  CHECK(outcome["registry_map_writable"] == "EACCES");
-  CHECK(outcome["data_map_writable"] == "EACCES");
-  CHECK(outcome["control_obtain_rw"] == "ok");
-  CHECK(outcome["control_truncate"] == "EPERM");
-  CHECK(outcome["control_grow"] == "EPERM");
-  CHECK(outcome["control_seal_write"] == "EPERM");
-  CHECK(outcome["control_seal_future_write"] == "EPERM");
-  CHECK(outcome["control_reopen_rw"] == "EACCES");
-  CHECK(outcome["other_object"] == "EACCES");
+  const std::pair<const char*, const char*> refusals[] = {
+      {"registry_open_rw", "EACCES"},
+      {"data_open_rw", "EACCES"},
+      {"registry_truncate", "EINVAL"},
+      {"data_truncate", "EINVAL"},
+      {"registry_map_writable", "EACCES"},
+      {"data_map_writable", "EACCES"},
+      {"control_obtain_rw", "ok"},
+      {"control_truncate", "EPERM"},
+      {"control_grow", "EPERM"},
+      {"control_seal_write", "EPERM"},
+      {"control_seal_future_write", "EPERM"},
+      {"control_reopen_rw", "EACCES"},
+      {"other_object", "EACCES"},
+  };
+  for (const auto& [attack, expected] : refusals) {
+    CAPTURE(attack);
+    CHECK(outcome[attack] == expected);
+  }
   INFO("punch hole: " << outcome["control_punch_hole"] << ", flock: " << outcome["data_flock"]);
 
   // While it scribbles: a publisher and a verifying subscriber, and the
   // broker reaping the table the attacker writes.
-  auto verifier = child_process::self("verifying-subscriber", {brk.bus(), std::to_string(count)});
-  verifier.expect_line("ready");
+  auto verifier = started_child("verifying-subscriber", {brk.bus(), std::to_string(count)});
   auto publisher = child_process::self("steady-publisher", {brk.bus(), std::to_string(count)});
   std::optional<std::string> published;
   for (int i = 0; i < 6000 && !published; ++i) {  // up to 60 s: bounded, fails loudly below

@@ -67,6 +67,28 @@ child_process& child_process::operator=(child_process&& o) noexcept {
   return *this;
 }
 
+std::optional<std::string> child_process::read_line(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return line;
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      fail("timed out after " + std::to_string(timeout.count()) + " ms waiting for a line from child pid " +
+           std::to_string(pid_) + " (partial: '" + buffer_ + "')");
+    if (read_some(left) == read_status::eof) {
+      // A last line without '\n' is still a line.
+      if (buffer_.empty()) return std::nullopt;
+      return std::exchange(buffer_, {});
+    }
+  }
+}
+
 std::string child_process::expect_line(const std::string& needle, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string seen;

@@ -49,6 +49,12 @@ class child_process {
 
  private:
   child_process() = default;
+  /// What one read_some() did: appended output to buffer_, nothing yet
+  /// (call again), or the child closed its stdout.
+  enum class read_status { data, nothing, eof };
+  /// Waits at most `left` for output on out_fd_ and appends it to buffer_
+  /// (the platform's half of read_line).
+  read_status read_some(std::chrono::milliseconds left);
   long pid_ = -1;
   void* process_ = nullptr;  // Windows: the process handle (unused on POSIX)
   int out_fd_ = -1;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "shmbus/broker.hpp"
+#include "shmbus/client.hpp"
 #include "shmbus/detail/registry.hpp"
 #include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/names.hpp"
@@ -35,6 +36,17 @@ inline topic_config topic(std::string name, std::uint64_t max_size, std::uint32_
   t.type_size = type_size;
   return t;
 }
+
+/// A bus with one topic, a publisher on it, then a subscriber. Tests bind
+/// its members: `auto& [tb, b, pub, sub] = fixture;`.
+struct one_topic {
+  test_bus tb;
+  bus b;
+  publisher pub;
+  subscriber sub;
+  explicit one_topic(const topic_config& t)
+      : tb({t}), b(tb.name), pub(b.make_publisher(t.name)), sub(b.make_subscriber(t.name)) {}
+};
 
 /// The OS object name of a topic of a running bus (for tests that damage it).
 inline std::string topic_object(const std::string& bus, const std::string& topic) {

@@ -18,6 +18,7 @@
 #include "shmbus/names.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/permissions.hpp"
+#include "support/multiprocess.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -154,12 +155,7 @@ SHMBUS_CHILD("subscriber-stopped-before-sleep")(const std::vector<std::string>& 
   };
   signal_parent("ready");
   message m;
-  while (m.sequence() < last) {
-    if (!sub.wait(m, std::chrono::seconds(10))) {
-      signal_parent("result timeout at=" + std::to_string(m.sequence()));
-      return 2;
-    }
-  }
+  if (!wait_through(sub, m, last)) return 2;
   signal_parent("result last=" + std::to_string(m.sequence()) +
                 " safety_net=" + std::to_string(platform::named_event::safety_net_wakeups()));
   return 0;
@@ -171,8 +167,7 @@ TEST_CASE(
   // protocol's fourth re-armed (reset) the very event the first had
   // signalled for it, so it slept until its 200 ms safety slice.
   test_bus tb({topic("w", 64, 8)});
-  auto child = child_process::self("subscriber-stopped-before-sleep", {tb.name, "w", "4"});
-  child.expect_line("ready");
+  auto child = started_child("subscriber-stopped-before-sleep", {tb.name, "w", "4"});
   bus b(tb.name);
   auto pub = b.make_publisher("w");
   child.expect_line("stopped");
@@ -201,8 +196,7 @@ TEST_CASE("Windows: a subscriber stopped inside wait() does not delay a publishe
     return clock::now() - t0;
   };
   const auto baseline = publish_n();
-  auto child = child_process::self("subscriber-stopped-before-sleep", {tb.name, "d", std::to_string(2 * n + 1)});
-  child.expect_line("ready");
+  auto child = started_child("subscriber-stopped-before-sleep", {tb.name, "d", std::to_string(2 * n + 1)});
   child.expect_line("stopped");
   const auto stalled = publish_n();
   child.write("go\n");
@@ -319,13 +313,8 @@ TEST_CASE("Windows: a process consuming another subscriber's wake-ups delays the
   // if a stolen wake-up ever stalls it instead.
   constexpr int count = 5;
   test_bus tb({topic("h", 64, 8)});
-  auto victim = child_process::self("waiting-subscriber", {tb.name, "h", std::to_string(count)});
-  victim.expect_line("ready");
-  bus b(tb.name);
-  auto pub = b.make_publisher("h");
-  auto raw = open_raw(tb.name, "h");
-  auto& entry = raw.subscribers()[0];
-  REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
+  auto victim = started_child("waiting-subscriber", {tb.name, "h", std::to_string(count)});
+  lockstep_publisher lockstep(tb.name, "h");
   HANDLE stolen =
       ::OpenEventW(SYNCHRONIZE, FALSE, wide_name("Local\\" + topic_object(tb.name, "h") + "#event.w0").c_str());
   REQUIRE(stolen != nullptr);
@@ -336,15 +325,15 @@ TEST_CASE("Windows: a process consuming another subscriber's wake-ups delays the
       if (::WaitForSingleObject(stolen, 10) == WAIT_OBJECT_0) ++thefts;
   });
   for (int i = 1; i <= count; ++i) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!(entry.read_seq.load() == static_cast<std::uint64_t>(i - 1) && entry.waiting.load() == 1)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        stop = true;
-        thief.join();
-        FAIL("subscriber not back in wait() for message " << i);
-      }
+    try {
+      lockstep.await_back_in_wait(static_cast<std::uint64_t>(i - 1));
+    } catch (...) {
+      // The failure unwinds this test: the thief must not outlive it.
+      stop = true;
+      thief.join();
+      throw;
     }
-    pub.publish("x");
+    lockstep.pub.publish("x");
   }
   const std::string line = victim.expect_line("result", std::chrono::seconds(30));
   stop = true;

@@ -57,33 +57,16 @@ child_process::~child_process() {
   if (in_fd_ >= 0) ::close(in_fd_);
 }
 
-std::optional<std::string> child_process::read_line(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return line;
-    }
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      fail("timed out after " + std::to_string(timeout.count()) + " ms waiting for a line from child pid " +
-           std::to_string(pid_) + " (partial: '" + buffer_ + "')");
-    pollfd p{out_fd_, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) continue;
-    char buf[4096];
-    const ssize_t n = ::read(out_fd_, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (buffer_.empty()) return std::nullopt;
-      return std::exchange(buffer_, {});
-    }
-    buffer_.append(buf, static_cast<std::size_t>(n));
-  }
+child_process::read_status child_process::read_some(std::chrono::milliseconds left) {
+  pollfd p{out_fd_, POLLIN, 0};
+  const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+  if (r <= 0) return read_status::nothing;  // timeout or EINTR: the caller checks its deadline
+  char buf[4096];
+  const ssize_t n = ::read(out_fd_, buf, sizeof buf);
+  if (n < 0 && errno == EINTR) return read_status::nothing;
+  if (n <= 0) return read_status::eof;
+  buffer_.append(buf, static_cast<std::size_t>(n));
+  return read_status::data;
 }
 
 void child_process::write(const std::string& text) {

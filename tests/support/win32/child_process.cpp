@@ -187,45 +187,28 @@ child_process::~child_process() {
   if (in_fd_ >= 0) ::_close(in_fd_);
 }
 
-std::optional<std::string> child_process::read_line(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const auto eof = [this]() -> std::optional<std::string> {
-    if (buffer_.empty()) return std::nullopt;
-    return std::exchange(buffer_, {});
-  };
-  for (;;) {
-    if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return line;
-    }
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      fail("timed out after " + std::to_string(timeout.count()) + " ms waiting for a line from child pid " +
-           std::to_string(pid_) + " (partial: '" + buffer_ + "')");
-    const HANDLE h = fd_handle(out_fd_);
-    DWORD avail = 0;
-    if (!::PeekNamedPipe(h, nullptr, 0, nullptr, &avail, nullptr)) {
-      const DWORD e = ::GetLastError();
-      if (e == ERROR_BROKEN_PIPE) return eof();  // every writer closed: EOF
-      fail_win("PeekNamedPipe on stdout of child pid " + std::to_string(pid_), e);
-    }
-    if (avail == 0) {
-      // Anonymous pipes cannot be waited on; poll (bounded by the deadline above).
-      ::Sleep(1);
-      continue;
-    }
-    char buf[4096];
-    DWORD n = 0;
-    if (!::ReadFile(h, buf, std::min<DWORD>(avail, sizeof buf), &n, nullptr)) {
-      const DWORD e = ::GetLastError();
-      if (e == ERROR_BROKEN_PIPE) return eof();
-      fail_win("ReadFile on stdout of child pid " + std::to_string(pid_), e);
-    }
-    buffer_.append(buf, n);
+child_process::read_status child_process::read_some(std::chrono::milliseconds) {
+  const HANDLE h = fd_handle(out_fd_);
+  DWORD avail = 0;
+  if (!::PeekNamedPipe(h, nullptr, 0, nullptr, &avail, nullptr)) {
+    const DWORD e = ::GetLastError();
+    if (e == ERROR_BROKEN_PIPE) return read_status::eof;  // every writer closed: EOF
+    fail_win("PeekNamedPipe on stdout of child pid " + std::to_string(pid_), e);
   }
+  if (avail == 0) {
+    // Anonymous pipes cannot be waited on; poll (the caller bounds it by its deadline).
+    ::Sleep(1);
+    return read_status::nothing;
+  }
+  char buf[4096];
+  DWORD n = 0;
+  if (!::ReadFile(h, buf, std::min<DWORD>(avail, sizeof buf), &n, nullptr)) {
+    const DWORD e = ::GetLastError();
+    if (e == ERROR_BROKEN_PIPE) return read_status::eof;
+    fail_win("ReadFile on stdout of child pid " + std::to_string(pid_), e);
+  }
+  buffer_.append(buf, n);
+  return read_status::data;
 }
 
 void child_process::write(const std::string& text) {
