@@ -95,10 +95,7 @@ struct lockstep_publisher {
   detail::subscriber_entry& entry;
 
   lockstep_publisher(const std::string& bus_name, const std::string& topic)
-      : b(bus_name),
-        pub(b.make_publisher(topic)),
-        raw(open_raw(bus_name, topic)),
-        entry(raw.subscribers()[0]) {
+      : b(bus_name), pub(b.make_publisher(topic)), raw(open_raw(bus_name, topic)), entry(raw.subscribers()[0]) {
     REQUIRE(detail::sub_phase(entry.state.load()) == detail::sub_live);
   }
 
