@@ -62,26 +62,19 @@ struct lone_topic {
     platform::shared_memory_region::remove(topic_object_name(bus, instance, params.name), ignored);
   }
 
-  publisher_port publisher() {
+  publisher_port publisher() { return open_port<publisher_port>(); }
+  subscriber_port subscriber() { return open_port<subscriber_port>(); }
+  observer_port observer() { return open_port<observer_port>(); }
+
+ private:
+  // Every port opens the same way; a failure ends the test with its sentence.
+  template <class Port>
+  Port open_port() {
     std::error_code ec;
     std::string what;
-    auto p = publisher_port::open(bus, instance, params, ec, what);
+    auto port = Port::open(bus, instance, params, ec, what);
     require_ok(ec, what);
-    return p;
-  }
-  subscriber_port subscriber() {
-    std::error_code ec;
-    std::string what;
-    auto s = subscriber_port::open(bus, instance, params, ec, what);
-    require_ok(ec, what);
-    return s;
-  }
-  observer_port observer() {
-    std::error_code ec;
-    std::string what;
-    auto o = observer_port::open(bus, instance, params, ec, what);
-    require_ok(ec, what);
-    return o;
+    return port;
   }
 };
 

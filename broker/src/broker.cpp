@@ -24,9 +24,8 @@ void check_topics(const std::vector<topic_config>& topics) {
   for (const auto& t : topics) {
     if (!seen.insert(t.name).second)
       throw_error(make_error_code(errc::invalid_argument), "topic '" + t.name + "' is given twice");
-    detail::topic_geometry g{};
     std::string why;
-    if (auto ec = detail::compute_geometry(t, g, &why)) throw_error(ec, why);
+    if (auto ec = broker_port::check(t, why)) throw_error(ec, why);
   }
 }
 

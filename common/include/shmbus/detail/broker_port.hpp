@@ -21,6 +21,13 @@ class broker_port {
   /// Creates topic `params` of broker `instance` on `bus` (not ready yet).
   static broker_port create(std::string_view bus, std::uint64_t instance, const topic_params& params,
                             platform::permissions perms, std::error_code& ec, std::string& what);
+  /// Checks `params` the way create() will (ranges, name, layout overflow),
+  /// so a broker can refuse a bad configuration before it creates anything.
+  /// Returns invalid_argument/invalid_name with `why` filled.
+  static std::error_code check(const topic_params& params, std::string& why) {
+    topic_geometry g{};
+    return compute_geometry(params, g, &why);
+  }
   /// Marks a dead broker's topic closed: see topic_segment::close_orphan.
   static void close_orphan(std::string_view bus, std::uint64_t instance, std::string_view topic) noexcept {
     topic_segment::close_orphan(bus, instance, topic);
