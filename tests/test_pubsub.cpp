@@ -262,3 +262,24 @@ TEST_CASE("a timeout too large to add to the clock means wait for ever, not retu
   REQUIRE(got.has_value());
   CHECK(*got == "late");
 }
+
+TEST_CASE("typed wait: false after the timeout, else the value published meanwhile") {
+  test_bus tb({topic("v", 8, 4, 8)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber<std::uint64_t>("v");
+  auto pub = b.make_publisher<std::uint64_t>("v");
+  std::uint64_t v = 7;
+  std::error_code ec;
+  CHECK_FALSE(sub.wait(v, std::chrono::milliseconds(20), nullptr, ec));
+  CHECK_FALSE(ec);
+  CHECK(v == 7);
+  // Either published before the wait starts or while it sleeps: one wait gets it.
+  std::thread publisher_thread([&] { pub.publish_value(std::uint64_t{42}); });
+  message_info info;
+  const bool got = sub.wait(v, std::chrono::seconds(10), &info);
+  publisher_thread.join();
+  CHECK(got);
+  CHECK(v == 42);
+  CHECK(info.sequence == 1);
+  CHECK(info.size == 8);
+}
