@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "shmbus/client.hpp"
+#include "shmbus/clock.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -282,4 +283,18 @@ TEST_CASE("typed wait: false after the timeout, else the value published meanwhi
   CHECK(v == 42);
   CHECK(info.sequence == 1);
   CHECK(info.size == 8);
+}
+
+TEST_CASE("messages are stamped on the public clock, shmbus::monotonic_ns()") {
+  test_bus tb({topic("c", 64, 4)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber("c");
+  auto pub = b.make_publisher("c");
+  const std::int64_t before = monotonic_ns();
+  pub.publish("now");
+  const std::int64_t after = monotonic_ns();
+  message m;
+  REQUIRE(sub.try_read(m));
+  CHECK(m.timestamp_ns() >= before);
+  CHECK(m.timestamp_ns() <= after);
 }
