@@ -235,48 +235,37 @@ bool bus::opened(const topic_info& info, std::error_code& ec, std::string& what)
   return !ec;
 }
 
-publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                              std::string& what) const {
-  const topic_info* info = find_topic(topic, type_size, ec, what);
-  if (info == nullptr) return {};
-  auto port = std::make_unique<publisher_port>(publisher_port::open(name_, instance_, *info, ec, what));
-  if (!opened(*info, ec, what)) return {};
-  return publisher(std::move(port), *info);
+// The one way a publisher or subscriber opens: the registry's declaration,
+// then the port, then the check that the broker is still the one we opened.
+template <class Port, class Endpoint>
+Endpoint bus::open_endpoint(std::string_view topic, std::size_t type_size, error_info& err) const noexcept {
+  return with_context<Endpoint>(err, [&](std::error_code& ec, std::string& what) {
+    const topic_info* info = find_topic(topic, type_size, ec, what);
+    if (info == nullptr) return Endpoint{};
+    auto port = std::make_unique<Port>(Port::open(name_, instance_, *info, ec, what));
+    if (!opened(*info, ec, what)) return Endpoint{};
+    return Endpoint(std::move(port), *info);
+  });
 }
 
-subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                                std::string& what) const {
-  const topic_info* info = find_topic(topic, type_size, ec, what);
-  if (info == nullptr) return {};
-  auto port = std::make_unique<subscriber_port>(subscriber_port::open(name_, instance_, *info, ec, what));
-  if (!opened(*info, ec, what)) return {};
-  return subscriber(std::move(port), *info);
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
+  return open_endpoint<publisher_port, publisher>(topic, type_size, err);
 }
-
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
+  return code_only(ec, [&](error_info& err) { return make_publisher(topic, type_size, err); });
+}
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
   return or_throw([&](error_info& err) { return make_publisher(topic, type_size, err); });
 }
 
-publisher bus::make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
-  return code_only(ec, [&](error_info& err) { return make_publisher(topic, type_size, err); });
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
+  return open_endpoint<subscriber_port, subscriber>(topic, type_size, err);
 }
-
-publisher bus::make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
-  return with_context<publisher>(
-      err, [&](std::error_code& ec, std::string& what) { return open_publisher(topic, type_size, ec, what); });
-}
-
-subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size) {
-  return or_throw([&](error_info& err) { return make_subscriber(topic, type_size, err); });
-}
-
 subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
   return code_only(ec, [&](error_info& err) { return make_subscriber(topic, type_size, err); });
 }
-
-subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
-  return with_context<subscriber>(
-      err, [&](std::error_code& ec, std::string& what) { return open_subscriber(topic, type_size, ec, what); });
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size) {
+  return or_throw([&](error_info& err) { return make_subscriber(topic, type_size, err); });
 }
 
 // ---- message ---------------------------------------------------------------
@@ -435,10 +424,7 @@ bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
 }
 
 bool subscriber::try_read(message& m, error_info& err) noexcept {
-  err.clear();
-  const bool got = try_read(m, err.code);
-  if (err) fail(err, "read from");
-  return got;
+  return reporting(err, "read from", [&](std::error_code& ec) { return try_read(m, ec); });
 }
 
 bool subscriber::try_read(message& m) {
@@ -453,10 +439,7 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept {
-  err.clear();
-  const bool available = wait_available(timeout, how, err.code);
-  if (err) fail(err, "wait on");
-  return available;
+  return reporting(err, "wait on", [&](std::error_code& ec) { return wait_available(timeout, how, ec); });
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
@@ -495,10 +478,7 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_st
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept {
-  err.clear();
-  const bool got = wait(m, timeout, how, err.code);
-  if (err) fail(err, "wait on");
-  return got;
+  return reporting(err, "wait on", [&](std::error_code& ec) { return wait(m, timeout, how, ec); });
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
@@ -523,10 +503,7 @@ bool subscriber::latest(message& m, std::error_code& ec) noexcept {
 }
 
 bool subscriber::latest(message& m, error_info& err) noexcept {
-  err.clear();
-  const bool got = latest(m, err.code);
-  if (err) fail(err, "read from");
-  return got;
+  return reporting(err, "read from", [&](std::error_code& ec) { return latest(m, ec); });
 }
 
 bool subscriber::latest(message& m) {

@@ -335,6 +335,14 @@ class subscriber {
   }
   // Makes room for any message of the topic in `m`.
   bool fit(message& m, std::error_code& ec) const noexcept;
+  // The error_info form of a read or wait around its ec form `call(ec)`.
+  template <class Call>
+  auto reporting(error_info& err, const char* action, Call&& call) const noexcept(noexcept(call(err.code))) {
+    err.clear();
+    auto result = call(err.code);
+    if (err) fail(err, action);
+    return result;
+  }
   // The sentences of failed reads: of any read (`action`: "read from",
   // "wait on"), and of a typed read of `type_size` bytes.
   void fail(error_info& err, const char* action) const noexcept;
@@ -359,10 +367,7 @@ bool subscriber::read_view(F&& f, std::error_code& ec) {
 
 template <class F>
 bool subscriber::read_view(F&& f, error_info& err) {
-  err.clear();
-  const bool got = read_view(std::forward<F>(f), err.code);
-  if (err) fail(err, "read from");
-  return got;
+  return reporting(err, "read from", [&](std::error_code& ec) { return read_view(std::forward<F>(f), ec); });
 }
 
 template <class F>
@@ -439,9 +444,8 @@ class bus {
   }
   void open(std::string_view name, error_info& err) noexcept;
   void open(std::string_view name, std::error_code& ec, std::string& what);
-  publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec, std::string& what) const;
-  subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                             std::string& what) const;
+  template <class Port, class Endpoint>
+  Endpoint open_endpoint(std::string_view topic, std::size_t type_size, error_info& err) const noexcept;
   // The registry's declaration of `topic`, checked against the caller's type.
   const topic_info* find_topic(std::string_view topic, std::size_t type_size, std::error_code& ec,
                                std::string& what) const;
