@@ -1,6 +1,6 @@
 # cmake --install: headers, libraries, binaries, and a package config so that
-# find_package(shmbus CONFIG) gives shmbus::client, shmbus::broker and
-# shmbus::common. Two components, which cpack turns into two packages
+# find_package(shmbus CONFIG) gives shmbus::client, shmbus::broker,
+# shmbus::market_data and shmbus::common. Two components, which cpack turns into two packages
 # (cmake/ShmbusPackaging.cmake): `runtime` (shmbus-broker and the shmbus CLI)
 # and `development` (headers, static libraries, CMake package files).
 include(CMakePackageConfigHelpers)

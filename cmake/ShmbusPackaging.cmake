@@ -38,7 +38,7 @@ endif()
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME libshmbus-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)
 set(CPACK_COMPONENT_DEVELOPMENT_DESCRIPTION
-  "shared-memory publish/subscribe: C++ headers, static libraries, CMake package\n find_package(shmbus CONFIG) gives shmbus::client and shmbus::broker.")
+  "shared-memory publish/subscribe: C++ headers, static libraries, CMake package\n find_package(shmbus CONFIG) gives shmbus::client, shmbus::broker and shmbus::market_data.")
 # The libraries log with spdlog, so a consumer links it (find_dependency in
 # shmbus-config.cmake).
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libspdlog-dev")

@@ -41,3 +41,7 @@ TEST_CASE("item 6: the README's subscriber loop (examples/api/poll_loop.cpp) end
 TEST_CASE("item 6: docs/api.md's subscriber (examples/api/subscriber.cpp) ends when the broker stops") {
   exits_when_the_broker_stops(SHMBUS_API_SUBSCRIBER_PATH);
 }
+
+TEST_CASE("docs/api.md's subscriber without exceptions (examples/api/no_exceptions.cpp) ends when the broker stops") {
+  exits_when_the_broker_stops(SHMBUS_API_NO_EXCEPTIONS_PATH);
+}

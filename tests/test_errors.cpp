@@ -1,7 +1,10 @@
 // Every error a client can meet is produced, and its message checked.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "shmbus/client.hpp"
 #include "shmbus/detail/layout.hpp"
@@ -150,4 +153,141 @@ TEST_CASE("bad names are refused with a reason before any object is created") {
     detail::registry::open(name, ec, what);
     CHECK(ec == std::errc::no_such_file_or_directory);
   }
+}
+
+namespace {
+
+// What the throwing form threw: its code and what().
+template <class F>
+error_info thrown_by(F&& f) {
+  try {
+    f();
+  } catch (const error& e) {
+    return {e.code(), e.what()};
+  }
+  FAIL("no error thrown");
+  return {};
+}
+
+// The error_info form reports what the throwing form throws, word for word.
+template <class Throwing, class WithInfo>
+void same_report(std::error_code code, Throwing&& throwing, WithInfo&& with_info) {
+  const error_info thrown = thrown_by(throwing);
+  error_info err{make_error_code(errc::no_broker), "stale"};
+  with_info(err);
+  CHECK(thrown.code == code);
+  CHECK(err.code == code);
+  CHECK(static_cast<bool>(err));
+  CHECK(err.what == thrown.what);
+}
+
+}  // namespace
+
+TEST_CASE("error_info forms report the throwing form's code and sentence, and clear it on success") {
+  const std::string missing = unique_bus();
+  same_report(
+      errc::no_broker, [&] { bus b(missing); }, [&](error_info& e) { bus b(missing, e); });
+
+  auto tb = std::make_unique<test_bus>(std::vector<topic_config>{topic("t", 16, 4), topic("typed", 64, 1, 24)});
+  bus b(tb->name);
+  same_report(
+      errc::unknown_topic, [&] { b.make_publisher("nope"); }, [&](error_info& e) { b.make_publisher("nope", 0, e); });
+  same_report(
+      errc::type_size_mismatch, [&] { b.make_subscriber<std::uint64_t>("typed"); },
+      [&](error_info& e) { b.make_subscriber<std::uint64_t>("typed", e); });
+  std::error_code ec;
+  CHECK_FALSE(b.make_publisher<std::uint64_t>("typed", ec));
+  CHECK(ec == errc::type_size_mismatch);
+
+  auto pub = b.make_publisher("t");
+  auto sub = b.make_subscriber("t");
+  const std::string big(17, 'x');
+  same_report(
+      errc::message_too_large, [&] { pub.publish(big); }, [&](error_info& e) { pub.publish(big, e); });
+  CHECK(pub.publish("0123456789") == 1);
+  std::array<std::byte, 4> small{};
+  same_report(
+      errc::buffer_too_small, [&] { sub.try_read(std::span<std::byte>(small)); },
+      [&](error_info& e) { sub.try_read(std::span<std::byte>(small), e); });
+  message m;
+  error_info err{make_error_code(errc::no_broker), "stale"};
+  CHECK(sub.try_read(m, err));
+  CHECK_FALSE(err);
+  CHECK(err.what.empty());
+  CHECK(m.text() == "0123456789");
+
+  // Once the broker stops, every read and publish says so, in both forms
+  // (latest() still hands out the newest message: it is a value, not news).
+  tb.reset();
+  const auto none = std::chrono::milliseconds(0);
+  const auto ignore = [](const message_info&, std::span<const std::byte>) {};
+  same_report(
+      errc::topic_closed, [&] { sub.try_read(m); }, [&](error_info& e) { sub.try_read(m, e); });
+  same_report(
+      errc::topic_closed, [&] { sub.wait(m, none); }, [&](error_info& e) { sub.wait(m, none, e); });
+  same_report(
+      errc::topic_closed, [&] { (void)sub.wait_available(none); }, [&](error_info& e) { sub.wait_available(none, e); });
+  same_report(
+      errc::topic_closed, [&] { sub.read_view(ignore); }, [&](error_info& e) { sub.read_view(ignore, e); });
+  same_report(
+      errc::topic_closed, [&] { pub.publish_value(std::uint64_t{1}); },
+      [&](error_info& e) { pub.publish_value(std::uint64_t{1}, e); });
+  const error_info stats_error = thrown_by([&] { (void)b.stats(); });
+  CHECK(stats_error);
+  same_report(
+      stats_error.code, [&] { (void)b.stats(); }, [&](error_info& e) { (void)b.stats(e); });
+}
+
+TEST_CASE("empty publishers and subscribers are false, and every call says so without crashing") {
+  const std::string empty_publisher = "publisher is empty (default-constructed or moved-from)";
+  const std::string empty_subscriber = "subscriber is empty (default-constructed or moved-from)";
+  const std::error_code invalid = errc::invalid_argument;
+  publisher p;
+  CHECK_FALSE(p.is_open());
+  CHECK_FALSE(p);
+  CHECK(p.mutex_recoveries() == 0);
+  same_report(
+      invalid, [&] { p.publish("x"); }, [&](error_info& e) { p.publish("x", e); });
+  CHECK(thrown_by([&] { p.publish_value(1); }).what == empty_publisher);
+  std::error_code ec;
+  CHECK(p.publish("x", ec) == 0);
+  CHECK(ec == errc::invalid_argument);
+
+  subscriber s;
+  CHECK_FALSE(s.is_open());
+  CHECK_FALSE(s);
+  CHECK(s.received_total() == 0);
+  message m;
+  int value = 0;
+  const auto none = std::chrono::milliseconds(0);
+  const auto ignore = [](const message_info&, std::span<const std::byte>) {};
+  same_report(
+      invalid, [&] { s.try_read(m); }, [&](error_info& e) { s.try_read(m, e); });
+  same_report(
+      invalid, [&] { s.wait(m, none); }, [&](error_info& e) { s.wait(m, none, e); });
+  same_report(
+      invalid, [&] { s.latest(m); }, [&](error_info& e) { s.latest(m, e); });
+  same_report(
+      invalid, [&] { s.try_read(value); }, [&](error_info& e) { s.try_read(value, nullptr, e); });
+  same_report(
+      invalid, [&] { s.wait(value, none); }, [&](error_info& e) { s.wait(value, none, nullptr, e); });
+  same_report(
+      invalid, [&] { s.read_view(ignore); }, [&](error_info& e) { s.read_view(ignore, e); });
+  same_report(
+      invalid, [&] { (void)s.wait_available(none); }, [&](error_info& e) { s.wait_available(none, e); });
+  CHECK(thrown_by([&] { s.try_read(m); }).what == empty_subscriber);
+  CHECK(value == 0);
+
+  // Moved-from objects are empty too; an empty one can be assigned an open one.
+  test_bus tb({topic("t", 64, 4)});
+  bus b(tb.name);
+  publisher pub = b.make_publisher("t");
+  CHECK(pub.is_open());
+  publisher moved = std::move(pub);
+  CHECK_FALSE(pub.is_open());  // NOLINT(bugprone-use-after-move): the moved-from state is what is tested
+  CHECK(thrown_by([&] { pub.publish("x"); }).what == empty_publisher);
+  s = b.make_subscriber("t");
+  CHECK(s);
+  CHECK(moved.publish("x") == 1);
+  CHECK(s.try_read(m));
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "shmbus/client.hpp"
+#include "shmbus/clock.hpp"
 #include "support/test_bus.hpp"
 
 using namespace shmbus;
@@ -261,4 +262,39 @@ TEST_CASE("a timeout too large to add to the clock means wait for ever, not retu
   const auto got = wait_for_publish_from_thread(b, sub, "late", std::chrono::nanoseconds::max());
   REQUIRE(got.has_value());
   CHECK(*got == "late");
+}
+
+TEST_CASE("typed wait: false after the timeout, else the value published meanwhile") {
+  test_bus tb({topic("v", 8, 4, 8)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber<std::uint64_t>("v");
+  auto pub = b.make_publisher<std::uint64_t>("v");
+  std::uint64_t v = 7;
+  std::error_code ec;
+  CHECK_FALSE(sub.wait(v, std::chrono::milliseconds(20), nullptr, ec));
+  CHECK_FALSE(ec);
+  CHECK(v == 7);
+  // Either published before the wait starts or while it sleeps: one wait gets it.
+  std::thread publisher_thread([&] { pub.publish_value(std::uint64_t{42}); });
+  message_info info;
+  const bool got = sub.wait(v, std::chrono::seconds(10), &info);
+  publisher_thread.join();
+  CHECK(got);
+  CHECK(v == 42);
+  CHECK(info.sequence == 1);
+  CHECK(info.size == 8);
+}
+
+TEST_CASE("messages are stamped on the public clock, shmbus::monotonic_ns()") {
+  test_bus tb({topic("c", 64, 4)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber("c");
+  auto pub = b.make_publisher("c");
+  const std::int64_t before = monotonic_ns();
+  pub.publish("now");
+  const std::int64_t after = monotonic_ns();
+  message m;
+  REQUIRE(sub.try_read(m));
+  CHECK(m.timestamp_ns() >= before);
+  CHECK(m.timestamp_ns() <= after);
 }

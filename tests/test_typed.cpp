@@ -117,8 +117,10 @@ SHMBUS_CHILD("typed-forger")(const std::vector<std::string>& a) {
 
 // Subscribes with sizeof(snapshot) and, once told "go" on stdin, makes N
 // typed reads the way FORM says: "throwing" try_read(snapshot&,
-// message_info*), "ec" its error_code form, "message" try_read(message&)
-// then message::as<snapshot>(). One line per read: what it returned, the
+// message_info*), "ec" its error_code form, "info" its error_info form,
+// "message" try_read(message&) then message::as<snapshot>(), "wait" the
+// typed wait(snapshot&, timeout, message_info*), "wait-info" its error_info
+// form. One line per read: what it returned, the
 // message_info, whether the caller's object was left as it was, and whether
 // it holds a whole message.
 SHMBUS_CHILD("typed-reader")(const std::vector<std::string>& a) {
@@ -140,6 +142,15 @@ SHMBUS_CHILD("typed-reader")(const std::vector<std::string>& a) {
         std::error_code ec;
         const bool got = sub.try_read(s, &info, ec);
         outcome = got ? "got" : ec == errc::type_size_mismatch ? "mismatch" : ec ? "error" : "none";
+      } else if (form == "info" || form == "wait-info") {
+        error_info err;
+        const bool got =
+            form == "info" ? sub.try_read(s, &info, err) : sub.wait(s, std::chrono::seconds(10), &info, err);
+        outcome = got ? "got" : err.code == errc::type_size_mismatch ? "mismatch" : err ? "error" : "none";
+        what = err.what;
+      } else if (form == "wait") {
+        // Every message is published before "go": a wait that times out is a failure.
+        outcome = sub.wait(s, std::chrono::seconds(10), &info) ? "got" : "timeout";
       } else if (form == "message") {
         const bool got = sub.try_read(m);
         info = m.info();
@@ -251,7 +262,7 @@ void check_typed_reads_on_untyped_topic(const std::string& form) {
     }
     // Refused with the message's facts; the caller's object is as it was.
     CHECK(line == "read outcome=mismatch seq=" + seq + " size=" + size + " untouched=1 whole=0 id=0");
-    if (form == "throwing")
+    if (form != "ec" && form != "message")
       CHECK(next_line(reader, "what ") == "what topic 'raw': message #" + seq + " is " + size +
                                               " bytes, not the caller's 408-byte type; it was skipped");
     if (form == "message")
@@ -273,6 +284,15 @@ TEST_CASE("typed read: a message of another size on an untyped topic is refused,
 TEST_CASE("typed read, error_code form and message::as<T>: the same refusals, the stream goes on") {
   check_typed_reads_on_untyped_topic("ec");
   check_typed_reads_on_untyped_topic("message");
+}
+
+TEST_CASE("typed read, error_info form: the throwing form's sentence, word for word, without throwing") {
+  check_typed_reads_on_untyped_topic("info");
+}
+
+TEST_CASE("typed wait: the same reads as typed try_read, refusals and their sentences included") {
+  check_typed_reads_on_untyped_topic("wait");
+  check_typed_reads_on_untyped_topic("wait-info");
 }
 
 TEST_CASE("typed read: a wrong-size message forged in shared memory on a typed topic never fills the caller's struct") {

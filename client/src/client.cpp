@@ -31,19 +31,81 @@ std::error_code translate(std::error_code ec, std::string& what) {
 }
 
 // For a generic action the code's own text completes the sentence; OS codes
-// get theirs from throw_error.
-[[noreturn]] void fail(std::error_code ec, const std::string& action) {
-  throw_error(ec, ec.category() == error_category() ? action + ": " + ec.message() : action);
+// get theirs from shmbus::error.
+std::string about(std::error_code ec, const std::string& action) {
+  return ec.category() == error_category() ? action + ": " + ec.message() : action;
 }
 
 std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) + "'"; }
 
-// Every publish and read path throws through here, so a closed topic reads
-// the same wherever it is met.
-[[noreturn]] void fail_on(const topic_info& topic, std::error_code ec, const std::string& action) {
+// Every publish and read path describes its failures through here, so a
+// closed topic reads the same wherever it is met.
+std::string on_topic(const topic_info& topic, std::error_code ec, const std::string& action) {
   if (ec == errc::topic_closed)
-    throw_error(ec, "topic '" + topic.name + "': the broker stopped or was restarted; reopen the bus");
-  fail(ec, action + " topic '" + topic.name + "'");
+    return "topic '" + topic.name + "': the broker stopped or was restarted; reopen the bus";
+  return about(ec, action + " topic '" + topic.name + "'");
+}
+
+std::string empty_object(std::string_view kind) {
+  return std::string(kind) + " is empty (default-constructed or moved-from)";
+}
+
+// The calls of an empty publisher or subscriber fail, and say so (the
+// sentence is empty_object's).
+template <class Port>
+bool open_or_report(const std::unique_ptr<Port>& port, std::error_code& ec) noexcept {
+  if (!port) ec = make_error_code(errc::invalid_argument);
+  return port != nullptr;
+}
+
+void out_of_memory(error_info& err) noexcept {
+  err.code = std::make_error_code(std::errc::not_enough_memory);
+  err.what.clear();
+}
+
+// The one place an error_info gets its sentence: `context()` is what the
+// throwing form would throw with, so `what` is that exception's what().
+template <class Context>
+void fill(error_info& err, Context&& context) noexcept {
+  try {
+    err.what = error(err.code, context()).what();
+  } catch (const std::bad_alloc&) {
+    out_of_memory(err);
+  }
+}
+
+// The error_info form of a core that reports a code and its sentence
+// (`core(ec, what)`); R{} when it ran out of memory.
+template <class R, class Core>
+R with_context(error_info& err, Core&& core) noexcept {
+  err.clear();
+  try {
+    std::string what;
+    R result = core(err.code, what);
+    if (err) fill(err, [&] { return what; });
+    return result;
+  } catch (const std::bad_alloc&) {
+    out_of_memory(err);
+    return R{};
+  }
+}
+
+// The std::error_code& form of any call, through its error_info form.
+template <class Call>
+auto code_only(std::error_code& ec, Call&& call) noexcept {
+  error_info err;
+  auto result = call(err);
+  ec = err.code;
+  return result;
+}
+
+// The throwing form of any call, through its error_info form.
+template <class Call>
+auto or_throw(Call&& call) {
+  error_info err;
+  auto result = call(err);
+  detail::throw_if(err);
+  return result;
 }
 
 }  // namespace
@@ -51,19 +113,24 @@ std::string bus_label(std::string_view bus) { return "bus '" + std::string(bus) 
 // ---- bus -------------------------------------------------------------------
 
 bus::bus(std::string_view name) {
-  std::error_code ec;
-  std::string what;
-  open(name, ec, what);
-  if (ec) throw_error(ec, what);
+  error_info err;
+  open(name, err);
+  detail::throw_if(err);
 }
 
 bus::bus(std::string_view name, std::error_code& ec) noexcept {
-  try {
-    std::string what;
+  error_info err;
+  open(name, err);
+  ec = err.code;
+}
+
+bus::bus(std::string_view name, error_info& err) noexcept { open(name, err); }
+
+void bus::open(std::string_view name, error_info& err) noexcept {
+  with_context<bool>(err, [&](std::error_code& ec, std::string& what) {
     open(name, ec, what);
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-  }
+    return true;
+  });
 }
 
 void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
@@ -105,15 +172,26 @@ bool bus::broker_alive() const noexcept {
 std::uint64_t bus::broker_pid() const noexcept { return broker_pid_; }
 
 std::vector<topic_stats> bus::stats() const {
-  std::vector<topic_stats> out;
-  for (const auto& info : topics_) {
-    std::error_code ec;
-    std::string what;
-    const auto port = detail::observer_port::open(name_, instance_, info, ec, what);
-    if (ec) throw_error(translate(ec, what), what);
-    out.push_back(port.snapshot());
-  }
-  return out;
+  return or_throw([&](error_info& err) { return stats(err); });
+}
+
+std::vector<topic_stats> bus::stats(std::error_code& ec) const noexcept {
+  return code_only(ec, [&](error_info& err) { return stats(err); });
+}
+
+std::vector<topic_stats> bus::stats(error_info& err) const noexcept {
+  return with_context<std::vector<topic_stats>>(err, [&](std::error_code& ec, std::string& what) {
+    std::vector<topic_stats> out;
+    for (const auto& info : topics_) {
+      const auto port = detail::observer_port::open(name_, instance_, info, ec, what);
+      if (ec) {
+        ec = translate(ec, what);
+        return std::vector<topic_stats>{};
+      }
+      out.push_back(port.snapshot());
+    }
+    return out;
+  });
 }
 
 const topic_info* bus::find_topic(std::string_view topic, std::size_t type_size, std::error_code& ec,
@@ -157,62 +235,51 @@ bool bus::opened(const topic_info& info, std::error_code& ec, std::string& what)
   return !ec;
 }
 
-publisher bus::open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                              std::string& what) const {
-  const topic_info* info = find_topic(topic, type_size, ec, what);
-  if (info == nullptr) return publisher(nullptr, {});
-  auto port = std::make_unique<publisher_port>(publisher_port::open(name_, instance_, *info, ec, what));
-  if (!opened(*info, ec, what)) return publisher(nullptr, {});
-  return publisher(std::move(port), *info);
+// The one way a publisher or subscriber opens: the registry's declaration,
+// then the port, then the check that the broker is still the one we opened.
+template <class Port, class Endpoint>
+Endpoint bus::open_endpoint(std::string_view topic, std::size_t type_size, error_info& err) const noexcept {
+  return with_context<Endpoint>(err, [&](std::error_code& ec, std::string& what) {
+    const topic_info* info = find_topic(topic, type_size, ec, what);
+    if (info == nullptr) return Endpoint{};
+    auto port = std::make_unique<Port>(Port::open(name_, instance_, *info, ec, what));
+    if (!opened(*info, ec, what)) return Endpoint{};
+    return Endpoint(std::move(port), *info);
+  });
 }
 
-subscriber bus::open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                                std::string& what) const {
-  const topic_info* info = find_topic(topic, type_size, ec, what);
-  if (info == nullptr) return subscriber(nullptr, {});
-  auto port = std::make_unique<subscriber_port>(subscriber_port::open(name_, instance_, *info, ec, what));
-  if (!opened(*info, ec, what)) return subscriber(nullptr, {});
-  return subscriber(std::move(port), *info);
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
+  return open_endpoint<publisher_port, publisher>(topic, type_size, err);
 }
-
-publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
-  std::error_code ec;
-  std::string what;
-  publisher p = open_publisher(topic, type_size, ec, what);
-  if (ec) throw_error(ec, what);
-  return p;
-}
-
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
-  try {
-    std::string what;
-    return open_publisher(topic, type_size, ec, what);
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-    return publisher(nullptr, {});
-  }
+  return code_only(ec, [&](error_info& err) { return make_publisher(topic, type_size, err); });
+}
+publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
+  return or_throw([&](error_info& err) { return make_publisher(topic, type_size, err); });
 }
 
-subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size) {
-  std::error_code ec;
-  std::string what;
-  subscriber s = open_subscriber(topic, type_size, ec, what);
-  if (ec) throw_error(ec, what);
-  return s;
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
+  return open_endpoint<subscriber_port, subscriber>(topic, type_size, err);
 }
-
 subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
-  try {
-    std::string what;
-    return open_subscriber(topic, type_size, ec, what);
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-    return subscriber(nullptr, {});
-  }
+  return code_only(ec, [&](error_info& err) { return make_subscriber(topic, type_size, err); });
+}
+subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size) {
+  return or_throw([&](error_info& err) { return make_subscriber(topic, type_size, err); });
+}
+
+// ---- message ---------------------------------------------------------------
+
+void message::size_error(error_info& err, std::size_t type_size) const noexcept {
+  fill(err, [&] {
+    return "message #" + std::to_string(info_.sequence) + " of " + std::to_string(info_.size) + " bytes read as a " +
+           std::to_string(type_size) + "-byte type";
+  });
 }
 
 // ---- publisher -------------------------------------------------------------
 
+publisher::publisher() noexcept = default;
 publisher::publisher(std::unique_ptr<publisher_port> port, topic_info info)
     : port_(std::move(port)), info_(std::move(info)) {}
 publisher::publisher(publisher&&) noexcept = default;
@@ -220,10 +287,7 @@ publisher& publisher::operator=(publisher&&) noexcept = default;
 publisher::~publisher() = default;
 
 std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
-  if (!port_) {
-    ec = make_error_code(errc::invalid_argument);
-    return 0;
-  }
+  if (!open_or_report(port_, ec)) return 0;
   detail::recovery_report recovery;
   const std::uint64_t seq = port_->publish(payload, ec, &recovery);
   if (recovery.recovered) {
@@ -238,24 +302,35 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_
   return seq;
 }
 
+std::uint64_t publisher::publish(std::span<const std::byte> payload, error_info& err) noexcept {
+  err.clear();
+  const std::uint64_t seq = publish(payload, err.code);
+  if (err) publish_error(err, payload.size());
+  return seq;
+}
+
 std::uint64_t publisher::publish(std::span<const std::byte> payload) {
-  std::error_code ec;
-  const std::uint64_t seq = publish(payload, ec);
-  if (!ec) return seq;
-  if (ec == errc::message_too_large)
-    throw_error(ec, "topic '" + info_.name + "': message of " + std::to_string(payload.size()) +
-                        " bytes exceeds max_message_size " + std::to_string(info_.max_message_size));
-  if (ec == errc::type_size_mismatch)
-    throw_error(ec, "topic '" + info_.name + "' declares a " + std::to_string(info_.type_size) +
-                        "-byte type, the message is " + std::to_string(payload.size()) +
-                        " bytes; nothing was published");
-  fail_on(info_, ec, "publish to");
+  return or_throw([&](error_info& err) { return publish(payload, err); });
+}
+
+void publisher::publish_error(error_info& err, std::size_t size) const noexcept {
+  fill(err, [&] {
+    if (!port_) return empty_object("publisher");
+    if (err.code == errc::message_too_large)
+      return "topic '" + info_.name + "': message of " + std::to_string(size) + " bytes exceeds max_message_size " +
+             std::to_string(info_.max_message_size);
+    if (err.code == errc::type_size_mismatch)
+      return "topic '" + info_.name + "' declares a " + std::to_string(info_.type_size) +
+             "-byte type, the message is " + std::to_string(size) + " bytes; nothing was published";
+    return on_topic(info_, err.code, "publish to");
+  });
 }
 
 std::uint64_t publisher::mutex_recoveries() const noexcept { return port_ ? port_->mutex_recoveries() : 0; }
 
 // ---- subscriber ------------------------------------------------------------
 
+subscriber::subscriber() noexcept = default;
 subscriber::subscriber(std::unique_ptr<subscriber_port> port, topic_info info)
     : port_(std::move(port)), info_(std::move(info)) {}
 subscriber::subscriber(subscriber&&) noexcept = default;
@@ -265,11 +340,21 @@ subscriber::~subscriber() = default;
 std::uint64_t subscriber::missed_total() const noexcept { return port_ ? port_->missed_total() : 0; }
 std::uint64_t subscriber::received_total() const noexcept { return port_ ? port_->received_total() : 0; }
 
+void subscriber::fail(error_info& err, const char* action) const noexcept {
+  fill(err, [&] { return port_ ? on_topic(info_, err.code, action) : empty_object("subscriber"); });
+}
+
+void subscriber::read_error(error_info& err, const message_info& info, std::size_t type_size) const noexcept {
+  if (err.code != errc::type_size_mismatch || !port_) return fail(err, "read from");
+  fill(err, [&] {
+    return "topic '" + info_.name + "': message #" + std::to_string(info.sequence) + " is " +
+           std::to_string(info.size) + " bytes, not the caller's " + std::to_string(type_size) +
+           "-byte type; it was skipped";
+  });
+}
+
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept {
-  if (!port_) {
-    ec = make_error_code(errc::invalid_argument);
-    return std::nullopt;
-  }
+  if (!open_or_report(port_, ec)) return std::nullopt;
   message_info info;
   const auto status = port_->read(buffer, info, ec);
   if (ec || status == detail::read_status::empty) return std::nullopt;
@@ -280,22 +365,26 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
   return info;
 }
 
-std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
-  std::error_code ec;
-  auto got = try_read(buffer, ec);
-  if (ec == errc::buffer_too_small)
-    throw_error(ec, "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
-                        "-byte buffer cannot hold the next message");
-  if (ec) fail_on(info_, ec, "read from");
+std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, error_info& err) noexcept {
+  err.clear();
+  auto got = try_read(buffer, err.code);
+  if (err.code == errc::buffer_too_small)
+    fill(err, [&] {
+      return "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
+             "-byte buffer cannot hold the next message";
+    });
+  else if (err)
+    fail(err, "read from");
   return got;
+}
+
+std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
+  return or_throw([&](error_info& err) { return try_read(buffer, err); });
 }
 
 bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
   ec.clear();
-  if (!port_) {
-    ec = make_error_code(errc::invalid_argument);
-    return false;
-  }
+  if (!open_or_report(port_, ec)) return false;
   message_info got;
   const auto status = port_->read(scratch, got, ec);
   if (ec || status == detail::read_status::empty) return false;
@@ -311,67 +400,69 @@ bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, st
   return true;
 }
 
-void subscriber::throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const {
-  if (ec == errc::type_size_mismatch)
-    throw_error(ec, "topic '" + info_.name + "': message #" + std::to_string(info.sequence) + " is " +
-                        std::to_string(info.size) + " bytes, not the caller's " + std::to_string(type_size) +
-                        "-byte type; it was skipped");
-  fail_on(info_, ec, "read from");
+bool subscriber::wait_exact(std::span<std::byte> scratch, std::optional<duration> timeout, message_info* info,
+                            std::error_code& ec) noexcept {
+  return wait_loop(timeout, strategy_, ec, [&](std::error_code& e) { return read_exact(scratch, info, e); });
 }
 
-bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
+bool subscriber::fit(message& m, std::error_code& ec) const noexcept {
   try {
     if (m.buffer_.size() < info_.max_message_size) m.buffer_.resize(info_.max_message_size);
+    return true;
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return false;
   }
+}
+
+bool subscriber::try_read(message& m, std::error_code& ec) noexcept {
+  if (!fit(m, ec)) return false;
   auto got = try_read(std::span<std::byte>(m.buffer_), ec);
   if (!got) return false;
   m.info_ = *got;
   return true;
 }
 
+bool subscriber::try_read(message& m, error_info& err) noexcept {
+  return reporting(err, "read from", [&](std::error_code& ec) { return try_read(m, ec); });
+}
+
 bool subscriber::try_read(message& m) {
-  std::error_code ec;
-  const bool got = try_read(m, ec);
-  if (ec) fail_on(info_, ec, "read from");
-  return got;
+  return or_throw([&](error_info& err) { return try_read(m, err); });
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
+                                std::error_code& ec) noexcept {
+  ec.clear();
+  if (!open_or_report(port_, ec)) return false;
+  return port_->wait(timeout, how, ec);
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept {
+  return reporting(err, "wait on", [&](std::error_code& ec) { return wait_available(timeout, how, ec); });
+}
+
+bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
+  return or_throw([&](error_info& err) { return wait_available(timeout, how, err); });
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept {
   return wait_available(timeout, strategy_, ec);
 }
 
+bool subscriber::wait_available(std::optional<duration> timeout, error_info& err) noexcept {
+  return wait_available(timeout, strategy_, err);
+}
+
 bool subscriber::wait_available(std::optional<duration> timeout) { return wait_available(timeout, strategy_); }
 
-bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
-  std::error_code ec;
-  const bool available = wait_available(timeout, how, ec);
-  if (ec) fail_on(info_, ec, "wait on");
-  return available;
-}
-
-bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
-                                std::error_code& ec) noexcept {
-  ec.clear();
-  if (!port_) {
-    ec = make_error_code(errc::invalid_argument);
-    return false;
-  }
-  return port_->wait(timeout, how, ec);
-}
-
-bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {
-  return wait(m, timeout, strategy_, ec);
-}
-
-bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how,
-                      std::error_code& ec) noexcept {
+template <class Read>
+bool subscriber::wait_loop(std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec,
+                           Read&& read) noexcept {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   for (;;) {
-    if (try_read(m, ec) || ec) return !ec;
+    if (read(ec) || ec) return !ec;
     std::optional<duration> left;
     if (timeout) {
       left = *timeout - (clock::now() - start);
@@ -381,31 +472,50 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_st
   }
 }
 
-bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait(m, timeout, strategy_); }
+bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how,
+                      std::error_code& ec) noexcept {
+  return wait_loop(timeout, how, ec, [&](std::error_code& e) { return try_read(m, e); });
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept {
+  return reporting(err, "wait on", [&](std::error_code& ec) { return wait(m, timeout, how, ec); });
+}
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
-  std::error_code ec;
-  const bool got = wait(m, timeout, how, ec);
-  if (ec) fail_on(info_, ec, "wait on");
-  return got;
+  return or_throw([&](error_info& err) { return wait(m, timeout, how, err); });
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {
+  return wait(m, timeout, strategy_, ec);
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout, error_info& err) noexcept {
+  return wait(m, timeout, strategy_, err);
+}
+
+bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait(m, timeout, strategy_); }
+
+bool subscriber::latest(message& m, std::error_code& ec) noexcept {
+  ec.clear();
+  if (!open_or_report(port_, ec)) return false;
+  if (!fit(m, ec)) return false;
+  return port_->latest(std::span<std::byte>(m.buffer_), m.info_, ec);
+}
+
+bool subscriber::latest(message& m, error_info& err) noexcept {
+  return reporting(err, "read from", [&](std::error_code& ec) { return latest(m, ec); });
 }
 
 bool subscriber::latest(message& m) {
-  if (!port_) fail(make_error_code(errc::invalid_argument), "latest() on an empty subscriber");
-  if (m.buffer_.size() < info_.max_message_size) m.buffer_.resize(info_.max_message_size);
-  std::error_code ec;
-  const bool got = port_->latest(std::span<std::byte>(m.buffer_), m.info_, ec);
-  if (ec) fail_on(info_, ec, "read from");
-  return got;
+  return or_throw([&](error_info& err) { return latest(m, err); });
 }
 
-bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>)) {
-  if (!port_) fail(make_error_code(errc::invalid_argument), "read_view() on an empty subscriber");
-  std::error_code ec;
-  const bool got = port_->read_in_place(
+bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>),
+                                std::error_code& ec) {
+  ec.clear();
+  if (!open_or_report(port_, ec)) return false;
+  return port_->read_in_place(
       [&](const message_info& info, std::span<const std::byte> payload) { call(ctx, info, payload); }, ec);
-  if (ec) fail_on(info_, ec, "read from");
-  return got;
 }
 
 }  // namespace shmbus

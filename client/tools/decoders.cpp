@@ -30,8 +30,32 @@ void append_number(std::string& out, std::string_view name, std::int32_t v) {
   append_field(out, name, std::to_string(v));
 }
 
+using md_struct = market_data::depth_market_data;
+
+// The day's prices and figures after the book, in the order they are
+// printed: a table, not a call per field, so a field is added in one line.
+struct price_field {
+  std::string_view name;
+  double md_struct::*field;
+};
+constexpr price_field day_prices[] = {
+    {"OpenPrice", &md_struct::open_price},
+    {"HighestPrice", &md_struct::highest_price},
+    {"LowestPrice", &md_struct::lowest_price},
+    {"ClosePrice", &md_struct::close_price},
+    {"SettlementPrice", &md_struct::settlement_price},
+    {"PreSettlementPrice", &md_struct::pre_settlement_price},
+    {"PreClosePrice", &md_struct::pre_close_price},
+    {"PreOpenInterest", &md_struct::pre_open_interest},
+    {"UpperLimitPrice", &md_struct::upper_limit_price},
+    {"LowerLimitPrice", &md_struct::lower_limit_price},
+    {"PreDelta", &md_struct::pre_delta},
+    {"CurrDelta", &md_struct::curr_delta},
+    {"AveragePrice", &md_struct::average_price},
+};
+
 void format_depth_market_data(std::span<const std::byte> payload, std::string& out) {
-  market_data::depth_market_data md;
+  md_struct md;
   std::memcpy(&md, payload.data(), sizeof md);
   using market_data::text;
   append_field(out, "TradingDay", text(md.trading_day));
@@ -51,25 +75,13 @@ void format_depth_market_data(std::span<const std::byte> payload, std::string& o
     append_number(out, "AskPrice" + n, md.*market_data::ask_price[i]);
     append_number(out, "AskVolume" + n, md.*market_data::ask_volume[i]);
   }
-  append_number(out, "OpenPrice", md.open_price);
-  append_number(out, "HighestPrice", md.highest_price);
-  append_number(out, "LowestPrice", md.lowest_price);
-  append_number(out, "ClosePrice", md.close_price);
-  append_number(out, "SettlementPrice", md.settlement_price);
-  append_number(out, "PreSettlementPrice", md.pre_settlement_price);
-  append_number(out, "PreClosePrice", md.pre_close_price);
-  append_number(out, "PreOpenInterest", md.pre_open_interest);
-  append_number(out, "UpperLimitPrice", md.upper_limit_price);
-  append_number(out, "LowerLimitPrice", md.lower_limit_price);
-  append_number(out, "PreDelta", md.pre_delta);
-  append_number(out, "CurrDelta", md.curr_delta);
-  append_number(out, "AveragePrice", md.average_price);
+  for (const auto& [name, field] : day_prices) append_number(out, name, md.*field);
   append_field(out, "ActionDay", text(md.action_day));
 }
 
 constexpr decoder registry[] = {
-    {"depth_market_data", "CTP depth market data, 408 bytes (shmbus/market_data.hpp)",
-     sizeof(market_data::depth_market_data), &format_depth_market_data},
+    {"depth_market_data", "CTP depth market data, 408 bytes (shmbus/market_data.hpp)", sizeof(md_struct),
+     &format_depth_market_data},
 };
 
 }  // namespace

@@ -88,13 +88,12 @@ topic_decl encode(const topic_params& p) noexcept {
   d.max_message_size = p.max_message_size;
   d.depth = p.depth;
   d.type_size = p.type_size;
-  d.type_tag = p.type_tag;
   d.max_subscribers = p.max_subscribers;
   return d;
 }
 
 topic_params decode(const topic_decl& d) {
-  return {std::string(fixed_string(d.name)), d.max_message_size, d.depth, d.type_size, d.type_tag, d.max_subscribers};
+  return {std::string(fixed_string(d.name)), d.max_message_size, d.depth, d.type_size, d.max_subscribers};
 }
 
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g) {

@@ -2,7 +2,7 @@
 // bus $SHMBUS_BUS (else "default"), and any gaps; exits after 5 s without a
 // quote, or when the broker stops.
 #include <shmbus/client.hpp>
-#include <shmbus/platform/process.hpp>
+#include <shmbus/clock.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -20,7 +20,7 @@ int main() {
         std::printf("gap: %llu quote(s) missed\n", static_cast<unsigned long long>(m.missed()));
       const auto q = m.as<quote>();
       // The publish time is on the system-wide monotonic clock.
-      const std::int64_t age_ns = shmbus::platform::monotonic_ns() - m.timestamp_ns();
+      const std::int64_t age_ns = shmbus::monotonic_ns() - m.timestamp_ns();
       std::printf("#%llu %s %.1f/%.1f (%.1f us after publish)\n", static_cast<unsigned long long>(m.sequence()),
                   q.symbol, q.bid, q.ask, static_cast<double>(age_ns) / 1e3);
       std::fflush(stdout);  // a line at a time, also into a pipe

@@ -25,6 +25,7 @@
 
 #include "command_line.hpp"
 #include "shmbus/client.hpp"
+#include "shmbus/clock.hpp"
 #include "shmbus/market_data.hpp"
 #include "shmbus/platform/process.hpp"
 
@@ -242,11 +243,11 @@ int main(int argc, char** argv) {
 
     std::uniform_int_distribution<std::size_t> pick(0, instruments.size() - 1);
     depth_market_data snapshot{};
-    const std::int64_t start = shmbus::platform::monotonic_ns();
+    const std::int64_t start = shmbus::monotonic_ns();
     const auto burst = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(rate / 10));
     std::uint64_t scheduled = 0;  // snapshots the schedule has handed out so far
     for (;;) {
-      const double elapsed = static_cast<double>(shmbus::platform::monotonic_ns() - start) / 1e9;
+      const double elapsed = static_cast<double>(shmbus::monotonic_ns() - start) / 1e9;
       if (seconds > 0 && elapsed >= seconds) break;
       // Catch up with the schedule, but after a long stall (a stopped
       // process) drop the backlog beyond a tenth of a second rather than

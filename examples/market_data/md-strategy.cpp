@@ -23,6 +23,7 @@
 #include "command_line.hpp"
 #include "latency_histogram.hpp"
 #include "shmbus/client.hpp"
+#include "shmbus/clock.hpp"
 #include "shmbus/market_data.hpp"
 #include "shmbus/platform/process.hpp"
 
@@ -86,7 +87,7 @@ void read_topic(shmbus::subscriber& sub, bool per_instrument, book& b, std::atom
         if (read_ec) throw std::system_error(read_ec, "read from topic '" + sub.topic().name + "'");
         if (!got) break;
         // Publisher and subscriber read the same system-wide monotonic clock.
-        const std::int64_t latency = shmbus::platform::monotonic_ns() - info.timestamp_ns;
+        const std::int64_t latency = shmbus::monotonic_ns() - info.timestamp_ns;
         std::lock_guard lock(b.mutex);
         row& r = b.rows[std::string(md::text(snapshot.instrument_id))];
         r.last = snapshot;
@@ -264,14 +265,14 @@ int main(int argc, char** argv) {
   for (auto& s : subs) readers.emplace_back(read_topic, std::ref(s), o.per_instrument, std::ref(b), std::ref(stop));
 
   const bool tty = !o.headless && shmbus::platform::stdout_is_terminal();
-  const std::int64_t start = shmbus::platform::monotonic_ns();
+  const std::int64_t start = shmbus::monotonic_ns();
   auto elapsed_at = [&](std::int64_t t) { return static_cast<double>(t - start) / 1e9; };
   const auto interval_ns = static_cast<std::int64_t>(o.interval * 1e9);
   std::int64_t last_draw = start;
   std::size_t drawn = 0;  // lines of the last table, to move back over
   std::string reason = "time is up";
   for (;;) {
-    const std::int64_t now = shmbus::platform::monotonic_ns();
+    const std::int64_t now = shmbus::monotonic_ns();
     if (o.seconds > 0 && elapsed_at(now) >= o.seconds) break;
     std::int64_t wait_ns = last_draw + interval_ns - now;
     if (o.seconds > 0) wait_ns = std::min(wait_ns, static_cast<std::int64_t>(o.seconds * 1e9) - (now - start));
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
       break;
     }
     if (stop) break;
-    const std::int64_t t = shmbus::platform::monotonic_ns();
+    const std::int64_t t = shmbus::monotonic_ns();
     if (t - last_draw < interval_ns || o.headless) continue;
     const double window_secs = static_cast<double>(t - last_draw) / 1e9;
     last_draw = t;
@@ -299,7 +300,7 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
-  const double run_secs = elapsed_at(shmbus::platform::monotonic_ns());
+  const double run_secs = elapsed_at(shmbus::monotonic_ns());
   stop = true;
   for (auto& t : readers) t.join();
   {

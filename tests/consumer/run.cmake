@@ -40,6 +40,7 @@ endfunction()
 # detail/ or platform/ folder (internal headers a user must not reach).
 function(expect_public_headers_only include_dir)
   expect_file("${include_dir}/shmbus/client.hpp")
+  expect_file("${include_dir}/shmbus/clock.hpp")
   expect_file("${include_dir}/shmbus/market_data.hpp")
   expect_file("${include_dir}/shmbus/broker.hpp")
   file(GLOB_RECURSE installed RELATIVE "${include_dir}" "${include_dir}/*")

@@ -14,9 +14,13 @@
 ///     std::cout << m.sequence() << ": " << m.text() << '\n';
 /// \endcode
 ///
-/// Every call that can fail has a throwing overload (`std::system_error`,
-/// with a message naming the bus, topic or OS call) and an overload taking
-/// `std::error_code&`. Codes are `shmbus::errc` values or native OS codes.
+/// Every call that can fail has three forms: a throwing one
+/// (`shmbus::error`, a `std::system_error` whose `what()` names the bus,
+/// topic or OS call), one taking `std::error_code&` (the code only, for hot
+/// loops) and one taking `shmbus::error_info&` (the code and the sentence the
+/// throwing form would say). Codes are `shmbus::errc` values or native OS
+/// codes. Default-constructed (and moved-from) publishers and subscribers are
+/// empty: their calls fail with errc::invalid_argument.
 
 #include <chrono>
 #include <cstddef>
@@ -41,6 +45,11 @@ namespace shmbus {
 namespace detail {
 class publisher_port;
 class subscriber_port;
+
+// The throwing form of every call: its error_info form, then this.
+inline void throw_if(const error_info& err) {
+  if (err) throw error(err);
+}
 }  // namespace detail
 
 /// A message copied out of shared memory; reusing one avoids allocation.
@@ -59,11 +68,9 @@ class message {
   /// message is exactly sizeof(T) bytes (never a partial T).
   template <class T>
   [[nodiscard]] T as() const {
-    std::error_code ec;
-    auto value = as<T>(ec);
-    if (!value)
-      throw_error(ec, "message #" + std::to_string(info_.sequence) + " of " + std::to_string(info_.size) +
-                          " bytes read as a " + std::to_string(sizeof(T)) + "-byte type");
+    error_info err;
+    auto value = as<T>(err);
+    detail::throw_if(err);
     return *value;
   }
   /// The same without throwing: nullopt with type_size_mismatch.
@@ -79,9 +86,18 @@ class message {
     std::memcpy(&value, buffer_.data(), sizeof(T));
     return value;
   }
+  /// The same, keeping the sentence.
+  template <class T>
+  [[nodiscard]] std::optional<T> as(error_info& err) const noexcept {
+    err.clear();
+    auto value = as<T>(err.code);
+    if (!value) size_error(err, sizeof(T));
+    return value;
+  }
 
  private:
   friend class subscriber;
+  void size_error(error_info& err, std::size_t type_size) const noexcept;
   message_info info_;
   std::vector<std::byte> buffer_;
 };
@@ -90,9 +106,16 @@ class message {
 /// (the topic's mutex serialises them).
 class publisher {
  public:
+  /// An empty publisher: is_open() is false and every publish fails with
+  /// invalid_argument. Assign one from bus::make_publisher.
+  publisher() noexcept;
   publisher(publisher&&) noexcept;
   publisher& operator=(publisher&&) noexcept;
   ~publisher();
+
+  /// False when empty (default-constructed or moved-from).
+  [[nodiscard]] bool is_open() const noexcept { return port_ != nullptr; }
+  explicit operator bool() const noexcept { return is_open(); }
 
   /// Copies `payload` into the topic and wakes subscribers. Returns the
   /// message's sequence. Errors: message_too_large; type_size_mismatch when
@@ -101,17 +124,28 @@ class publisher {
   /// written to); topic_closed.
   std::uint64_t publish(std::span<const std::byte> payload);
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec) noexcept;
+  std::uint64_t publish(std::span<const std::byte> payload, error_info& err) noexcept;
   std::uint64_t publish(std::string_view text) { return publish(std::as_bytes(std::span(text))); }
   std::uint64_t publish(std::string_view text, std::error_code& ec) noexcept {
     return publish(std::as_bytes(std::span(text)), ec);
+  }
+  std::uint64_t publish(std::string_view text, error_info& err) noexcept {
+    return publish(std::as_bytes(std::span(text)), err);
   }
 
   /// Publishes a trivially copyable value. If the topic declares a type size,
   /// sizeof(T) must be it (type_size_mismatch otherwise, as for publish()).
   template <class T>
   std::uint64_t publish_value(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    return publish(std::as_bytes(std::span<const T, 1>(&value, 1)));
+    return publish(bytes_of(value));
+  }
+  template <class T>
+  std::uint64_t publish_value(const T& value, std::error_code& ec) noexcept {
+    return publish(bytes_of(value), ec);
+  }
+  template <class T>
+  std::uint64_t publish_value(const T& value, error_info& err) noexcept {
+    return publish(bytes_of(value), err);
   }
 
   [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
@@ -121,6 +155,13 @@ class publisher {
  private:
   friend class bus;
   publisher(std::unique_ptr<detail::publisher_port> port, topic_info info);
+  template <class T>
+  static std::span<const std::byte> bytes_of(const T& value) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    return std::as_bytes(std::span<const T, 1>(&value, 1));
+  }
+  // The sentence for a failed publish of `size` bytes.
+  void publish_error(error_info& err, std::size_t size) const noexcept;
   std::unique_ptr<detail::publisher_port> port_;
   topic_info info_;
 };
@@ -132,31 +173,44 @@ class subscriber {
  public:
   using duration = std::chrono::nanoseconds;
 
+  /// An empty subscriber: is_open() is false and every read fails with
+  /// invalid_argument. Assign one from bus::make_subscriber.
+  subscriber() noexcept;
   subscriber(subscriber&&) noexcept;
   subscriber& operator=(subscriber&&) noexcept;
   ~subscriber();
 
+  /// False when empty (default-constructed or moved-from).
+  [[nodiscard]] bool is_open() const noexcept { return port_ != nullptr; }
+  explicit operator bool() const noexcept { return is_open(); }
+
   /// Copies the next message into `m` if there is one. Never blocks.
   bool try_read(message& m);
   bool try_read(message& m, std::error_code& ec) noexcept;
+  bool try_read(message& m, error_info& err) noexcept;
 
   /// Blocks until a message arrives (copied into `m`) or `timeout` passes
   /// (returns false). No timeout: waits for ever. Throws topic_closed when
   /// the broker stops. Waits the way `strategy()` says.
   bool wait(message& m, std::optional<duration> timeout = std::nullopt);
   bool wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept;
+  bool wait(message& m, std::optional<duration> timeout, error_info& err) noexcept;
   /// The same, waiting the way `how` says (this call only).
   bool wait(message& m, std::optional<duration> timeout, const wait_strategy& how);
   bool wait(message& m, std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec) noexcept;
+  bool wait(message& m, std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept;
 
   /// Jumps to the newest message (counting what it skips as missed) and
   /// copies it into `m`; false if nothing was ever published.
   bool latest(message& m);
+  bool latest(message& m, std::error_code& ec) noexcept;
+  bool latest(message& m, error_info& err) noexcept;
 
   /// Copies the next message into `buffer`. Errors: buffer_too_small (the
   /// message stays unread, so nothing is lost).
   std::optional<message_info> try_read(std::span<std::byte> buffer);
   std::optional<message_info> try_read(std::span<std::byte> buffer, std::error_code& ec) noexcept;
+  std::optional<message_info> try_read(std::span<std::byte> buffer, error_info& err) noexcept;
 
   /// Typed read: copies the next message into `out` if there is one and it
   /// is exactly sizeof(T) bytes; never blocks. A message of any other size
@@ -168,21 +222,41 @@ class subscriber {
   /// from a validated whole copy (sizeof(T) bytes of stack are used for it).
   template <class T>
   bool try_read(T& out, message_info* info, std::error_code& ec) noexcept {
-    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    alignas(T) std::byte copy[sizeof(T)];
-    if (!read_exact(copy, info, ec)) return false;
-    std::memcpy(&out, copy, sizeof(T));
-    return true;
+    return read_into(out, [&](std::span<std::byte> copy) { return read_exact(copy, info, ec); });
   }
-  /// The same, throwing `shmbus::error` (type_size_mismatch naming the topic,
-  /// the message and both sizes; `*info` is filled first).
+  /// The same, keeping the sentence (type_size_mismatch names the topic, the
+  /// message and both sizes).
+  template <class T>
+  bool try_read(T& out, message_info* info, error_info& err) noexcept {
+    return with_read_error(info, sizeof(T), err,
+                           [&](message_info* got, std::error_code& ec) { return try_read(out, got, ec); });
+  }
+  /// The same, throwing `shmbus::error` (`*info` is filled first).
   template <class T>
   bool try_read(T& out, message_info* info = nullptr) {
-    std::error_code ec;
-    message_info got;
-    const bool ok = try_read(out, &got, ec);
-    if (info != nullptr && (ok || ec == errc::type_size_mismatch)) *info = got;
-    if (ec) throw_read_error(ec, got, sizeof(T));
+    error_info err;
+    const bool ok = try_read(out, info, err);
+    detail::throw_if(err);
+    return ok;
+  }
+
+  /// Typed blocking read: waits (as wait() does, the way `strategy()` says)
+  /// until a message arrives or `timeout` passes (false), then reads it as
+  /// try_read(T&, info) does, type_size_mismatch included.
+  template <class T>
+  bool wait(T& out, std::optional<duration> timeout, message_info* info, std::error_code& ec) noexcept {
+    return read_into(out, [&](std::span<std::byte> copy) { return wait_exact(copy, timeout, info, ec); });
+  }
+  template <class T>
+  bool wait(T& out, std::optional<duration> timeout, message_info* info, error_info& err) noexcept {
+    return with_read_error(info, sizeof(T), err,
+                           [&](message_info* got, std::error_code& ec) { return wait(out, timeout, got, ec); });
+  }
+  template <class T>
+  bool wait(T& out, std::optional<duration> timeout, message_info* info = nullptr) {
+    error_info err;
+    const bool ok = wait(out, timeout, info, err);
+    detail::throw_if(err);
     return ok;
   }
 
@@ -191,9 +265,13 @@ class subscriber {
   /// publisher did not overwrite it meanwhile. If it did, `f` is called again
   /// on the next available message; only the last call saw a valid message,
   /// so `f` should only copy or compute, never act. Returns false when no
-  /// message is available.
+  /// message is available. (Not noexcept in any form: `f` may throw.)
   template <class F>
   bool read_view(F&& f);
+  template <class F>
+  bool read_view(F&& f, std::error_code& ec);
+  template <class F>
+  bool read_view(F&& f, error_info& err);
 
   /// Waits (up to `timeout`) until a message is available, without reading
   /// it, the way `strategy()` says. Returns false only on timeout; throws
@@ -204,11 +282,13 @@ class subscriber {
   /// The same without exceptions: false on timeout *or* with `ec` set
   /// (topic_closed once the broker stops). Check `ec` before waiting again.
   bool wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept;
+  bool wait_available(std::optional<duration> timeout, error_info& err) noexcept;
   /// The same, waiting the way `how` says (this call only). Busy-poll makes
   /// no system call while it spins: it reads the clock (user space) and the
   /// topic's closed flag; only after a whole second without a message does it
   /// also look for a replaced broker, as a blocked wait does once a second.
   bool wait_available(std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec) noexcept;
+  bool wait_available(std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept;
 
   /// How `wait` and `wait_available` wait when not told (default: block).
   void set_wait_strategy(const wait_strategy& how) noexcept { strategy_ = how; }
@@ -225,8 +305,50 @@ class subscriber {
   // The typed reads: the next message into `scratch` if it is exactly
   // scratch.size() bytes, else type_size_mismatch with the message consumed.
   bool read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept;
-  [[noreturn]] void throw_read_error(const std::error_code& ec, const message_info& info, std::size_t type_size) const;
-  bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>));
+  // read_exact, after waiting for a message as wait() does.
+  bool wait_exact(std::span<std::byte> scratch, std::optional<duration> timeout, message_info* info,
+                  std::error_code& ec) noexcept;
+  // The one wait loop: `read(ec)` until it reads or fails, waiting for a
+  // message in between, until `timeout`.
+  template <class Read>
+  bool wait_loop(std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec, Read&& read) noexcept;
+  // A typed read through a validated stack copy: `out` is written only when
+  // `read(copy)` succeeded.
+  template <class T, class Read>
+  static bool read_into(T& out, Read&& read) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    alignas(T) std::byte copy[sizeof(T)];
+    if (!read(std::span<std::byte>(copy))) return false;
+    std::memcpy(&out, copy, sizeof(T));
+    return true;
+  }
+  // A typed read's error_info form around its ec form `read(info, ec)`:
+  // `*info` describes the message read (also a mismatched one).
+  template <class Read>
+  bool with_read_error(message_info* info, std::size_t type_size, error_info& err, Read&& read) const noexcept {
+    err.clear();
+    message_info got;
+    const bool ok = read(&got, err.code);
+    if (info != nullptr && (ok || err.code == errc::type_size_mismatch)) *info = got;
+    if (err) read_error(err, got, type_size);
+    return ok;
+  }
+  // Makes room for any message of the topic in `m`.
+  bool fit(message& m, std::error_code& ec) const noexcept;
+  // The error_info form of a read or wait around its ec form `call(ec)`.
+  template <class Call>
+  auto reporting(error_info& err, const char* action, Call&& call) const noexcept(noexcept(call(err.code))) {
+    err.clear();
+    auto result = call(err.code);
+    if (err) fail(err, action);
+    return result;
+  }
+  // The sentences of failed reads: of any read (`action`: "read from",
+  // "wait on"), and of a typed read of `type_size` bytes.
+  void fail(error_info& err, const char* action) const noexcept;
+  void read_error(error_info& err, const message_info& info, std::size_t type_size) const noexcept;
+  bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>),
+                      std::error_code& ec);
 
   std::unique_ptr<detail::subscriber_port> port_;
   topic_info info_;
@@ -234,11 +356,26 @@ class subscriber {
 };
 
 template <class F>
-bool subscriber::read_view(F&& f) {
+bool subscriber::read_view(F&& f, std::error_code& ec) {
   auto call = [](void* ctx, const message_info& i, std::span<const std::byte> p) {
     (*static_cast<std::remove_reference_t<F>*>(ctx))(i, p);
   };
-  return read_view_impl(&f, call);
+  // `f` goes through a void* (and back to its own type, constness included)
+  // so that the read itself stays out of line.
+  return read_view_impl(const_cast<void*>(static_cast<const void*>(std::addressof(f))), call, ec);
+}
+
+template <class F>
+bool subscriber::read_view(F&& f, error_info& err) {
+  return reporting(err, "read from", [&](std::error_code& ec) { return read_view(std::forward<F>(f), ec); });
+}
+
+template <class F>
+bool subscriber::read_view(F&& f) {
+  error_info err;
+  const bool got = read_view(std::forward<F>(f), err);
+  detail::throw_if(err);
+  return got;
 }
 
 /// A connection to one bus: reads its registry, checks that its broker is
@@ -249,6 +386,7 @@ class bus {
   /// invalid_name, no_broker, permission_denied, abi_mismatch, corrupt_segment.
   explicit bus(std::string_view name = {});
   bus(std::string_view name, std::error_code& ec) noexcept;
+  bus(std::string_view name, error_info& err) noexcept;
   bus(bus&&) noexcept;
   bus& operator=(bus&&) noexcept;
   ~bus();
@@ -260,30 +398,54 @@ class bus {
   [[nodiscard]] std::uint64_t broker_pid() const noexcept;
   /// Figures of every topic (opens each segment read-only).
   [[nodiscard]] std::vector<topic_stats> stats() const;
+  [[nodiscard]] std::vector<topic_stats> stats(std::error_code& ec) const noexcept;
+  [[nodiscard]] std::vector<topic_stats> stats(error_info& err) const noexcept;
 
   /// `type_size` 0 = raw bytes. Errors: unknown_topic, type_size_mismatch,
   /// permission_denied, corrupt_segment, abi_mismatch, topic_closed.
   publisher make_publisher(std::string_view topic, std::size_t type_size = 0);
   publisher make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
+  publisher make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept;
   subscriber make_subscriber(std::string_view topic, std::size_t type_size = 0);
   subscriber make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
+  subscriber make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept;
 
+  /// The same for a trivially copyable T: type_size is sizeof(T).
   template <class T>
   publisher make_publisher(std::string_view topic) {
-    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    return make_publisher(topic, sizeof(T));
+    return make_publisher(topic, type_size_of<T>());
+  }
+  template <class T>
+  publisher make_publisher(std::string_view topic, std::error_code& ec) noexcept {
+    return make_publisher(topic, type_size_of<T>(), ec);
+  }
+  template <class T>
+  publisher make_publisher(std::string_view topic, error_info& err) noexcept {
+    return make_publisher(topic, type_size_of<T>(), err);
   }
   template <class T>
   subscriber make_subscriber(std::string_view topic) {
-    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
-    return make_subscriber(topic, sizeof(T));
+    return make_subscriber(topic, type_size_of<T>());
+  }
+  template <class T>
+  subscriber make_subscriber(std::string_view topic, std::error_code& ec) noexcept {
+    return make_subscriber(topic, type_size_of<T>(), ec);
+  }
+  template <class T>
+  subscriber make_subscriber(std::string_view topic, error_info& err) noexcept {
+    return make_subscriber(topic, type_size_of<T>(), err);
   }
 
  private:
+  template <class T>
+  static constexpr std::size_t type_size_of() noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    return sizeof(T);
+  }
+  void open(std::string_view name, error_info& err) noexcept;
   void open(std::string_view name, std::error_code& ec, std::string& what);
-  publisher open_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec, std::string& what) const;
-  subscriber open_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec,
-                             std::string& what) const;
+  template <class Port, class Endpoint>
+  Endpoint open_endpoint(std::string_view topic, std::size_t type_size, error_info& err) const noexcept;
   // The registry's declaration of `topic`, checked against the caller's type.
   const topic_info* find_topic(std::string_view topic, std::size_t type_size, std::error_code& ec,
                                std::string& what) const;

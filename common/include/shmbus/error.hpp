@@ -40,6 +40,20 @@ const std::error_category& error_category() noexcept;
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
+/// A failure with its context, for the non-throwing overloads that keep it:
+/// `code` is what the `std::error_code&` overload reports, `what` the
+/// sentence the throwing overload's `what()` would say (naming the bus, topic
+/// or OS call). Empty (false) after a call that succeeded.
+struct error_info {
+  std::error_code code;
+  std::string what;
+  explicit operator bool() const noexcept { return static_cast<bool>(code); }
+  void clear() noexcept {
+    code.clear();
+    what.clear();
+  }
+};
+
 /// What shmbus throws: a `std::system_error` whose `what()` is one readable
 /// line. For shmbus codes the context is the whole sentence ("no broker is
 /// running on bus 'x'"); for OS codes it names the call and object and the
@@ -48,6 +62,8 @@ inline std::error_code make_error_code(errc e) noexcept { return {static_cast<in
 class error : public std::system_error {
  public:
   error(std::error_code ec, const std::string& context);
+  /// The error `info` describes: `what()` is `info.what`, word for word.
+  explicit error(const error_info& info) : std::system_error(info.code, info.what), text_(info.what) {}
   const char* what() const noexcept override { return text_.c_str(); }
 
  private:

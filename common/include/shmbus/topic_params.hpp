@@ -19,7 +19,6 @@ struct topic_params {
   std::uint64_t max_message_size = 4096;  ///< bytes: the largest payload
   std::uint32_t depth = 1;                ///< 1 = latest value, N = ring of N
   std::uint32_t type_size = 0;            ///< declared payload type size, 0 = raw bytes
-  std::uint64_t type_tag = 0;             ///< declared payload type tag, 0 = none
   std::uint32_t max_subscribers = default_max_subscribers;
 
   friend bool operator==(const topic_params&, const topic_params&) = default;

@@ -57,7 +57,7 @@ struct topic_stats {
 /// Facts about one delivered message.
 struct message_info {
   std::uint64_t sequence = 0;     ///< 1, 2, 3 ... per topic, set by the publisher
-  std::int64_t timestamp_ns = 0;  ///< when publish() was called: platform::monotonic_ns() (steady clock), ns
+  std::int64_t timestamp_ns = 0;  ///< when publish() was called: shmbus::monotonic_ns() (shmbus/clock.hpp), ns
   std::size_t size = 0;           ///< payload bytes
   std::uint64_t missed = 0;       ///< messages this subscriber skipped right before this one
 };

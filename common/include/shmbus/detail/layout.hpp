@@ -40,7 +40,8 @@ inline constexpr std::size_t cache_line = 64;
 // sequence from `publish_seq` (their own line), not from `write_seq`.
 // 3: the Windows event is one auto-reset event per subscriber entry.
 // 4: the topic header holds its parameters as a topic_decl, as the registry does.
-inline constexpr std::uint32_t abi_version = 4;
+// 5: topic_decl loses type_tag (nothing set or checked it), 96 -> 88 bytes.
+inline constexpr std::uint32_t abi_version = 5;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
 inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
@@ -80,7 +81,6 @@ struct topic_decl {
   std::uint64_t max_message_size;
   std::uint32_t depth;
   std::uint32_t type_size;
-  std::uint64_t type_tag;
   std::uint32_t max_subscribers;
   std::uint32_t reserved0;
 };
@@ -190,7 +190,7 @@ static_assert(std::is_standard_layout_v<topic_decl>);
 static_assert(sizeof(topic_header) % cache_line == 0);
 static_assert(sizeof(subscriber_entry) == cache_line);
 static_assert(sizeof(slot_header) == cache_line);
-static_assert(sizeof(topic_decl) == 96);
+static_assert(sizeof(topic_decl) == 88);
 static_assert(alignof(topic_header) == cache_line);
 
 using shmbus::topic_params;
