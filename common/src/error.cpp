@@ -28,6 +28,18 @@ class shmbus_category final : public std::error_category {
     }
     return "unknown shmbus error " + std::to_string(value);
   }
+  // So that `ec == std::errc::permission_denied` holds whether the OS said
+  // it (EACCES, ERROR_ACCESS_DENIED) or shmbus did: callers test one
+  // portable condition. Codes with no portable counterpart keep their own.
+  std::error_condition default_error_condition(int value) const noexcept override {
+    switch (static_cast<errc>(value)) {
+      case errc::permission_denied: return std::errc::permission_denied;
+      case errc::invalid_argument: return std::errc::invalid_argument;
+      case errc::message_too_large: return std::errc::message_size;
+      case errc::not_found: return std::errc::no_such_file_or_directory;
+      default: return {value, *this};
+    }
+  }
 };
 
 }  // namespace
@@ -58,6 +70,17 @@ void report(std::error_code* out, std::error_code ec, const std::string& context
     return;
   }
   if (ec) throw_error(ec, context);
+}
+
+std::error_code translate_os_error(std::error_code ec, std::string& what) {
+  if (ec.category() == error_category()) return ec;
+  // By condition, not by errno value: the same test holds for EACCES/EPERM
+  // and for Windows' ERROR_ACCESS_DENIED/ERROR_PRIVILEGE_NOT_HELD.
+  if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) {
+    what += ": " + ec.message() + " [native error " + std::to_string(ec.value()) + "]";
+    return make_error_code(errc::permission_denied);
+  }
+  return ec;
 }
 
 }  // namespace shmbus

@@ -61,6 +61,12 @@ class error : public std::system_error {
 /// implementation serve both the throwing and the `error_code&` overloads.
 void report(std::error_code* out, std::error_code ec, const std::string& context);
 
+/// An OS code that has a shmbus meaning as that shmbus code: access refused
+/// (whatever the OS's native code) becomes `errc::permission_denied`, and the
+/// OS's text and native code are appended to `what`, which would otherwise
+/// lose them. Any other code is returned unchanged.
+std::error_code translate_os_error(std::error_code ec, std::string& what);
+
 }  // namespace shmbus
 
 template <>
