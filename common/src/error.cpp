@@ -23,8 +23,7 @@ class shmbus_category final : public std::error_category {
       case errc::topic_closed: return "topic closed: its broker stopped or was restarted";
       case errc::too_many_subscribers: return "too many subscribers on the topic";
       case errc::config_error: return "configuration error";
-      case errc::already_exists: return "object already exists";
-      case errc::not_found: return "object not found";
+      case errc::not_found: return "no such name";
     }
     return "unknown shmbus error " + std::to_string(value);
   }
@@ -63,14 +62,6 @@ error::error(std::error_code ec, const std::string& context)
     : std::system_error(ec, context), text_(describe(ec, context)) {}
 
 void throw_error(std::error_code ec, const std::string& context) { throw error(ec, context); }
-
-void report(std::error_code* out, std::error_code ec, const std::string& context) {
-  if (out != nullptr) {
-    *out = ec;
-    return;
-  }
-  if (ec) throw_error(ec, context);
-}
 
 std::error_code translate_os_error(std::error_code ec, std::string& what) {
   if (ec.category() == error_category()) return ec;
