@@ -53,7 +53,9 @@ std::string describe(std::error_code ec, const std::string& context) {
   if (ec.category() == error_category()) return context.empty() ? ec.message() : context;
   std::string text = context.empty() ? std::string() : context + ": ";
   text += ec.message();
-  if (ec.category() == std::system_category()) text += " [native error " + std::to_string(ec.value()) + "]";
+  // Any OS's own category (system, win32) carries a native code worth
+  // quoting; generic codes are portable conditions, not native values.
+  if (ec.category() != std::generic_category()) text += " [native error " + std::to_string(ec.value()) + "]";
   return text;
 }
 }  // namespace

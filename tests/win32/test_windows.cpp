@@ -19,6 +19,7 @@
 #include "shmbus/names.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/permissions.hpp"
+#include "shmbus/platform/shared_memory.hpp"
 #include "support/multiprocess.hpp"
 #include "support/test_bus.hpp"
 
@@ -99,6 +100,17 @@ TEST_CASE("Windows: Global\\ namespace when selected, for broker and clients ali
     REQUIRE_FALSE(under_wine());
     CHECK(e.code() == std::errc::permission_denied);
     MESSAGE("Global\\ needs SeCreateGlobalPrivilege, which this account lacks: " << e.what());
+  }
+}
+
+TEST_CASE("Windows: an OS failure's message quotes the native GetLastError() code") {
+  try {
+    platform::shared_memory_region gone(open_only, "shmbus.no-such-" + unique_bus(), access::read_only);
+    FAIL("opened a mapping that does not exist");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == std::errc::no_such_file_or_directory);
+    CHECK_MESSAGE(std::string(e.what()).find("OpenFileMappingW") != std::string::npos, std::string(e.what()));
+    CHECK_MESSAGE(std::string(e.what()).find("[native error 2]") != std::string::npos, std::string(e.what()));
   }
 }
 

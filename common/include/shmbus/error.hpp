@@ -43,7 +43,7 @@ inline std::error_code make_error_code(errc e) noexcept { return {static_cast<in
 /// line. For shmbus codes the context is the whole sentence ("no broker is
 /// running on bus 'x'"); for OS codes it names the call and object and the
 /// OS's text and native code follow ("shm_open('/shmbus.x.registry'):
-/// Permission denied [errno 13]").
+/// Permission denied [native error 13]").
 class error : public std::system_error {
  public:
   error(std::error_code ec, const std::string& context);
