@@ -290,4 +290,37 @@ TEST_CASE("empty publishers and subscribers are false, and every call says so wi
   CHECK(s);
   CHECK(moved.publish("x") == 1);
   CHECK(s.try_read(m));
+
+TEST_CASE("shmbus codes compare equal to the portable conditions they mean") {
+  CHECK(make_error_code(errc::permission_denied) == std::errc::permission_denied);
+  CHECK(make_error_code(errc::invalid_argument) == std::errc::invalid_argument);
+  CHECK(make_error_code(errc::message_too_large) == std::errc::message_size);
+  CHECK(make_error_code(errc::not_found) == std::errc::no_such_file_or_directory);
+  // A code with no portable meaning matches none, and stays a shmbus condition.
+  CHECK(make_error_code(errc::no_broker) != std::errc::no_such_file_or_directory);
+  CHECK(make_error_code(errc::no_broker).default_error_condition().category() == error_category());
+  CHECK(make_error_code(errc::invalid_name) != std::errc::permission_denied);
+  // Each maps to its own condition only.
+  CHECK(make_error_code(errc::permission_denied) != std::errc::invalid_argument);
+}
+
+TEST_CASE("an OS refusal becomes errc::permission_denied by condition, native code kept in the message") {
+  // The OS's own access-denied code: EACCES on POSIX, ERROR_ACCESS_DENIED
+  // (win32 category) on Windows; either compares equal to the condition.
+  const std::error_code os_codes[] = {std::make_error_code(std::errc::permission_denied),
+                                      std::make_error_code(std::errc::operation_not_permitted)};
+  for (const std::error_code& os : os_codes) {
+    CAPTURE(os.message());
+    std::string what = "open registry 'x'";
+    const std::error_code ec = translate_os_error(os, what);
+    CHECK(ec == errc::permission_denied);
+    CHECK(ec == std::errc::permission_denied);
+    CHECK(what == "open registry 'x': " + os.message() + " [native error " + std::to_string(os.value()) + "]");
+  }
+  // Other codes pass unchanged, and so does their text.
+  std::string what = "open registry 'x'";
+  const auto missing = std::make_error_code(std::errc::no_such_file_or_directory);
+  CHECK(translate_os_error(missing, what) == missing);
+  CHECK(translate_os_error(make_error_code(errc::corrupt_segment), what) == errc::corrupt_segment);
+  CHECK(what == "open registry 'x'");
 }

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <utility>
 
 #include "shmbus/detail/observer_port.hpp"
@@ -17,18 +16,6 @@ namespace {
 using detail::publisher_port;
 using detail::registry;
 using detail::subscriber_port;
-
-// OS codes that have a shmbus meaning become shmbus codes; the native code
-// and the call stay in the message.
-std::error_code translate(std::error_code ec, std::string& what) {
-  if (ec.category() != std::system_category()) return ec;
-  const int native = ec.value();
-  if (native == EACCES || native == EPERM) {
-    what += ": " + ec.message() + " (errno " + std::to_string(native) + ")";
-    return make_error_code(errc::permission_denied);
-  }
-  return ec;
-}
 
 // For a generic action the code's own text completes the sentence; OS codes
 // get theirs from shmbus::error.
@@ -143,7 +130,7 @@ void bus::open(std::string_view name, std::error_code& ec, std::string& what) {
     return;
   }
   if (ec) {
-    ec = translate(ec, what);
+    ec = translate_os_error(ec, what);
     return;
   }
   if (!r->broker_alive()) {
@@ -185,7 +172,7 @@ std::vector<topic_stats> bus::stats(error_info& err) const noexcept {
     for (const auto& info : topics_) {
       const auto port = detail::observer_port::open(name_, instance_, info, ec, what);
       if (ec) {
-        ec = translate(ec, what);
+        ec = translate_os_error(ec, what);
         return std::vector<topic_stats>{};
       }
       out.push_back(port.snapshot());
@@ -227,7 +214,7 @@ bool bus::opened(const topic_info& info, std::error_code& ec, std::string& what)
     ec = make_error_code(errc::topic_closed);
     what = "topic '" + info.name + "' is listed but its segment is gone (broker stopping?)";
   } else if (ec) {
-    ec = translate(ec, what);
+    ec = translate_os_error(ec, what);
   } else if (!broker_alive()) {
     ec = make_error_code(errc::topic_closed);
     what = "topic '" + info.name + "' is not open: its broker stopped or was restarted; reopen the bus";

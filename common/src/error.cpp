@@ -23,10 +23,21 @@ class shmbus_category final : public std::error_category {
       case errc::topic_closed: return "topic closed: its broker stopped or was restarted";
       case errc::too_many_subscribers: return "too many subscribers on the topic";
       case errc::config_error: return "configuration error";
-      case errc::already_exists: return "object already exists";
-      case errc::not_found: return "object not found";
+      case errc::not_found: return "no such name";
     }
     return "unknown shmbus error " + std::to_string(value);
+  }
+  // So that `ec == std::errc::permission_denied` holds whether the OS said
+  // it (EACCES, ERROR_ACCESS_DENIED) or shmbus did: callers test one
+  // portable condition. Codes with no portable counterpart keep their own.
+  std::error_condition default_error_condition(int value) const noexcept override {
+    switch (static_cast<errc>(value)) {
+      case errc::permission_denied: return std::errc::permission_denied;
+      case errc::invalid_argument: return std::errc::invalid_argument;
+      case errc::message_too_large: return std::errc::message_size;
+      case errc::not_found: return std::errc::no_such_file_or_directory;
+      default: return {value, *this};
+    }
   }
 };
 
@@ -42,7 +53,9 @@ std::string describe(std::error_code ec, const std::string& context) {
   if (ec.category() == error_category()) return context.empty() ? ec.message() : context;
   std::string text = context.empty() ? std::string() : context + ": ";
   text += ec.message();
-  if (ec.category() == std::system_category()) text += " [native error " + std::to_string(ec.value()) + "]";
+  // Any OS's own category (system, win32) carries a native code worth
+  // quoting; generic codes are portable conditions, not native values.
+  if (ec.category() != std::generic_category()) text += " [native error " + std::to_string(ec.value()) + "]";
   return text;
 }
 }  // namespace
@@ -52,12 +65,15 @@ error::error(std::error_code ec, const std::string& context)
 
 void throw_error(std::error_code ec, const std::string& context) { throw error(ec, context); }
 
-void report(std::error_code* out, std::error_code ec, const std::string& context) {
-  if (out != nullptr) {
-    *out = ec;
-    return;
+std::error_code translate_os_error(std::error_code ec, std::string& what) {
+  if (ec.category() == error_category()) return ec;
+  // By condition, not by errno value: the same test holds for EACCES/EPERM
+  // and for Windows' ERROR_ACCESS_DENIED/ERROR_PRIVILEGE_NOT_HELD.
+  if (ec == std::errc::permission_denied || ec == std::errc::operation_not_permitted) {
+    what += ": " + ec.message() + " [native error " + std::to_string(ec.value()) + "]";
+    return make_error_code(errc::permission_denied);
   }
-  if (ec) throw_error(ec, context);
+  return ec;
 }
 
 }  // namespace shmbus

@@ -44,24 +44,24 @@ bit ev[WAITERS];        /* the auto-reset kernel event of each waiter     */
 bit dying = 0;          /* the publisher is killed inside this set()      */
 bit crashed = 0;        /* ... which happened once already                */
 
-/* NE:274 set() -> NE:253 wake_announced(): after the generation bump (done by the
+/* NE:282 set() -> NE:262 wake_announced(): after the generation bump (done by the
  * caller), look at the hint word; if it is not 0 exchange it with 0, then for
  * every waiter of its bits load its word and, if 1, exchange it with 0 and
  * SetEvent its event. */
 inline wake_announced(j, x) {
   if
-  :: hint != 0 ->                          /* NE:259 hint[w].load() != 0           */
-     atomic { x = hint; hint = 0 };        /* NE:260 hint[w].exchange(0)          */
+  :: hint != 0 ->                          /* NE:267 hint[w].load() != 0           */
+     atomic { x = hint; hint = 0 };        /* NE:268 hint[w].exchange(0)          */
      if
      :: x != 0 ->
         j = 0;
         do
         :: j < WAITERS ->
            if
-           :: a[j] != 0 ->                 /* NE:266 a.load() != 0                */
-              atomic { x = a[j]; a[j] = 0 };   /* NE:266 a.exchange(0)           */
+           :: a[j] != 0 ->                 /* NE:274 a.load() != 0                */
+              atomic { x = a[j]; a[j] = 0 };   /* NE:274 a.exchange(0)           */
               if
-              :: x != 0 && !dying -> ev[j] = 1 /* NE:268 SetEvent(handles_[j])   */
+              :: x != 0 && !dying -> ev[j] = 1 /* NE:276 SetEvent(handles[j])    */
               :: x != 0 && dying -> skip   /* killed before its SetEvent calls    */
               :: else -> skip
               fi
@@ -72,11 +72,11 @@ inline wake_announced(j, x) {
         od
      :: else -> skip
      fi
-  :: else -> skip                          /* NE:259 hint word 0: no call      */
+  :: else -> skip                          /* NE:267 hint word 0: no call      */
   fi
 }
 
-/* NE:294-303 wake_all(): SetEvent on every waiter's event. */
+/* NE:303-312 wake_all(): SetEvent on every waiter's event. */
 inline wake_all(j) {
   j = 0;
   do
@@ -103,7 +103,7 @@ active proctype publisher() {
      fi;
 #endif
      ws++;                                 /* PP:62 publish: write_seq.store    */
-     G++;                                  /* NE:275 set(): generation += 1     */
+     G++;                                  /* NE:283 set(): generation += 1     */
      wake_announced(j, x);
      if
      :: dying ->                           /* killed; the next publisher:        */
@@ -143,21 +143,21 @@ again:
         assert(ws >= round);
         round++
      :: else ->
-        /* NE:203 wait(t, i), called at SP:179 */
+        /* NE:212 wait(t, i), called at SP:179 */
 announce:
-        a[i] = 1;                          /* NE:218 announced.store(1)         */
-        hint = 1;                          /* NE:219 hint[..].fetch_or(bit)     */
+        a[i] = 1;                          /* NE:227 announced.store(1)         */
+        hint = 1;                          /* NE:228 hint[..].fetch_or(bit)     */
         if
-        :: G != t ->                       /* NE:220 generation.load() != t     */
-           a[i] = 0;                       /* NE:213 leave guard: store(0);     */
+        :: G != t ->                       /* NE:229 generation.load() != t     */
+           a[i] = 0;                       /* NE:222 leave guard: store(0);     */
            goto again                      /*   return true: leaves, not asleep  */
         :: else -> skip
         fi;
-        /* NE:229 before_sleep_hook, NE:230 WaitForSingleObject(event) with no
+        /* NE:238 before_sleep_hook, NE:239 WaitForSingleObject(event) with no
          * timeout: blocks until the event is signalled, and consumes it. Any
          * number of other steps may come between the check above and this. */
         atomic { ev[i] == 1 -> ev[i] = 0 };
-        goto announce                      /* NE:231 WAIT_OBJECT_0 -> continue  */
+        goto announce                      /* NE:240 WAIT_OBJECT_0 -> continue  */
      fi
   :: else -> break
   od

@@ -126,6 +126,12 @@ TEST_CASE("an unknown group, or a Windows-only setting, is refused before anythi
   auto opts = options(unique_bus(), {topic("t", 64, 1)});
   opts.group = "no-such-group-shmbus";
   CHECK_THROWS_WITH_AS(broker{opts}, doctest::Contains("unknown group 'no-such-group-shmbus'"), std::system_error);
+  try {
+    broker b{opts};
+    FAIL("accepted an unknown group");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == errc::not_found);  // a name that names nothing
+  }
   opts.group.clear();
   opts.sddl = "D:P(A;;GA;;;SY)";
   CHECK_THROWS_WITH_AS(broker{opts}, doctest::Contains("SDDL security descriptor is a Windows setting"),

@@ -1,6 +1,7 @@
 // Windows-only facts: the Local\ / Global\ namespaces, security descriptors,
-// and names that vanish with their last handle. Wine does not enforce DACLs
-// and lets anyone create Global\ objects; the tests of those facts say so and
+// and names that vanish with their last handle. Wine refuses a caller whom a
+// DACL grants nothing, but it has no second user to be a group member as, and
+// lets anyone create Global\ objects; the tests of those facts say so and
 // skip that part under wine.
 #include <doctest/doctest.h>
 
@@ -18,6 +19,7 @@
 #include "shmbus/names.hpp"
 #include "shmbus/platform/named_event.hpp"
 #include "shmbus/platform/permissions.hpp"
+#include "shmbus/platform/shared_memory.hpp"
 #include "support/multiprocess.hpp"
 #include "support/test_bus.hpp"
 
@@ -101,6 +103,17 @@ TEST_CASE("Windows: Global\\ namespace when selected, for broker and clients ali
   }
 }
 
+TEST_CASE("Windows: an OS failure's message quotes the native GetLastError() code") {
+  try {
+    platform::shared_memory_region gone(open_only, "shmbus.no-such-" + unique_bus(), access::read_only);
+    FAIL("opened a mapping that does not exist");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == std::errc::no_such_file_or_directory);
+    CHECK_MESSAGE(std::string(e.what()).find("OpenFileMappingW") != std::string::npos, std::string(e.what()));
+    CHECK_MESSAGE(std::string(e.what()).find("[native error 2]") != std::string::npos, std::string(e.what()));
+  }
+}
+
 TEST_CASE("Windows: a security descriptor (SDDL) or group is applied, and bad ones are clear errors") {
   // Everyone: creation with an explicit DACL works end to end.
   {
@@ -120,18 +133,22 @@ TEST_CASE("Windows: a security descriptor (SDDL) or group is applied, and bad on
   } catch (const std::system_error& e) {
     CHECK(std::string(e.what()).find("cannot grant group 'no-such-group-shmbus' access") != std::string::npos);
   }
-  // SYSTEM only: this (non-SYSTEM) user is refused.
+  // SYSTEM only: this (non-SYSTEM) user is refused, wine included (it checks
+  // a DACL that grants the caller nothing): OpenFileMappingW's
+  // ERROR_ACCESS_DENIED is shmbus's permission_denied, native code kept.
   broker brk(with_security(unique_bus(), "D:P(A;;GA;;;SY)"));
-  if (under_wine()) {
-    MESSAGE("wine does not enforce DACLs: the access-denied check is skipped");
-    return;
-  }
   try {
     bus b(brk.bus());
     FAIL("a DACL granting only SYSTEM let this user open the bus");
   } catch (const std::system_error& e) {
     CHECK(e.code() == errc::permission_denied);
+    CHECK(e.code() == std::errc::permission_denied);
+    CHECK_MESSAGE(std::string(e.what()).find("open registry") != std::string::npos, std::string(e.what()));
+    CHECK_MESSAGE(std::string(e.what()).find("[native error 5]") != std::string::npos, std::string(e.what()));
   }
+  std::error_code ec;
+  bus b(brk.bus(), ec);
+  CHECK(ec == errc::permission_denied);
 }
 
 // ---- issue 9: the wait never depends on the safety net; subscribers cannot

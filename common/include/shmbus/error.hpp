@@ -31,8 +31,7 @@ enum class errc {
   topic_closed,          ///< the broker that made this topic stopped or was replaced
   too_many_subscribers,  ///< every subscriber slot of the topic is in use
   config_error,          ///< a configuration file or flag could not be parsed
-  already_exists,        ///< the object exists and the intent was create_only
-  not_found,             ///< the object does not exist and the intent was open_only
+  not_found,             ///< a name given to shmbus (such as a permissions group) names nothing
 };
 
 /// The category of `shmbus::errc` codes; its name is "shmbus".
@@ -58,7 +57,7 @@ struct error_info {
 /// line. For shmbus codes the context is the whole sentence ("no broker is
 /// running on bus 'x'"); for OS codes it names the call and object and the
 /// OS's text and native code follow ("shm_open('/shmbus.x.registry'):
-/// Permission denied [errno 13]").
+/// Permission denied [native error 13]").
 class error : public std::system_error {
  public:
   error(std::error_code ec, const std::string& context);
@@ -73,9 +72,11 @@ class error : public std::system_error {
 /// Throws `shmbus::error(ec, context)`.
 [[noreturn]] void throw_error(std::error_code ec, const std::string& context);
 
-/// Sets `ec` if `out` is non-null, else throws with `context`. Lets one
-/// implementation serve both the throwing and the `error_code&` overloads.
-void report(std::error_code* out, std::error_code ec, const std::string& context);
+/// An OS code that has a shmbus meaning as that shmbus code: access refused
+/// (whatever the OS's native code) becomes `errc::permission_denied`, and the
+/// OS's text and native code are appended to `what`, which would otherwise
+/// lose them. Any other code is returned unchanged.
+std::error_code translate_os_error(std::error_code ec, std::string& what);
 
 }  // namespace shmbus
 

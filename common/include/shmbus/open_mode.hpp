@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The caller's intent when naming a shared object, as a type (as in
-/// Boost.Interprocess): create a new one, open an existing one, or either.
+/// Boost.Interprocess): create a new one or open an existing one.
 
 namespace shmbus {
 
@@ -11,16 +11,14 @@ struct create_only_t {
 struct open_only_t {
   explicit open_only_t() = default;
 };
-struct open_or_create_t {
-  explicit open_or_create_t() = default;
-};
 
-/// Fail with `errc::already_exists` (native EEXIST) if the object exists.
+/// Fail if the object exists, with the OS's own code (EEXIST,
+/// ERROR_ALREADY_EXISTS), which compares equal to `std::errc::file_exists`.
 inline constexpr create_only_t create_only{};
-/// Fail with `errc::not_found` (native ENOENT) if the object does not exist.
+/// Fail if the object does not exist, with the OS's own code (ENOENT,
+/// ERROR_FILE_NOT_FOUND), which compares equal to
+/// `std::errc::no_such_file_or_directory`.
 inline constexpr open_only_t open_only{};
-/// Open the object, creating it first if needed.
-inline constexpr open_or_create_t open_or_create{};
 
 /// How a mapping may be accessed.
 enum class access { read_only, read_write };

@@ -199,17 +199,12 @@ struct bus_endpoint::impl {
   }
 };
 
-bus_endpoint::bus_endpoint() noexcept = default;
-bus_endpoint::bus_endpoint(bus_endpoint&&) noexcept = default;
-bus_endpoint& bus_endpoint::operator=(bus_endpoint&&) noexcept = default;
-bus_endpoint::~bus_endpoint() = default;
-
-bool bus_endpoint::is_open() const noexcept { return impl_ != nullptr; }
+void bus_endpoint::impl_deleter::operator()(impl* p) const noexcept { delete p; }
 
 bus_endpoint::bus_endpoint(create_only_t, std::string_view name, std::error_code& ec, std::string& what) noexcept {
   ec.clear();
   try {
-    auto m = std::make_unique<impl>();
+    std::unique_ptr<impl, impl_deleter> m(new impl);
     m->name = std::string(name);
     m->listener = fd_owner(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (m->listener.fd < 0) {

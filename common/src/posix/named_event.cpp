@@ -58,49 +58,33 @@ timespec to_timespec(named_event::clock::time_point tp) noexcept {
 
 }  // namespace
 
+// The futex word is all the state, and it lives in the storage.
+struct named_event::native {};
+void named_event::native_deleter::operator()(native* p) const noexcept { delete p; }
+
 named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters,
                          const permissions& perms) {
   std::error_code ec;
   *this = named_event(create_only, name, storage, waiters, perms, ec);
+  if (ec) throw_error(ec, posix::context("create futex event", name));
 }
 
 // The state lives in the segment, whose permissions already apply. The
 // futex word needs no per-waiter state: `waiters` is unused here.
 named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words /*waiters*/,
-                         const permissions& /*perms*/, std::error_code& ec) noexcept
-    : storage_(storage) {
-  ec.clear();
+                         const permissions& /*perms*/, std::error_code& ec) noexcept {
+  if ((ec = posix::copy_name(name_, name))) return;
   new (storage) word_t(0);
-  try {
-    name_ = std::string(name);
-  } catch (...) {
-  }
+  storage_ = storage;
 }
 
 named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words /*waiters*/, role /*r*/)
     : storage_(storage), name_(name) {}
 
 named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words /*waiters*/, role /*r*/,
-                         std::error_code& ec) noexcept
-    : storage_(storage) {
-  ec.clear();
-  try {
-    name_ = std::string(name);
-  } catch (...) {
-  }
+                         std::error_code& ec) noexcept {
+  if (!(ec = posix::copy_name(name_, name))) storage_ = storage;
 }
-
-named_event::named_event(named_event&& other) noexcept
-    : storage_(std::exchange(other.storage_, nullptr)), name_(std::move(other.name_)) {}
-
-named_event& named_event::operator=(named_event&& other) noexcept {
-  storage_ = std::exchange(other.storage_, nullptr);
-  name_ = std::move(other.name_);
-  return *this;
-}
-
-// The futex word belongs to the segment; there is no handle to release.
-named_event::~named_event() = default;
 
 std::uint64_t named_event::safety_net_wakeups() noexcept { return 0; }
 

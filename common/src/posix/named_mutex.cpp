@@ -37,24 +37,14 @@ named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, co
 // The state lives in the segment, whose permissions already apply.
 named_mutex::named_mutex(create_only_t, std::string_view name, void* storage, const permissions& /*perms*/,
                          std::error_code& ec) noexcept {
-  ec = init_robust(storage);
-  if (ec) return;
+  if ((ec = posix::copy_name(name_, name)) || (ec = init_robust(storage))) return;
   storage_ = storage;
-  try {
-    name_ = std::string(name);
-  } catch (...) {
-  }
 }
 
 named_mutex::named_mutex(open_only_t, std::string_view name, void* storage) : storage_(storage), name_(name) {}
 
-named_mutex::named_mutex(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept
-    : storage_(storage) {
-  ec.clear();
-  try {
-    name_ = std::string(name);
-  } catch (...) {
-  }
+named_mutex::named_mutex(open_only_t, std::string_view name, void* storage, std::error_code& ec) noexcept {
+  if (!(ec = posix::copy_name(name_, name))) storage_ = storage;
 }
 
 named_mutex::named_mutex(named_mutex&& other) noexcept

@@ -26,18 +26,13 @@ struct bus_endpoint::impl {
   }
 };
 
-bus_endpoint::bus_endpoint() noexcept = default;
-bus_endpoint::bus_endpoint(bus_endpoint&&) noexcept = default;
-bus_endpoint& bus_endpoint::operator=(bus_endpoint&&) noexcept = default;
-bus_endpoint::~bus_endpoint() = default;
-
-bool bus_endpoint::is_open() const noexcept { return impl_ != nullptr; }
+void bus_endpoint::impl_deleter::operator()(impl* p) const noexcept { delete p; }
 
 bus_endpoint::bus_endpoint(create_only_t, std::string_view name, std::error_code& ec, std::string& what) noexcept {
   ec.clear();
   try {
     const std::string native = win32::native_name(std::string(name) + ".claim");
-    auto m = std::make_unique<impl>();
+    std::unique_ptr<impl, impl_deleter> m(new impl);
     m->claim = ::CreateEventW(nullptr, TRUE, FALSE, win32::wide(native).c_str());
     if (m->claim == nullptr) {
       ec = last_error();

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <memory>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "os_error.hpp"
 #include "shmbus/error.hpp"
@@ -80,6 +82,68 @@ std::atomic<std::uint32_t>& word(const named_event::waiter_words& w, std::uint32
 
 }  // namespace
 
+// This process's view of the event: where the waiters announce themselves,
+// and its handles to their kernel events.
+struct named_event::native {
+  waiter_words waiters;
+  // A waker's (and the creator's) handle to every waiter's event.
+  std::vector<HANDLE> handles;
+  // A waiter's own event, opened with SYNCHRONIZE on its first wait.
+  HANDLE own = nullptr;
+  std::uint32_t own_index = 0;
+
+  explicit native(waiter_words w) noexcept : waiters(w) {}
+  native(const native&) = delete;
+  native& operator=(const native&) = delete;
+  ~native() {
+    for (HANDLE h : handles) ::CloseHandle(h);
+    if (own != nullptr) ::CloseHandle(own);
+  }
+
+  // Every waiter's kernel event from `make` (create or open one by name,
+  // or return null with `ec` set), all of them or none.
+  template <class Make>
+  std::error_code make_all(std::string_view name, Make make) {
+    handles.reserve(waiters.count);
+    for (std::uint32_t i = 0; i < waiters.count; ++i) {
+      std::error_code ec;
+      HANDLE h = make(win32::wide(kernel_name(name, i)), ec);
+      if (h == nullptr) {
+        for (HANDLE made : handles) ::CloseHandle(made);
+        handles.clear();
+        return ec;
+      }
+      handles.push_back(h);
+    }
+    return {};
+  }
+
+  // Makes `e` this process's view of the event in `storage`, with every
+  // waiter's kernel event from `make` when `all_events` (a waker, the
+  // creator), else none yet (a waiter opens its own when it first waits).
+  template <class Make>
+  static std::error_code attach(named_event& e, std::string_view name, void* storage, waiter_words waiters,
+                                bool all_events, Make make) noexcept {
+    try {
+      e.name_ = std::string(name);
+      std::unique_ptr<native, native_deleter> n(new native(waiters));
+      if (all_events) {
+        if (std::error_code ec = n->make_all(name, make)) return ec;
+      }
+      e.native_ = std::move(n);
+      e.storage_ = storage;
+      return {};
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+  }
+
+  HANDLE own_handle(const std::string& name, std::uint32_t waiter);
+  void wake_announced(event_state& st) noexcept;
+};
+
+void named_event::native_deleter::operator()(native* p) const noexcept { delete p; }
+
 named_event::named_event(create_only_t, std::string_view name, void* storage, waiter_words waiters,
                          const permissions& perms) {
   std::error_code ec;
@@ -91,29 +155,23 @@ named_event::named_event(create_only_t, std::string_view name, void* storage, wa
                          const permissions& perms, std::error_code& ec) noexcept {
   ec.clear();
   try {
-    name_ = std::string(name);
     std::string what;
     // A subscribe-only group may wait on these events, never set or reset them.
     win32::security sec(perms, ec, what, win32::group_use::wait);
     if (ec) return;
     new (storage) event_state{};
-    handles_.reserve(waiters.count);
-    for (std::uint32_t i = 0; i < waiters.count; ++i) {
+    ec = native::attach(*this, name, storage, waiters, true, [&](const std::wstring& kernel, std::error_code& e) {
       // Auto-reset: a signal stays until its waiter's wait consumes it.
-      HANDLE h = ::CreateEventW(sec.attributes(), FALSE, FALSE, win32::wide(kernel_name(name, i)).c_str());
+      HANDLE h = ::CreateEventW(sec.attributes(), FALSE, FALSE, kernel.c_str());
       if (h == nullptr || ::GetLastError() == ERROR_ALREADY_EXISTS) {
-        ec = h == nullptr ? last_error() : last_error(ERROR_ALREADY_EXISTS);
+        e = h == nullptr ? last_error() : last_error(ERROR_ALREADY_EXISTS);
         if (h != nullptr) ::CloseHandle(h);
-        close_handles();
-        return;
+        return HANDLE{nullptr};
       }
-      handles_.push_back(h);
-    }
-    waiters_ = waiters;
-    storage_ = storage;
+      return h;
+    });
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
-    close_handles();
   }
 }
 
@@ -125,62 +183,13 @@ named_event::named_event(open_only_t, std::string_view name, void* storage, wait
 
 named_event::named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r,
                          std::error_code& ec) noexcept {
-  ec.clear();
-  try {
-    name_ = std::string(name);
-    if (r == role::waker) {
-      handles_.reserve(waiters.count);
-      for (std::uint32_t i = 0; i < waiters.count; ++i) {
-        // SYNCHRONIZE too, so that a waker can also wait (tests do).
-        HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE | SYNCHRONIZE, FALSE, win32::wide(kernel_name(name, i)).c_str());
-        if (h == nullptr) {
-          ec = last_error();
-          close_handles();
-          return;
-        }
-        handles_.push_back(h);
-      }
-    }
-    waiters_ = waiters;
-    storage_ = storage;
-  } catch (const std::bad_alloc&) {
-    ec = std::make_error_code(std::errc::not_enough_memory);
-    close_handles();
-  }
-}
-
-named_event::named_event(named_event&& other) noexcept
-    : storage_(std::exchange(other.storage_, nullptr)),
-      waiters_(std::exchange(other.waiters_, {})),
-      handles_(std::move(other.handles_)),
-      own_(std::exchange(other.own_, nullptr)),
-      own_index_(other.own_index_),
-      name_(std::move(other.name_)) {
-  other.handles_.clear();
-}
-
-named_event& named_event::operator=(named_event&& other) noexcept {
-  if (this != &other) {
-    close_handles();
-    storage_ = std::exchange(other.storage_, nullptr);
-    waiters_ = std::exchange(other.waiters_, {});
-    handles_ = std::move(other.handles_);
-    other.handles_.clear();
-    own_ = std::exchange(other.own_, nullptr);
-    own_index_ = other.own_index_;
-    name_ = std::move(other.name_);
-  }
-  return *this;
-}
-
-named_event::~named_event() { close_handles(); }
-
-void named_event::close_handles() noexcept {
-  for (void* h : handles_) ::CloseHandle(h);
-  handles_.clear();
-  if (own_ != nullptr) ::CloseHandle(own_);
-  own_ = nullptr;
-  storage_ = nullptr;
+  ec = native::attach(*this, name, storage, waiters, r == role::waker,
+                      [](const std::wstring& kernel, std::error_code& e) {
+                        // SYNCHRONIZE too, so that a waker can also wait (tests do).
+                        HANDLE h = ::OpenEventW(EVENT_MODIFY_STATE | SYNCHRONIZE, FALSE, kernel.c_str());
+                        if (h == nullptr) e = last_error();
+                        return h;
+                      });
 }
 
 named_event::token named_event::prepare_wait() const noexcept {
@@ -189,24 +198,24 @@ named_event::token named_event::prepare_wait() const noexcept {
 
 // A waker (or the creator) has every handle already; a waiter opens its own
 // once, with SYNCHRONIZE only: it needs to wait, never to set or reset.
-void* named_event::own_handle(std::uint32_t waiter) {
-  if (waiter < handles_.size()) return handles_[waiter];
-  if (own_ != nullptr && own_index_ == waiter) return own_;
-  HANDLE h = ::OpenEventW(SYNCHRONIZE, FALSE, win32::wide(kernel_name(name_, waiter)).c_str());
-  if (h == nullptr) throw std::system_error(last_error(), context("OpenEventW", kernel_name(name_, waiter)));
-  if (own_ != nullptr) ::CloseHandle(own_);
-  own_ = h;
-  own_index_ = waiter;
+HANDLE named_event::native::own_handle(const std::string& name, std::uint32_t waiter) {
+  if (waiter < handles.size()) return handles[waiter];
+  if (own != nullptr && own_index == waiter) return own;
+  HANDLE h = ::OpenEventW(SYNCHRONIZE, FALSE, win32::wide(kernel_name(name, waiter)).c_str());
+  if (h == nullptr) throw std::system_error(last_error(), context("OpenEventW", kernel_name(name, waiter)));
+  if (own != nullptr) ::CloseHandle(own);
+  own = h;
+  own_index = waiter;
   return h;
 }
 
 bool named_event::wait(token t, std::uint32_t waiter, std::optional<clock::time_point> deadline) {
-  if (waiter >= waiters_.count)
+  if (waiter >= native_->waiters.count)
     throw std::system_error(make_error_code(errc::invalid_argument),
                             "wait on '" + name_ + "': waiter " + std::to_string(waiter) + " out of range");
   event_state& st = state(storage_);
-  HANDLE event = own_handle(waiter);
-  std::atomic<std::uint32_t>& announced = word(waiters_, waiter);
+  HANDLE event = native_->own_handle(name_, waiter);
+  std::atomic<std::uint32_t>& announced = word(native_->waiters, waiter);
   // However we leave, we no longer sleep: a later set() need not signal us.
   struct leave {
     std::atomic<std::uint32_t>& a;
@@ -250,22 +259,21 @@ bool named_event::wait(token t, std::uint32_t waiter, std::optional<clock::time_
 
 // Signals every waiter announced before our generation bump. A hint word
 // that is 0 costs one load: a publish with nobody asleep makes no call.
-void named_event::wake_announced() noexcept {
+void named_event::native::wake_announced(event_state& st) noexcept {
   // Without every waiter's handle (not a waker) we could clear an
   // announcement and not signal it: leave them all to a waker.
-  if (handles_.size() < waiters_.count) return;
-  event_state& st = state(storage_);
+  if (handles.size() < waiters.count) return;
   for (unsigned w = 0; w < hint_words; ++w) {
     if (st.hint[w].load(std::memory_order_seq_cst) == 0) continue;
     std::uint64_t bits = st.hint[w].exchange(0, std::memory_order_seq_cst);
     while (bits != 0) {
       const unsigned b = static_cast<unsigned>(std::countr_zero(bits));
       bits &= bits - 1;
-      for (std::uint32_t j = w * 64 + b; j < waiters_.count; j += hint_bits) {
-        std::atomic<std::uint32_t>& a = word(waiters_, j);
+      for (std::uint32_t j = w * 64 + b; j < waiters.count; j += hint_bits) {
+        std::atomic<std::uint32_t>& a = word(waiters, j);
         if (a.load(std::memory_order_seq_cst) == 0 || a.exchange(0, std::memory_order_seq_cst) == 0) continue;
         g_wake_calls.fetch_add(1, std::memory_order_relaxed);
-        ::SetEvent(handles_[j]);
+        ::SetEvent(handles[j]);
       }
     }
   }
@@ -273,12 +281,12 @@ void named_event::wake_announced() noexcept {
 
 void named_event::set() noexcept {
   state(storage_).generation.fetch_add(1, std::memory_order_seq_cst);
-  wake_announced();
+  native_->wake_announced(state(storage_));
 }
 
 bool named_event::has_sleepers() const noexcept {
-  for (std::uint32_t i = 0; i < waiters_.count; ++i)
-    if (word(waiters_, i).load(std::memory_order_seq_cst) != 0) return true;
+  for (std::uint32_t i = 0; i < native_->waiters.count; ++i)
+    if (word(native_->waiters, i).load(std::memory_order_seq_cst) != 0) return true;
   return false;
 }
 
@@ -288,7 +296,8 @@ void named_event::set_without_waking_for_test() noexcept {
   event_state& st = state(storage_);
   st.generation.fetch_add(1, std::memory_order_seq_cst);
   for (auto& h : st.hint) h.store(0, std::memory_order_seq_cst);
-  for (std::uint32_t i = 0; i < waiters_.count; ++i) word(waiters_, i).store(0, std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < native_->waiters.count; ++i)
+    word(native_->waiters, i).store(0, std::memory_order_seq_cst);
 }
 
 void named_event::wake_all() noexcept {
@@ -296,7 +305,7 @@ void named_event::wake_all() noexcept {
   // announcements without signalling. Signal every waiter's event: each
   // sleeper wakes and re-checks; a waiter that was not asleep consumes the
   // signal with one spurious return from its next wait.
-  for (void* h : handles_) {
+  for (HANDLE h : native_->handles) {
     g_wake_calls.fetch_add(1, std::memory_order_relaxed);
     ::SetEvent(h);
   }

@@ -36,18 +36,18 @@ namespace shmbus::platform {
 
 class bus_endpoint {
  public:
-  bus_endpoint() noexcept;
+  bus_endpoint() noexcept = default;
   /// Claims `name` for this process. Fails with `errc::broker_running` when
   /// a live process holds it; `what` names the call.
   bus_endpoint(create_only_t, std::string_view name, std::error_code& ec, std::string& what) noexcept;
-  bus_endpoint(bus_endpoint&&) noexcept;
-  bus_endpoint& operator=(bus_endpoint&&) noexcept;
+  bus_endpoint(bus_endpoint&&) noexcept = default;
+  bus_endpoint& operator=(bus_endpoint&&) noexcept = default;
   bus_endpoint(const bus_endpoint&) = delete;
   bus_endpoint& operator=(const bus_endpoint&) = delete;
   /// Stops answering and releases the claim.
-  ~bus_endpoint();
+  ~bus_endpoint() = default;
 
-  [[nodiscard]] bool is_open() const noexcept;
+  [[nodiscard]] bool is_open() const noexcept { return impl_ != nullptr; }
 
   /// Makes a sealed `region` obtainable as `object` by the peers `perms`
   /// allows (read for read-only, read and write for read-write). Call before
@@ -66,8 +66,13 @@ class bus_endpoint {
                                      std::string& what) noexcept;
 
  private:
+  // The OS's state, defined with its deleter in common/src/<os>/: only the
+  // deleter needs `impl` complete, so the members above are defined here once.
   struct impl;
-  std::unique_ptr<impl> impl_;
+  struct impl_deleter {
+    void operator()(impl* p) const noexcept;
+  };
+  std::unique_ptr<impl, impl_deleter> impl_;
 };
 
 }  // namespace shmbus::platform

@@ -22,11 +22,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <vector>
 
 #include "shmbus/open_mode.hpp"
 #include "shmbus/platform/permissions.hpp"
@@ -64,11 +64,12 @@ class named_event {
   named_event(open_only_t, std::string_view name, void* storage, waiter_words waiters, role r,
               std::error_code& ec) noexcept;
 
-  named_event(named_event&& other) noexcept;
-  named_event& operator=(named_event&& other) noexcept;
+  named_event(named_event&&) noexcept = default;
+  named_event& operator=(named_event&&) noexcept = default;
   named_event(const named_event&) = delete;
   named_event& operator=(const named_event&) = delete;
-  ~named_event();
+  /// Closes this process's handles (Windows); the state in the storage stays.
+  ~named_event() = default;
 
   /// The generation to wait on; take it *before* checking the condition.
   [[nodiscard]] token prepare_wait() const noexcept;
@@ -115,18 +116,17 @@ class named_event {
   static std::uint64_t wake_calls() noexcept;
 
  private:
-  void close_handles() noexcept;
-  void wake_announced() noexcept;          // Windows: signal every announced waiter
-  void* own_handle(std::uint32_t waiter);  // Windows: the waiter's event, opened once
+  // What one OS keeps per process besides the storage (Windows: the waiter
+  // words and the kernel event handles; POSIX: nothing), defined with its
+  // deleter in common/src/<os>/named_event.cpp.
+  struct native;
+  struct native_deleter {
+    void operator()(native* p) const noexcept;
+  };
 
   void* storage_ = nullptr;
-  waiter_words waiters_;
-  // Windows: a waker's HANDLE to every waiter's event; a waiter's own one.
-  // Unused on POSIX.
-  std::vector<void*> handles_;
-  void* own_ = nullptr;
-  std::uint32_t own_index_ = 0;
   std::string name_;
+  std::unique_ptr<native, native_deleter> native_;
 };
 
 }  // namespace shmbus::platform
