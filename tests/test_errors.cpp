@@ -290,6 +290,7 @@ TEST_CASE("empty publishers and subscribers are false, and every call says so wi
   CHECK(s);
   CHECK(moved.publish("x") == 1);
   CHECK(s.try_read(m));
+}
 
 TEST_CASE("shmbus codes compare equal to the portable conditions they mean") {
   CHECK(make_error_code(errc::permission_denied) == std::errc::permission_denied);
