@@ -15,6 +15,13 @@
 #include "shmbus/platform/shared_memory.hpp"
 #include "sys.hpp"
 
+// The CPU's time-stamp counter, where the architecture has one: the
+// candidate replacement for the clock read that stamps every message.
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define SHMBUS_BENCH_TSC 1
+#endif
+
 namespace shmbus::bench {
 namespace {
 
@@ -38,6 +45,13 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
   std::vector<cost> out;
   std::int64_t sink = 0;
   out.push_back({"clock read (platform::monotonic_ns)", per_call(n, [&] { sink += platform::monotonic_ns(); })});
+#ifdef SHMBUS_BENCH_TSC
+  // Raw counter reads, without the scaling to ns a timestamp would also need.
+  out.push_back({"TSC read (rdtsc)", per_call(n, [&] { sink += static_cast<std::int64_t>(__rdtsc()); })});
+  unsigned cpu = 0;
+  out.push_back({"TSC read (rdtscp, waits for earlier instructions)",
+                 per_call(n, [&] { sink += static_cast<std::int64_t>(__rdtscp(&cpu)); })});
+#endif
   {
     const std::string region_name = name + ".mutex";
     std::error_code ignored;
