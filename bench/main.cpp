@@ -56,7 +56,8 @@ const char* usage =
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
     "  --modes LIST       latency,throughput,fanout,idle,costs,jitter (default: all)\n"
-    "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq (default: all built)\n"
+    "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq,\n"
+    "                     boost-interprocess (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
     "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
@@ -119,7 +120,8 @@ class planner {
         budget_((o.quick ? 2000 : 8000) * ms) {
     // "reference+ts+lock" explains the gap between the reference and
     // shmbus; it runs at the two sizes the targets are about.
-    for (const auto& t : {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"})
+    for (const auto& t :
+         {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq", "boost-interprocess"})
       if (wanted(o, t)) transports_.emplace_back(t);
   }
 
@@ -193,8 +195,11 @@ class planner {
 
   void plan_fanout() {
     const std::vector<unsigned> counts = o_.quick ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4, 8};
-    const std::vector<std::pair<std::string, wait_strategy>> series{
-        {"shmbus", busy_}, {"shmbus", block_}, {"reference", busy_}, {"unix-socket", block_}};
+    const std::vector<std::pair<std::string, wait_strategy>> series{{"shmbus", busy_},
+                                                                    {"shmbus", block_},
+                                                                    {"reference", busy_},
+                                                                    {"unix-socket", block_},
+                                                                    {"boost-interprocess", block_}};
     for (const auto& [t, w] : series) {
       if (!wanted(o_, t)) continue;
       for (const unsigned n : counts)
