@@ -1,7 +1,7 @@
 #pragma once
 // shmbus-bench's harness: what a run is, the messages and the control block
 // every transport shares, and the interface each transport (shmbus, the
-// reference, Unix socket, pipe, ZeroMQ) implements. Every transport is
+// reference, Unix socket, pipe, ZeroMQ, Boost.Interprocess) implements. Every transport is
 // driven by the same publisher loop (runner.cpp) and the same subscriber
 // loop in a child process, and timed by the same clock
 // (platform::monotonic_ns), so their figures compare.
