@@ -236,7 +236,21 @@ Endpoint bus::open_endpoint(std::string_view topic, std::size_t type_size, error
 }
 
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
-  return open_endpoint<publisher_port, publisher>(topic, type_size, err);
+  publisher_options opts;
+  opts.type_size = type_size;
+  return make_publisher(topic, opts, err);
+}
+publisher bus::make_publisher(std::string_view topic, const publisher_options& opts, error_info& err) noexcept {
+  publisher pub = open_endpoint<publisher_port, publisher>(topic, opts.type_size, err);
+  if (err || !opts.exclusive) return pub;
+  pub.acquire_exclusive(opts.wait_for_right, err);
+  return err ? publisher{} : std::move(pub);
+}
+publisher bus::make_publisher(std::string_view topic, const publisher_options& opts, std::error_code& ec) noexcept {
+  return code_only(ec, [&](error_info& err) { return make_publisher(topic, opts, err); });
+}
+publisher bus::make_publisher(std::string_view topic, const publisher_options& opts) {
+  return or_throw([&](error_info& err) { return make_publisher(topic, opts, err); });
 }
 publisher bus::make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
   return code_only(ec, [&](error_info& err) { return make_publisher(topic, type_size, err); });
@@ -273,26 +287,43 @@ publisher::publisher(publisher&&) noexcept = default;
 publisher& publisher::operator=(publisher&&) noexcept = default;
 publisher::~publisher() = default;
 
+void publisher::log_recovery(const detail::recovery_report& recovery) const noexcept {
+  if (!recovery.recovered) return;
+  try {
+    spdlog::warn(
+        "shmbus: topic '{}': a publisher died holding the publish right; recovered "
+        "(recoveries so far: {}, half-written messages discarded: {})",
+        info_.name, recovery.recoveries, recovery.torn_discarded);
+  } catch (...) {
+  }
+}
+
+void publisher::acquire_exclusive(std::optional<std::chrono::nanoseconds> wait, error_info& err) noexcept {
+  detail::recovery_report recovery;
+  port_->acquire_exclusive(wait, err.code, &recovery);
+  log_recovery(recovery);
+  if (!err) return;
+  fill(err, [&] {
+    if (err.code != errc::exclusive_publisher) return on_topic(info_, err.code, "take the exclusive right of");
+    std::string waited;
+    if (wait) waited = fmt::format(" (waited {:.3f} s)", std::chrono::duration<double>(*wait).count());
+    return "topic '" + info_.name + "': publisher pid " + std::to_string(port_->exclusive_holder_pid()) +
+           " holds the exclusive publish right" + waited;
+  });
+}
+
 std::uint64_t publisher::publish(std::span<const std::byte> payload, std::error_code& ec) noexcept {
   if (!open_or_report(port_, ec)) return 0;
   detail::recovery_report recovery;
   const std::uint64_t seq = port_->publish(payload, ec, &recovery);
-  if (recovery.recovered) {
-    try {
-      spdlog::warn(
-          "shmbus: topic '{}': a publisher died holding the topic mutex; recovered "
-          "(recoveries so far: {}, half-written messages discarded: {})",
-          info_.name, recovery.recoveries, recovery.torn_discarded);
-    } catch (...) {
-    }
-  }
+  log_recovery(recovery);
   return seq;
 }
 
 std::uint64_t publisher::publish(std::span<const std::byte> payload, error_info& err) noexcept {
   err.clear();
   const std::uint64_t seq = publish(payload, err.code);
-  if (err) publish_error(err, payload.size());
+  if (err) publish_error(err, "publish", payload.size());
   return seq;
 }
 
@@ -300,16 +331,74 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
   return or_throw([&](error_info& err) { return publish(payload, err); });
 }
 
-void publisher::publish_error(error_info& err, std::size_t size) const noexcept {
+std::span<std::byte> publisher::loan(std::size_t size, std::error_code& ec) noexcept {
+  if (!open_or_report(port_, ec)) return {};
+  detail::recovery_report recovery;
+  std::byte* slot = port_->loan(size, ec, &recovery);
+  log_recovery(recovery);
+  return slot == nullptr ? std::span<std::byte>{} : std::span<std::byte>(slot, size);
+}
+
+std::span<std::byte> publisher::loan(std::size_t size, error_info& err) noexcept {
+  err.clear();
+  const auto slot = loan(size, err.code);
+  if (err) publish_error(err, "loan", size);
+  return slot;
+}
+
+std::span<std::byte> publisher::loan(std::size_t size) {
+  return or_throw([&](error_info& err) { return loan(size, err); });
+}
+
+std::uint64_t publisher::commit(std::size_t size, std::error_code& ec) noexcept {
+  if (!open_or_report(port_, ec)) return 0;
+  return port_->commit(size, ec);
+}
+
+std::uint64_t publisher::commit(std::size_t size, error_info& err) noexcept {
+  err.clear();
+  const std::uint64_t seq = commit(size, err.code);
+  if (err) publish_error(err, "commit", size);
+  return seq;
+}
+
+std::uint64_t publisher::commit(std::size_t size) {
+  return or_throw([&](error_info& err) { return commit(size, err); });
+}
+
+std::uint64_t publisher::commit(std::error_code& ec) noexcept { return commit(port_ ? port_->loan_size() : 0, ec); }
+std::uint64_t publisher::commit(error_info& err) noexcept { return commit(port_ ? port_->loan_size() : 0, err); }
+std::uint64_t publisher::commit() { return commit(port_ ? port_->loan_size() : 0); }
+
+void publisher::abandon() noexcept {
+  if (port_) port_->abandon();
+}
+
+bool publisher::loan_open() const noexcept { return port_ && port_->loan_open(); }
+bool publisher::exclusive() const noexcept { return port_ && port_->exclusive(); }
+
+void publisher::publish_error(error_info& err, const char* action, std::size_t size) const noexcept {
   fill(err, [&] {
     if (!port_) return empty_object("publisher");
+    const std::string topic = "topic '" + info_.name + "': ";
     if (err.code == errc::message_too_large)
-      return "topic '" + info_.name + "': message of " + std::to_string(size) + " bytes exceeds max_message_size " +
+      return topic + "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
              std::to_string(info_.max_message_size);
     if (err.code == errc::type_size_mismatch)
       return "topic '" + info_.name + "' declares a " + std::to_string(info_.type_size) +
              "-byte type, the message is " + std::to_string(size) + " bytes; nothing was published";
-    return on_topic(info_, err.code, "publish to");
+    if (err.code == errc::exclusive_publisher)
+      return topic + "publisher pid " + std::to_string(port_->exclusive_holder_pid()) +
+             (exclusive() ? " took over this publisher's exclusive publish right"
+                          : " holds the exclusive publish right; nothing was published");
+    if (err.code == errc::invalid_argument) {
+      if (std::string_view(action) == "commit")
+        return port_->loan_open() ? topic + "commit of " + std::to_string(size) + " bytes exceeds the loan of " +
+                                        std::to_string(port_->loan_size()) + " bytes"
+                                  : topic + "commit without an open loan";
+      return topic + "a loan is open: commit or abandon it first";
+    }
+    return on_topic(info_, err.code, std::string(action) + " to");
   });
 }
 

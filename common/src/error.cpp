@@ -24,6 +24,7 @@ class shmbus_category final : public std::error_category {
       case errc::too_many_subscribers: return "too many subscribers on the topic";
       case errc::config_error: return "configuration error";
       case errc::not_found: return "no such name";
+      case errc::exclusive_publisher: return "another publisher holds the topic's exclusive publish right";
     }
     return "unknown shmbus error " + std::to_string(value);
   }
@@ -36,6 +37,7 @@ class shmbus_category final : public std::error_category {
       case errc::invalid_argument: return std::errc::invalid_argument;
       case errc::message_too_large: return std::errc::message_size;
       case errc::not_found: return std::errc::no_such_file_or_directory;
+      case errc::exclusive_publisher: return std::errc::device_or_resource_busy;
       default: return {value, *this};
     }
   }

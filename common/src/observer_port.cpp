@@ -11,6 +11,8 @@ topic_stats snapshot(const topic_segment& seg) {
   st.mutex_recoveries = h.mutex_recoveries.load(std::memory_order_relaxed);
   st.torn_discarded = h.torn_discarded.load(std::memory_order_relaxed);
   st.last_publish_ns = h.last_publish_ns.load(std::memory_order_relaxed);
+  if (h.exclusive_token.load(std::memory_order_relaxed) != 0)
+    st.exclusive_pid = h.exclusive_pid.load(std::memory_order_relaxed);
   st.subscribers = seg.table().live();
   st.live_subscribers = static_cast<unsigned>(st.subscribers.size());
   return st;

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,6 +45,7 @@ namespace shmbus {
 
 namespace detail {
 class publisher_port;
+struct recovery_report;
 class subscriber_port;
 
 // The throwing form of every call: its error_info form, then this.
@@ -102,8 +104,27 @@ class message {
   std::vector<std::byte> buffer_;
 };
 
+/// How a publisher is opened (bus::make_publisher).
+struct publisher_options {
+  /// The caller's message type size, checked against the topic's declared
+  /// one; 0: any size (`.type_size = sizeof(T)` for a typed publisher).
+  std::size_t type_size = 0;
+  /// Take the topic's exclusive publish right when opening and keep it for
+  /// the publisher's life, so a publish takes no lock (a feed handler, the
+  /// one writer of its topics). While it is held, other publishers of the
+  /// topic, shared or exclusive, are refused with errc::exclusive_publisher.
+  /// A holder that dies (crash, SIGKILL) is recovered from by the next
+  /// publisher, as a publisher that dies holding the mutex is.
+  bool exclusive = false;
+  /// With `exclusive`: how long to wait for a live holder to give the right
+  /// back or die before refusing; nullopt: refuse at once.
+  std::optional<std::chrono::nanoseconds> wait_for_right;
+};
+
 /// Publishes to one topic. Move-only; many publishers may share a topic
-/// (the topic's mutex serialises them).
+/// (the topic's mutex serialises them), or one may hold it exclusively
+/// (publisher_options::exclusive). Publishing by copy (`publish`) or in
+/// place (`loan`, then `commit`).
 class publisher {
  public:
   /// An empty publisher: is_open() is false and every publish fails with
@@ -148,20 +169,75 @@ class publisher {
     return publish(bytes_of(value), err);
   }
 
+  /// Zero-copy publish: `size` bytes of the topic's next slot, to be
+  /// written in place and published by commit() (or dropped by abandon()),
+  /// so a large message is written once, where subscribers read it. Until
+  /// then readers see nothing of it, and a publisher dying with a loan open
+  /// is recovered from like one dying in the middle of a copy. A shared
+  /// publisher holds the topic mutex while the loan is open: commit or
+  /// abandon soon, and on the thread that took the loan. One loan at a time
+  /// (invalid_argument otherwise); publish() fails while one is open. The
+  /// span's contents are undefined (an old message). Errors as publish()
+  /// (type_size_mismatch: `size` is below the topic's declared type size).
+  std::span<std::byte> loan(std::size_t size);
+  std::span<std::byte> loan(std::size_t size, std::error_code& ec) noexcept;
+  std::span<std::byte> loan(std::size_t size, error_info& err) noexcept;
+  /// The typed loan: a value-initialised T constructed in place in the slot.
+  template <class T>
+  T& loan() {
+    error_info err;
+    T* value = loan<T>(err);
+    detail::throw_if(err);
+    return *value;
+  }
+  template <class T>
+  T* loan(std::error_code& ec) noexcept {
+    return construct<T>(loan(sizeof(T), ec));
+  }
+  template <class T>
+  T* loan(error_info& err) noexcept {
+    return construct<T>(loan(sizeof(T), err));
+  }
+  /// Publishes the open loan, all of it or its first `size` bytes; returns
+  /// the sequence. The timestamp is taken here. Errors: invalid_argument (no
+  /// loan open, or `size` beyond it), type_size_mismatch (the loan stays
+  /// open), topic_closed.
+  std::uint64_t commit();
+  std::uint64_t commit(std::error_code& ec) noexcept;
+  std::uint64_t commit(error_info& err) noexcept;
+  std::uint64_t commit(std::size_t size);
+  std::uint64_t commit(std::size_t size, std::error_code& ec) noexcept;
+  std::uint64_t commit(std::size_t size, error_info& err) noexcept;
+  /// Drops the open loan (if any) without publishing; the destructor does too.
+  void abandon() noexcept;
+  [[nodiscard]] bool loan_open() const noexcept;
+
+  /// True when this publisher holds its topic's exclusive publish right.
+  [[nodiscard]] bool exclusive() const noexcept;
   [[nodiscard]] const topic_info& topic() const noexcept { return info_; }
-  /// Mutex recoveries this topic has gone through (publishers that died holding it).
+  /// Recoveries this topic has gone through (publishers that died holding
+  /// the mutex or the exclusive right).
   [[nodiscard]] std::uint64_t mutex_recoveries() const noexcept;
 
  private:
   friend class bus;
   publisher(std::unique_ptr<detail::publisher_port> port, topic_info info);
   template <class T>
+  static T* construct(std::span<std::byte> slot) noexcept {
+    static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
+    // Slots start on a cache line (layout.hpp).
+    static_assert(alignof(T) <= 64, "a loaned T must not need more than cache-line alignment");
+    return slot.empty() ? nullptr : ::new (static_cast<void*>(slot.data())) T{};
+  }
+  template <class T>
   static std::span<const std::byte> bytes_of(const T& value) noexcept {
     static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
     return std::as_bytes(std::span<const T, 1>(&value, 1));
   }
-  // The sentence for a failed publish of `size` bytes.
-  void publish_error(error_info& err, std::size_t size) const noexcept;
+  // The sentence for a failed `action` ("publish", "loan", "commit") of `size` bytes.
+  void publish_error(error_info& err, const char* action, std::size_t size) const noexcept;
+  void acquire_exclusive(std::optional<std::chrono::nanoseconds> wait, error_info& err) noexcept;
+  void log_recovery(const detail::recovery_report& recovery) const noexcept;
   std::unique_ptr<detail::publisher_port> port_;
   topic_info info_;
 };
@@ -406,6 +482,12 @@ class bus {
   publisher make_publisher(std::string_view topic, std::size_t type_size = 0);
   publisher make_publisher(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
   publisher make_publisher(std::string_view topic, std::size_t type_size, error_info& err) noexcept;
+  /// Opens a publisher as `opts` says (exclusive, type size). Errors as the
+  /// others, and exclusive_publisher (another live publisher holds the
+  /// exclusive right; the sentence names its pid).
+  publisher make_publisher(std::string_view topic, const publisher_options& opts);
+  publisher make_publisher(std::string_view topic, const publisher_options& opts, std::error_code& ec) noexcept;
+  publisher make_publisher(std::string_view topic, const publisher_options& opts, error_info& err) noexcept;
   subscriber make_subscriber(std::string_view topic, std::size_t type_size = 0);
   subscriber make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
   subscriber make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept;

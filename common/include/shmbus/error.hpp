@@ -32,6 +32,7 @@ enum class errc {
   too_many_subscribers,  ///< every subscriber slot of the topic is in use
   config_error,          ///< a configuration file or flag could not be parsed
   not_found,             ///< a name given to shmbus (such as a permissions group) names nothing
+  exclusive_publisher,   ///< another live publisher holds the topic's exclusive publish right
 };
 
 /// The category of `shmbus::errc` codes; its name is "shmbus".

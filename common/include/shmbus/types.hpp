@@ -32,9 +32,10 @@ struct topic_stats {
   std::uint64_t published = 0;  ///< sequence of the newest message
   std::uint64_t bytes_published = 0;
   unsigned live_subscribers = 0;              ///< registered subscribers whose process runs
-  std::uint64_t mutex_recoveries = 0;         ///< publishers that died holding the mutex
+  std::uint64_t mutex_recoveries = 0;         ///< publishers that died holding the mutex or the exclusive right
   std::uint64_t torn_discarded = 0;           ///< half-written messages those recoveries discarded
   std::int64_t last_publish_ns = 0;           ///< platform::monotonic_ns() of the last publish; 0 = never
+  std::uint64_t exclusive_pid = 0;            ///< pid holding the exclusive publish right; 0 = none
   std::vector<subscriber_stats> subscribers;  ///< the live ones
 
   /// Messages published but not yet consumed by the slowest live

@@ -41,7 +41,8 @@ inline constexpr std::size_t cache_line = 64;
 // 3: the Windows event is one auto-reset event per subscriber entry.
 // 4: the topic header holds its parameters as a topic_decl, as the registry does.
 // 5: topic_decl loses type_tag (nothing set or checked it), 96 -> 88 bytes.
-inline constexpr std::uint32_t abi_version = 5;
+// 6: the publisher line holds the exclusive publish right's owner record.
+inline constexpr std::uint32_t abi_version = 6;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
 inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
@@ -101,10 +102,11 @@ struct topic_header {
   alignas(cache_line) unsigned char mutex_storage[platform::named_mutex::storage_size];
   // Own line: what subscribers poll. Written once per publish.
   alignas(cache_line) a_u64 write_seq;  ///< sequence of the newest complete message, 0 = none
-  // Own line: publisher-side state and statistics, written under the mutex;
-  // subscribers never read it.
+  // Own line: publisher-side state and statistics, written by whoever holds
+  // the publish right (the mutex, or the exclusive right); subscribers never
+  // read it. Single-writer stores, never read-modify-writes, on the publish path.
   alignas(cache_line) a_u64 bytes_published;
-  a_u64 mutex_recoveries;  ///< times a publisher died holding the mutex
+  a_u64 mutex_recoveries;  ///< publishers that died holding the mutex or the exclusive right
   a_u64 torn_discarded;    ///< half-written slots discarded by recovery
   a_i64 last_publish_ns;
   /// The publishers' copy of `write_seq`: the next publish takes the
@@ -113,6 +115,13 @@ struct topic_header {
   /// transfer before the slot could even be chosen; this line stays with
   /// the publisher. Recovery resets it from `write_seq`.
   a_u64 publish_seq;
+  /// The exclusive publish right (publisher_port::acquire_exclusive): the
+  /// holder's token, 0 while nobody holds it, and the holder's identity for
+  /// the liveness check. Written under the mutex only; the holder reads its
+  /// token on every publish, from this line it writes anyway.
+  a_u64 exclusive_token;
+  a_u64 exclusive_pid;
+  a_u64 exclusive_start_time;
 };
 
 /// Header of a topic's control segment, which every client maps read-write.
@@ -188,6 +197,9 @@ static_assert(std::is_standard_layout_v<slot_header>);
 static_assert(std::is_standard_layout_v<registry_header>);
 static_assert(std::is_standard_layout_v<topic_decl>);
 static_assert(sizeof(topic_header) % cache_line == 0);
+static_assert(offsetof(topic_header, exclusive_start_time) + sizeof(a_u64) - offsetof(topic_header, bytes_published) <=
+                  cache_line,
+              "the publishers' state is one cache line");
 static_assert(sizeof(subscriber_entry) == cache_line);
 static_assert(sizeof(slot_header) == cache_line);
 static_assert(sizeof(topic_decl) == 88);

@@ -1,11 +1,15 @@
 #pragma once
 /// \file
-/// The publisher's share of the topic protocol: publishing under the topic
-/// mutex and recovering from a publisher that died holding it.
-/// docs/design.md ("Publishing" and "A publisher dies") argues why it is
-/// correct; tests/model/seqlock.pml checks it.
+/// The publisher's share of the topic protocol: the publish right (the topic
+/// mutex, taken per publish, or the exclusive right, taken once), publishing
+/// by copy or by loan, and recovering from a publisher that died holding
+/// the right. docs/design.md ("Publishing", "The exclusive publish right",
+/// "A publisher dies") argues why it is correct; tests/model/seqlock.pml and
+/// tests/model/exclusive.pml check it.
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,9 +19,9 @@
 
 namespace shmbus::detail {
 
-/// What the mutex recovery inside a publish found, for the caller to log.
+/// What the recovery inside a publish found, for the caller to log.
 struct recovery_report {
-  bool recovered = false;            ///< this publish recovered a dead publisher's mutex
+  bool recovered = false;            ///< this call recovered from a dead publisher
   std::uint64_t recoveries = 0;      ///< recoveries on this topic so far
   std::uint64_t torn_discarded = 0;  ///< half-written messages discarded so far
 };
@@ -26,27 +30,82 @@ class publisher_port {
  public:
   publisher_port() = default;
   explicit publisher_port(topic_segment seg) noexcept : seg_(std::move(seg)) {}
+  publisher_port(publisher_port&& other) noexcept;
+  publisher_port& operator=(publisher_port&& other) noexcept;
+  publisher_port(const publisher_port&) = delete;
+  publisher_port& operator=(const publisher_port&) = delete;
+  /// Abandons an open loan and gives the exclusive right back.
+  ~publisher_port();
+
   /// Opens topic `declared` (as the registry declares it) of broker `instance` on `bus` for publishing.
   static publisher_port open(std::string_view bus, std::uint64_t instance, const topic_params& declared,
                              std::error_code& ec, std::string& what);
 
   [[nodiscard]] const topic_segment& segment() const noexcept { return seg_; }
 
-  /// Publishes one message under the mutex; recovers a mutex whose owner
-  /// died (and says so in `report`). Returns the new sequence, or 0 with
-  /// `ec` set: message_too_large, type_size_mismatch (the topic declares a
-  /// type size and the payload is another size), topic_closed.
+  /// Takes the topic's exclusive publish right for the life of this port
+  /// (or until release_exclusive): publishes then take no lock. A holder
+  /// that is alive keeps it: errc::exclusive_publisher, at once or, with
+  /// `wait`, once `wait` has passed; a dead holder is recovered from (and
+  /// `report` says so). Also topic_closed.
+  bool acquire_exclusive(std::optional<std::chrono::nanoseconds> wait, std::error_code& ec,
+                         recovery_report* report = nullptr) noexcept;
+  /// Gives the exclusive right back (abandoning an open loan). Idempotent.
+  void release_exclusive() noexcept;
+  [[nodiscard]] bool exclusive() const noexcept { return token_ != 0; }
+  /// The pid recorded by the exclusive right's holder (whoever it is; 0 = never held), for messages.
+  [[nodiscard]] std::uint64_t exclusive_holder_pid() const noexcept;
+
+  /// Publishes one message. Returns the new sequence, or 0 with `ec` set:
+  /// message_too_large, type_size_mismatch (the topic declares a type size
+  /// and the payload is another size), topic_closed, exclusive_publisher
+  /// (another publisher holds the exclusive right), invalid_argument (a
+  /// loan is open).
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec,
                         recovery_report* report = nullptr) noexcept;
 
-  /// Publishers that died holding the mutex, recovered so far.
+  /// The first half of a publish: `size` bytes of the next slot to write in
+  /// place, or nullptr with `ec` set (as publish; type_size_mismatch when
+  /// the topic declares a smaller type). A shared publisher holds the topic
+  /// mutex until commit or abandon.
+  std::byte* loan(std::size_t size, std::error_code& ec, recovery_report* report = nullptr) noexcept;
+  /// Publishes the loan's first `size` bytes; returns the sequence, or 0
+  /// with `ec` set and the loan still open: invalid_argument (no loan, or
+  /// `size` beyond it), type_size_mismatch.
+  std::uint64_t commit(std::size_t size, std::error_code& ec) noexcept;
+  /// Drops the open loan, if any: nothing is published and the next publish
+  /// takes the same sequence.
+  void abandon() noexcept;
+  [[nodiscard]] bool loan_open() const noexcept { return loan_ != nullptr; }
+  [[nodiscard]] std::size_t loan_size() const noexcept { return loan_size_; }
+
+  /// Publishers that died holding the publish right, recovered so far.
   [[nodiscard]] std::uint64_t mutex_recoveries() const noexcept;
 
  private:
-  void recover_after_owner_death() noexcept;
+  // The size rules of a message of `size` bytes.
+  bool check_size(std::size_t size, std::error_code& ec) const noexcept;
+  // Takes the publish right for one message (the mutex, unless exclusive)
+  // and marks the next slot as being written: returns its sequence, or 0
+  // with `ec` set and the right not held.
+  std::uint64_t begin_write(std::error_code& ec, recovery_report* report) noexcept;
+  // Completes message `seq` begun by begin_write and gives the per-message right back.
+  std::uint64_t end_write(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
+  // Locks the mutex, repairing after a dead owner; false with `ec` set.
+  bool lock(std::error_code& ec, bool& recovered) noexcept;
+  void unlock_unless_exclusive() noexcept;
+  // Under the mutex: false (exclusive_publisher) while a live process holds
+  // the exclusive right; takes it back from a dead one.
+  bool clear_dead_holder(std::error_code& ec, bool& recovered) noexcept;
+  void recover_publisher_state() noexcept;
   void copy_payload(std::byte* dst, std::span<const std::byte> payload) noexcept;
+  void fill_report(recovery_report* report, bool recovered) const noexcept;
 
   topic_segment seg_;
+  std::uint64_t token_ = 0;     // our exclusive right, 0 = not held
+  std::uint64_t loan_seq_ = 0;  // the open loan's sequence, 0 = none
+  std::byte* loan_ = nullptr;
+  std::size_t loan_size_ = 0;
 };
 
 }  // namespace shmbus::detail
