@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstring>
 #include <string>
 
 #include "shmbus/client.hpp"
@@ -47,7 +48,11 @@ bool forbid_system_calls() {
 
 SHMBUS_CHILD("publish-under-seccomp")(const std::vector<std::string>& a) {
   bus b(a.at(0));
-  auto pub = b.make_publisher("t");
+  const std::string mode = a.at(2);
+  publisher_options o;
+  o.exclusive = mode.find("exclusive") != std::string::npos;
+  const bool by_loan = mode.find("loan") != std::string::npos;
+  auto pub = b.make_publisher("t", o);
   auto idle = b.make_subscriber("t");  // subscribed, never asleep
   const auto seconds = std::stoi(a.at(1));
   std::string line(64, '\0');
@@ -56,7 +61,14 @@ SHMBUS_CHILD("publish-under-seccomp")(const std::vector<std::string>& a) {
   std::uint64_t n = 0;
   std::error_code ec;
   while (std::chrono::steady_clock::now() < end && !ec)
-    for (int i = 0; i < 1000; ++i) n = pub.publish(std::string_view("tick"), ec);
+    for (int i = 0; i < 1000; ++i) {
+      if (by_loan) {
+        std::memcpy(pub.loan(4, ec).data(), "tick", 4);
+        n = pub.commit(ec);
+      } else {
+        n = pub.publish(std::string_view("tick"), ec);
+      }
+    }
   const int len =
       std::snprintf(line.data(), line.size(), "done n=%llu ec=%d\n", static_cast<unsigned long long>(n), ec.value());
   (void)!::write(1, line.data(), static_cast<std::size_t>(len));
@@ -65,8 +77,14 @@ SHMBUS_CHILD("publish-under-seccomp")(const std::vector<std::string>& a) {
 }
 
 TEST_CASE("item 9: publishing for 2.5 s with nobody asleep makes no system call (seccomp-enforced)") {
+  const char* mode = "shared";
+  SUBCASE("by copy, under the mutex") {}
+  SUBCASE("by copy, exclusive (issue 11)") { mode = "exclusive"; }
+  SUBCASE("by loan, under the mutex (issue 11)") { mode = "loan"; }
+  SUBCASE("by loan, exclusive (issue 11)") { mode = "exclusive-loan"; }
+  CAPTURE(mode);
   test_bus tb({topic("t", 64, 16)});
-  auto child = child_process::self("publish-under-seccomp", {tb.name, "3"});
+  auto child = child_process::self("publish-under-seccomp", {tb.name, "3", mode});
   std::optional<std::string> line;
   try {
     line = child.read_line(30s);
