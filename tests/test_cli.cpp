@@ -407,3 +407,40 @@ TEST_CASE("shmbus pub refuses a message of another size on a typed topic, for an
   CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":512,\"depth\":16,\"type_size\":408,\"published\":0,") !=
         std::string::npos);
 }
+
+TEST_CASE("shmbus pub --exclusive holds the topic's publish right while it runs; others are refused naming it") {
+  const std::string bus = unique_bus();
+  running_broker broker(bus);
+  shmbus::bus b(bus);
+  auto sub = b.make_subscriber("prices");
+  // A pipeline's writer: publishes the lines it reads, holding the right.
+  child_process holder(cli(bus, {"pub", "--exclusive", "prices"}), true);
+  holder.write("first\n");
+  // Its first line is published once it holds the right.
+  await([&] { return b.stats().at(0).published == 1; }, "the exclusive publisher's first line");
+  const std::string pid = std::to_string(holder.pid());
+  CHECK(b.stats().at(0).exclusive_pid == static_cast<std::uint64_t>(holder.pid()));
+  auto r = run(cli(bus, {"pub", "prices", "refused"}));
+  CHECK(r.code == 1);
+  CHECK(r.out ==
+        "shmbus: topic 'prices': publisher pid " + pid + " holds the exclusive publish right; nothing was published\n");
+  r = run(cli(bus, {"pub", "-x", "prices", "refused"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'prices': publisher pid " + pid + " holds the exclusive publish right\n");
+  r = run(cli(bus, {"stat", "--interval", "0.01"}));
+  CHECK(r.out.find("topic 'prices': exclusive publisher pid " + pid + "\n") != std::string::npos);
+  r = run(cli(bus, {"pub", "--wait-right", "1", "prices", "x"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("shmbus: --wait-right needs --exclusive") == 0);
+  // Once its input ends it gives the right back, and a waiting one gets it.
+  holder.close_stdin();
+  r = run(cli(bus, {"pub", "-x", "--wait-right", "60", "prices", "second"}));
+  CHECK(r.code == 0);
+  CHECK(holder.wait() == 0);
+  shmbus::message m;
+  REQUIRE(sub.try_read(m));
+  CHECK(m.text() == "first");
+  REQUIRE(sub.try_read(m));
+  CHECK(m.text() == "second");
+  CHECK(m.sequence() == 2);
+}

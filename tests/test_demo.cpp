@@ -47,8 +47,8 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
   const std::string bus = unique_bus();
   auto broker = demo_broker(bus);
   child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--layout", "both", "--rate", "1000", "--seed", "7"}, true);
-  CHECK(feed.read_line() ==
-        "md-feed: 8 instruments, 1000 snapshots/s, to topics 'md' and 'md.ID' on bus '" + bus + "'");
+  CHECK(feed.read_line() == "md-feed: 8 instruments, 1000 snapshots/s, to topics 'md' and 'md.ID' on bus '" + bus +
+                                "', exclusive publisher");
   child_process headless(
       {SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--per-instrument", "--headless", "--label", "headless"}, true);
   // Not a terminal: one status line per interval, then the summary.
@@ -75,6 +75,15 @@ TEST_CASE("market-data demo: feed, table strategy and headless strategy, then a 
   const auto rate = std::stod(json.substr(json.find("\"publishes_per_s\":", md) + 18));
   CHECK(rate > 100);
   CHECK(json.find("\"subscribers\":1", json.find("{\"name\":\"md.SR605\"")) != std::string::npos);
+  // The feed holds its topics' exclusive publish right: stat names it, and
+  // a second feed started by mistake is refused, naming the first.
+  CHECK(json.find("\"exclusive_pid\":" + std::to_string(feed.pid()), md) != std::string::npos);
+  child_process second({SHMBUS_MD_FEED_PATH, "--bus", bus, "--seconds", "5"}, true);
+  const auto second_out = lines_until_eof(second);
+  CHECK(second.wait() == 1);
+  INFO(joined(second_out));
+  CHECK(has_line(second_out, "md-feed: topic 'md': publisher pid " + std::to_string(feed.pid()) +
+                                 " holds the exclusive publish right"));
 
   headless.terminate();
   const auto head_out = lines_until_eof(headless);

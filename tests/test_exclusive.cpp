@@ -157,7 +157,8 @@ TEST_CASE("exclusive right across processes: refused while the holder lives, tak
   SUBCASE("the holder is SIGKILLed between publishes: the next publisher recovers, nothing is lost") {
     auto holder = started_child("exclusive-holder", {tb.name, "x"});
     kill_and_reap(holder);
-    CHECK(b.stats().at(0).exclusive_pid == static_cast<std::uint64_t>(holder.pid()));  // recorded until someone takes over
+    CHECK(b.stats().at(0).exclusive_pid ==
+          static_cast<std::uint64_t>(holder.pid()));  // recorded until someone takes over
     auto shared = b.make_publisher("x");
     std::vector<std::byte> buf(64);
     make_payload(2, buf);

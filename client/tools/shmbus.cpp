@@ -49,7 +49,9 @@ Samples every topic twice, S seconds apart (default 1), and prints per
 topic: messages and bytes published per second, live subscribers, the
 slowest subscriber's lag (messages published that it has not read yet),
 gaps (messages the live subscribers were told they missed), the age of the
-last publish, and mutex recoveries (publishers that died holding the lock).
+last publish, and recoveries (publishers that died holding the mutex or
+the exclusive publish right). Below the table, each topic whose exclusive
+publish right is held names the holder's pid.
 
 Options:
   -w, --watch            keep sampling; redraw in place on a terminal, one
@@ -60,12 +62,19 @@ Options:
       --json             one JSON object per sample, one per line
 )";
 
-constexpr std::string_view pub_usage = R"(Usage: shmbus pub [--bus NAME] TOPIC [MESSAGE]
+constexpr std::string_view pub_usage = R"(Usage: shmbus pub [--bus NAME] TOPIC [MESSAGE] [OPTIONS]
 
 Publishes MESSAGE to TOPIC. Without MESSAGE, publishes each line read from
 standard input as one message (without its newline). On a topic that
 declares a type size, a message of any other size is refused: exit 1, and
 nothing after it is published.
+
+Options:
+  -x, --exclusive        hold the topic's exclusive publish right while
+                         running: no other publisher can publish meanwhile
+                         (exit 1 if another one holds it)
+      --wait-right S     with --exclusive: wait up to S seconds for the
+                         holder to give the right back or die
 )";
 
 constexpr std::string_view sub_usage = R"(Usage: shmbus sub [--bus NAME] TOPIC [OPTIONS]
@@ -99,7 +108,8 @@ struct args {
   std::string bus;
   std::string command;
   std::vector<std::string> positional;
-  bool json = false, verbose = false, help = false, watch = false;
+  bool json = false, verbose = false, help = false, watch = false, exclusive = false;
+  std::optional<double> wait_right;
   std::uint64_t count = 0;
   double timeout = -1;
   double interval = 1;
@@ -148,6 +158,10 @@ args parse(int argc, char** argv) {
       if (a.interval < 0.01) throw usage_error{arg + " needs at least 0.01 seconds"};
     } else if (arg == "-f" || arg == "--format")
       a.format = value();
+    else if (arg == "-x" || arg == "--exclusive")
+      a.exclusive = true;
+    else if (arg == "--wait-right")
+      a.wait_right = parse_seconds(arg, value());
     else if (arg.size() > 1 && arg[0] == '-' && arg != "-")
       throw usage_error{"unknown option '" + arg + "'"};
     else if (a.command.empty())
@@ -197,8 +211,14 @@ int cmd_ls(const args& a) {
 
 int cmd_pub(const args& a) {
   if (a.positional.empty() || a.positional.size() > 2) throw usage_error{"pub needs TOPIC [MESSAGE]"};
+  if (a.wait_right && !a.exclusive) throw usage_error{"--wait-right needs --exclusive"};
   shmbus::bus bus(a.bus);
-  auto pub = bus.make_publisher(a.positional[0]);
+  shmbus::publisher_options opts;
+  opts.exclusive = a.exclusive;
+  if (a.wait_right)
+    opts.wait_for_right =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(*a.wait_right));
+  auto pub = bus.make_publisher(a.positional[0], opts);
   if (a.positional.size() == 2) {
     pub.publish(a.positional[1]);
     return exit_ok;
@@ -381,7 +401,14 @@ int print_table(const std::string& bus_name, const sample& before, const sample&
                 static_cast<unsigned long long>(t.slowest_lag()), static_cast<unsigned long long>(t.missed()),
                 human_age(r.last_publish_age_s).c_str(), static_cast<unsigned long long>(t.mutex_recoveries));
   }
-  return 2 + static_cast<int>(after.topics.size());
+  int holders = 0;
+  for (const auto& t : after.topics) {
+    if (t.exclusive_pid == 0) continue;
+    std::printf("topic '%s': exclusive publisher pid %llu\n", t.info.name.c_str(),
+                static_cast<unsigned long long>(t.exclusive_pid));
+    ++holders;
+  }
+  return 2 + static_cast<int>(after.topics.size()) + holders;
 }
 
 void print_json(const std::string& bus_name, const sample& before, const sample& after) {
@@ -416,10 +443,10 @@ void print_json(const std::string& bus_name, const sample& before, const sample&
     out += buf;
     std::snprintf(buf, sizeof buf,
                   "\"subscribers\":%u,\"slowest_lag\":%llu,\"missed\":%llu,\"mutex_recoveries\":%llu,"
-                  "\"torn_discarded\":%llu,\"subscriber_details\":[",
+                  "\"torn_discarded\":%llu,\"exclusive_pid\":%llu,\"subscriber_details\":[",
                   t.live_subscribers, static_cast<unsigned long long>(t.slowest_lag()),
                   static_cast<unsigned long long>(t.missed()), static_cast<unsigned long long>(t.mutex_recoveries),
-                  static_cast<unsigned long long>(t.torn_discarded));
+                  static_cast<unsigned long long>(t.torn_discarded), static_cast<unsigned long long>(t.exclusive_pid));
     out += buf;
     for (std::size_t i = 0; i < t.subscribers.size(); ++i) {
       const auto& sub = t.subscribers[i];

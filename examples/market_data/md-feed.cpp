@@ -5,7 +5,12 @@
 // five-level book around the last price.
 //
 //   md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]
-//           [--instruments rb2605,cu2603,...] [--rate N] [--seconds S] [--seed N]
+//           [--instruments rb2605,cu2603,...] [--rate N] [--seconds S] [--seed N] [--shared]
+//
+// A feed handler is the one writer of its topics: md-feed holds their
+// exclusive publish right (shmbus::publisher_options::exclusive), so a
+// publish takes no lock and a second feed started by mistake is refused.
+// --shared publishes under the topic mutex instead, beside other publishers.
 //
 // keyed: every snapshot goes to TOPIC (a ring, so a subscriber that keeps up
 // sees every instrument's every update); per-instrument: to TOPIC.INSTRUMENT
@@ -177,15 +182,18 @@ std::vector<std::string> split(const std::string& list) {
 
 constexpr const char* usage =
     "usage: md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]\n"
-    "               [--instruments ID,ID,...] [--rate N] [--seconds S] [--seed N]\n"
+    "               [--instruments ID,ID,...] [--rate N] [--seconds S] [--seed N] [--shared]\n"
     "  --rate N      snapshots per second, all instruments together (default 2000)\n"
-    "  --seconds S   stop after S seconds (default: run until Ctrl-C / SIGTERM)\n";
+    "  --seconds S   stop after S seconds (default: run until Ctrl-C / SIGTERM)\n"
+    "  --shared      publish under the topic mutex, beside other publishers, instead of\n"
+    "                holding the topics' exclusive publish right (the default)\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string bus_name, topic = "md", layout = "keyed", instrument_list;
   double rate = 2000, seconds = 0;
+  bool shared = false;
   std::uint64_t seed = std::random_device{}();
   try {
     for (md_demo::command_line args(argc, argv); args.next();) {
@@ -204,6 +212,8 @@ int main(int argc, char** argv) {
         seconds = std::stod(args.value());
       else if (a == "--seed")
         seed = std::stoull(args.value());
+      else if (a == "--shared")
+        shared = true;
       else if (a == "--help" || a == "-h")
         return std::fputs(usage, stdout), 0;
       else
@@ -231,14 +241,17 @@ int main(int argc, char** argv) {
 
     shmbus::bus bus(bus_name);
     std::vector<shmbus::publisher> keyed, own;  // own[i]: instrument i's topic
-    if (layout != "per-instrument") keyed.push_back(bus.make_publisher<depth_market_data>(topic));
+    shmbus::publisher_options opts;
+    opts.type_size = sizeof(depth_market_data);
+    opts.exclusive = !shared;
+    if (layout != "per-instrument") keyed.push_back(bus.make_publisher(topic, opts));
     if (layout != "keyed")
-      for (const auto& in : instruments) own.push_back(bus.make_publisher<depth_market_data>(topic + "." + in.id()));
+      for (const auto& in : instruments) own.push_back(bus.make_publisher(topic + "." + in.id(), opts));
     const std::string where = layout == "keyed"  ? "topic '" + topic + "'"
                               : layout == "both" ? "topics '" + topic + "' and '" + topic + ".ID'"
                                                  : "topics '" + topic + ".ID'";
-    std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'\n", instruments.size(), rate,
-                where.c_str(), bus.name().c_str());
+    std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'%s\n", instruments.size(), rate,
+                where.c_str(), bus.name().c_str(), shared ? "" : ", exclusive publisher");
     std::fflush(stdout);
 
     std::uniform_int_distribution<std::size_t> pick(0, instruments.size() - 1);

@@ -153,10 +153,9 @@ void kill_publishers(const char* mode_name, std::uint64_t kills) {
   CHECK(field(line, "disorder") == 0);
   CHECK(field(line, "ok") > 0);
   CHECK(checker.wait() == 0);
-  MESSAGE(mode_label << ": kills " << kills << ", inside the lock "
-                    << (observed ? std::to_string(in_lock) : "n/a") << ", recoveries " << recovered
-                    << ", half-written messages discarded " << raw.header().torn_discarded.load() << ", delivered "
-                    << field(line, "ok") << ", torn 0");
+  MESSAGE(mode_label << ": kills " << kills << ", inside the lock " << (observed ? std::to_string(in_lock) : "n/a")
+                     << ", recoveries " << recovered << ", half-written messages discarded "
+                     << raw.header().torn_discarded.load() << ", delivered " << field(line, "ok") << ", torn 0");
   // Killing at random, some kills must land inside the critical section;
   // with a loan, whose slot stays half-written while the payload is made,
   // some must leave a half-written message.
@@ -176,7 +175,8 @@ TEST_CASE("fault injection: exclusive publishers SIGKILLed at random points: the
   kill_publishers("exclusive", stress_count(1000));
 }
 
-TEST_CASE("fault injection: publishers SIGKILLed with a loan open, shared and exclusive: nothing torn, nobody blocked") {
+TEST_CASE(
+    "fault injection: publishers SIGKILLed with a loan open, shared and exclusive: nothing torn, nobody blocked") {
   kill_publishers("loan", stress_count(500));
   kill_publishers("exclusive-loan", stress_count(500));
 }
