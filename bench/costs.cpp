@@ -83,6 +83,17 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
                      pub.publish(payload);
                      sink += static_cast<std::int64_t>(sub.try_read(std::span<std::byte>(dst))->size);
                    })});
+    {
+      publisher_options opts;
+      opts.exclusive = true;
+      auto exclusive = b.make_publisher("data", opts);
+      out.push_back({"shmbus exclusive publish" + sz, per_call(n, [&] { exclusive.publish(payload); })});
+      out.push_back({"shmbus exclusive loan + commit" + sz + " (payload written in place)", per_call(n, [&] {
+                       auto slot = exclusive.loan(size);
+                       std::memcpy(slot.data(), payload.data(), size);
+                       exclusive.commit();
+                     })});
+    }
 
     std::vector<std::byte> mem(reference::ring::bytes_for(size, 1024) + 64);
     // The ring wants a cache-line-aligned base, as a mapping gives.

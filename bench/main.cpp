@@ -56,7 +56,8 @@ const char* usage =
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
     "  --modes LIST       latency,throughput,fanout,idle,costs,jitter (default: all)\n"
-    "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq,\n"
+    "  --transports LIST  shmbus,shmbus-exclusive,shmbus-loan,reference,reference+ts+lock,\n"
+    "                     unix-socket,pipe,zeromq,\n"
     "                     boost-interprocess (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
@@ -120,8 +121,8 @@ class planner {
         budget_((o.quick ? 2000 : 8000) * ms) {
     // "reference+ts+lock" explains the gap between the reference and
     // shmbus; it runs at the two sizes the targets are about.
-    for (const auto& t :
-         {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq", "boost-interprocess"})
+    for (const auto& t : {"shmbus", "shmbus-exclusive", "shmbus-loan", "reference", "reference+ts+lock", "unix-socket",
+                          "pipe", "zeromq", "boost-interprocess"})
       if (wanted(o, t)) transports_.emplace_back(t);
   }
 
@@ -185,7 +186,7 @@ class planner {
   // (wait, conflate) pairs: shared-memory transports also busy-poll, shmbus
   // and they also run conflated.
   [[nodiscard]] std::vector<std::pair<wait_strategy, bool>> throughput_variants(const std::string& t) const {
-    const bool shm = t == "shmbus" || t.rfind("reference", 0) == 0;
+    const bool shm = t.rfind("shmbus", 0) == 0 || t.rfind("reference", 0) == 0;
     std::vector<std::pair<wait_strategy, bool>> variants{{block_, false}};
     if (shm) variants.push_back({busy_, false});
     if (t == "shmbus") variants.push_back({block_, true});

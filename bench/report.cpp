@@ -109,13 +109,11 @@ std::string size_label(std::size_t n) {
 // Transports in a fixed order: shmbus first, then the reference, then the
 // baselines as registered.
 int transport_rank(const std::string& t) {
-  if (t == "shmbus") return 0;
-  if (t == "reference") return 1;
-  if (t == "reference+ts+lock") return 2;
-  if (t == "unix-socket") return 3;
-  if (t == "pipe") return 4;
-  if (t == "zeromq") return 5;
-  return 6;
+  static const char* const order[] = {
+      "shmbus", "shmbus-exclusive", "shmbus-loan", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"};
+  for (int i = 0; i < static_cast<int>(std::size(order)); ++i)
+    if (t == order[i]) return i;
+  return static_cast<int>(std::size(order));
 }
 
 bool row_order(const row& a, const row& b) {
