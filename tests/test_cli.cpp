@@ -408,7 +408,7 @@ TEST_CASE("shmbus pub refuses a message of another size on a typed topic, for an
         std::string::npos);
 }
 
-TEST_CASE("shmbus pub --exclusive holds the topic's publish right while it runs; others are refused naming it") {
+TEST_CASE("shmbus pub --exclusive holds the topic's publish right while it runs, others are refused naming it") {
   const std::string bus = unique_bus();
   running_broker broker(bus);
   shmbus::bus b(bus);

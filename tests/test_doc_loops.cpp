@@ -45,3 +45,27 @@ TEST_CASE("item 6: docs/api.md's subscriber (examples/api/subscriber.cpp) ends w
 TEST_CASE("docs/api.md's subscriber without exceptions (examples/api/no_exceptions.cpp) ends when the broker stops") {
   exits_when_the_broker_stops(SHMBUS_API_NO_EXCEPTIONS_PATH);
 }
+
+TEST_CASE("docs/api.md's feed (examples/api/feed.cpp): an exclusive publisher by loan, and a second feed is refused") {
+  const std::string bus = unique_bus();
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/api/broker.ini"},
+                       true);
+  broker.expect_line("ready");
+  const env_guard env("SHMBUS_BUS", bus);
+  child_process reader({SHMBUS_API_SUBSCRIBER_PATH}, true);
+  child_process feed({SHMBUS_API_FEED_PATH, "100000000"}, true);
+  CHECK(feed.expect_line("published #1 cu2603 ").find("71010.0/71020.0") != std::string::npos);
+  reader.expect_line("cu2603");  // quotes written in place arrive whole
+  // While it runs, another feed cannot publish on its topic.
+  child_process second({SHMBUS_API_FEED_PATH, "1"}, true);
+  const auto refused = second.expect_line("api-feed: ");
+  CHECK(refused.find("topic 'quotes': publisher pid " + std::to_string(feed.pid()) +
+                     " holds the exclusive publish right") != std::string::npos);
+  CHECK(second.wait() == 1);
+  feed.kill_hard();
+  feed.wait();
+  broker.terminate();
+  CHECK(broker.wait() == 0);
+  CHECK(reader.expect_line("the broker stopped", 10s).find("topic 'quotes'") != std::string::npos);
+  CHECK(reader.wait(10s) == 0);
+}

@@ -51,7 +51,7 @@ std::uint64_t drain_checked(subscriber& sub) {
 
 // ---- the exclusive right -----------------------------------------------------
 
-TEST_CASE("exclusive publisher: holds the right for its life; others are refused naming it; released on destruction") {
+TEST_CASE("exclusive publisher: holds the right for its life, others are refused naming it, released on destruction") {
   test_bus tb({topic("x", 64, 8)});
   bus b(tb.name);
   auto sub = b.make_subscriber("x");
@@ -104,7 +104,7 @@ TEST_CASE("exclusive publisher: holds the right for its life; others are refused
   CHECK(m.text() == "five");
 }
 
-TEST_CASE("exclusive publisher: moved, it keeps the right; a moved-from one is empty") {
+TEST_CASE("exclusive publisher: moved, it keeps the right, a moved-from one is empty") {
   test_bus tb({topic("x", 64, 8)});
   bus b(tb.name);
   auto feed = b.make_publisher("x", exclusive_options());
@@ -208,7 +208,7 @@ TEST_CASE("an exclusive publisher SIGKILLed mid-copy: the next one takes over at
 
 // ---- loans -------------------------------------------------------------------
 
-TEST_CASE("loan: written in place, published by commit; commit(n), abandon and the typed loan") {
+TEST_CASE("loan: written in place, published by commit, commit(n), abandon and the typed loan") {
   struct quote {
     double bid, ask;
     std::int64_t volume;
