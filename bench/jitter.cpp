@@ -186,9 +186,9 @@ jitter_result time_publishes(const std::string& transport, std::size_t size, dou
   return r;
 }
 
-jitter_result shmbus_jitter(const std::string& name, double seconds, std::size_t size) {
+jitter_result shmbus_jitter(const std::string& name, double seconds, std::size_t size, bool exclusive) {
   broker_options o;
-  o.bus = name + "-jitter";
+  o.bus = name + (exclusive ? "-jitter-x" : "-jitter");
   topic_config t;
   t.name = "data";
   t.max_message_size = size;
@@ -196,12 +196,15 @@ jitter_result shmbus_jitter(const std::string& name, double seconds, std::size_t
   o.topics = {t};
   broker brk(o);
   bus b(o.bus);
-  auto pub = b.make_publisher("data");
+  publisher_options opts;
+  opts.exclusive = exclusive;
+  auto pub = b.make_publisher("data", opts);
   // Just after the open: a once-a-second clock the open started runs from
   // slightly before this.
   const std::int64_t origin = platform::monotonic_ns();
   std::vector<std::byte> payload(size, std::byte{1});
-  return time_publishes("shmbus", size, seconds, origin, [&] { pub.publish(payload); });
+  return time_publishes(exclusive ? "shmbus-exclusive" : "shmbus", size, seconds, origin,
+                        [&] { pub.publish(payload); });
 }
 
 jitter_result reference_jitter(const std::string& name, double seconds, std::size_t size) {
@@ -250,7 +253,8 @@ std::vector<jitter_result> measure_jitter(const std::string& name, double second
     }
     out.back().pinned = pinned;
   };
-  run("shmbus", [&] { return shmbus_jitter(name, seconds, size); });
+  run("shmbus", [&] { return shmbus_jitter(name, seconds, size, false); });
+  run("shmbus-exclusive", [&] { return shmbus_jitter(name, seconds, size, true); });
   run("reference", [&] { return reference_jitter(name, seconds, size); });
   // The floor every sample includes: a clock read and the recording.
   run("clock only",

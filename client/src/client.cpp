@@ -459,7 +459,7 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
 }
 
 bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
-  ec.clear();
+  detail::clear_error(ec);
   if (!open_or_report(port_, ec)) return false;
   message_info got;
   const auto status = port_->read(scratch, got, ec);
@@ -509,7 +509,7 @@ bool subscriber::try_read(message& m) {
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
                                 std::error_code& ec) noexcept {
-  ec.clear();
+  detail::clear_error(ec);
   if (!open_or_report(port_, ec)) return false;
   return port_->wait(timeout, how, ec);
 }
@@ -572,7 +572,7 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, error_info& e
 bool subscriber::wait(message& m, std::optional<duration> timeout) { return wait(m, timeout, strategy_); }
 
 bool subscriber::latest(message& m, std::error_code& ec) noexcept {
-  ec.clear();
+  detail::clear_error(ec);
   if (!open_or_report(port_, ec)) return false;
   if (!fit(m, ec)) return false;
   return port_->latest(std::span<std::byte>(m.buffer_), m.info_, ec);
@@ -588,7 +588,7 @@ bool subscriber::latest(message& m) {
 
 bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>),
                                 std::error_code& ec) {
-  ec.clear();
+  detail::clear_error(ec);
   if (!open_or_report(port_, ec)) return false;
   return port_->read_in_place(
       [&](const message_info& info, std::span<const std::byte> payload) { call(ctx, info, payload); }, ec);

@@ -106,7 +106,7 @@ bool publisher_port::clear_dead_holder(std::error_code& ec, bool& recovered) noe
 
 bool publisher_port::acquire_exclusive(std::optional<std::chrono::nanoseconds> wait, std::error_code& ec,
                                        recovery_report* report) noexcept {
-  ec.clear();
+  clear_error(ec);
   if (token_ != 0) return true;
   const auto deadline = std::chrono::steady_clock::now() + wait.value_or(std::chrono::nanoseconds{0});
   std::chrono::nanoseconds poll = first_poll;
@@ -134,7 +134,7 @@ bool publisher_port::acquire_exclusive(std::optional<std::chrono::nanoseconds> w
     // Polling, off the publish path: nothing signals a right given back.
     std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(poll, deadline - now));
     poll = std::min<std::chrono::nanoseconds>(poll * 2, max_poll);
-    ec.clear();
+    clear_error(ec);
   }
 }
 
@@ -232,7 +232,7 @@ void publisher_port::copy_payload(std::byte* dst, std::span<const std::byte> pay
 
 std::uint64_t publisher_port::publish(std::span<const std::byte> payload, std::error_code& ec,
                                       recovery_report* report) noexcept {
-  ec.clear();
+  clear_error(ec);
   if (!check_size(payload.size(), ec)) return 0;
   // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
@@ -243,7 +243,7 @@ std::uint64_t publisher_port::publish(std::span<const std::byte> payload, std::e
 }
 
 std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_report* report) noexcept {
-  ec.clear();
+  clear_error(ec);
   const topic_params& p = seg_.params();
   if (size > p.max_message_size) {
     ec = make_error_code(errc::message_too_large);
@@ -262,7 +262,7 @@ std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_
 }
 
 std::uint64_t publisher_port::commit(std::size_t size, std::error_code& ec) noexcept {
-  ec.clear();
+  clear_error(ec);
   if (loan_ == nullptr || size > loan_size_) {
     ec = make_error_code(errc::invalid_argument);
     return 0;

@@ -96,7 +96,7 @@ void subscriber_port::skip(const message_info& info) noexcept {
 }
 
 bool subscriber_port::latest(std::span<std::byte> dst, message_info& info, std::error_code& ec) noexcept {
-  ec.clear();
+  clear_error(ec);
   const std::uint64_t newest = seg_.newest();
   if (newest == 0) return false;
   if (next_ <= newest) {  // unread: skip to it and consume it
@@ -123,7 +123,7 @@ bool subscriber_port::latest(std::span<std::byte> dst, message_info& info, std::
 
 bool subscriber_port::wait(std::optional<clock::duration> timeout, const wait_strategy& how,
                            std::error_code& ec) noexcept {
-  ec.clear();
+  clear_error(ec);
   // Already there: no clock read, nothing else.
   if (available()) return true;
   const bool timed = timeout.has_value() || how.mode == wait_mode::spin_then_block;

@@ -40,6 +40,15 @@ const std::error_category& error_category() noexcept;
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
+namespace detail {
+/// `ec.clear()` only when it holds an error: clear() re-fetches
+/// std::system_category() out of line, a call the publish and read paths,
+/// which clear their codes on every call, need not pay when already clear.
+inline void clear_error(std::error_code& ec) noexcept {
+  if (ec) ec.clear();
+}
+}  // namespace detail
+
 /// A failure with its context, for the non-throwing overloads that keep it:
 /// `code` is what the `std::error_code&` overload reports, `what` the
 /// sentence the throwing overload's `what()` would say (naming the bus, topic
@@ -49,7 +58,7 @@ struct error_info {
   std::string what;
   explicit operator bool() const noexcept { return static_cast<bool>(code); }
   void clear() noexcept {
-    code.clear();
+    detail::clear_error(code);
     what.clear();
   }
 };

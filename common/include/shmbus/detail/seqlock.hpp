@@ -98,7 +98,7 @@ inline bool may_retry(std::uint64_t slot_word, std::uint64_t wanted, unsigned& a
 template <class Visit>
 read_status seqlock_read(const ring_view& ring, std::uint64_t& next, message_info& meta, Visit&& visit,
                          std::error_code& ec) {
-  ec.clear();
+  clear_error(ec);
   std::uint64_t skipped = 0;
   for (unsigned attempts = 0;;) {
     const std::uint64_t w = ring.newest();
