@@ -30,6 +30,7 @@ constexpr std::chrono::milliseconds first_poll{1}, max_poll{20};
 publisher_port::publisher_port(publisher_port&& other) noexcept
     : seg_(std::move(other.seg_)),
       token_(std::exchange(other.token_, 0)),
+      incarnation_(other.incarnation_),
       loan_seq_(std::exchange(other.loan_seq_, 0)),
       loan_(std::exchange(other.loan_, nullptr)),
       loan_size_(std::exchange(other.loan_size_, 0)) {}
@@ -40,6 +41,7 @@ publisher_port& publisher_port::operator=(publisher_port&& other) noexcept {
     abandon();
     seg_ = std::move(other.seg_);
     token_ = std::exchange(other.token_, 0);
+    incarnation_ = other.incarnation_;
     loan_seq_ = std::exchange(other.loan_seq_, 0);
     loan_ = std::exchange(other.loan_, nullptr);
     loan_size_ = std::exchange(other.loan_size_, 0);
@@ -79,6 +81,17 @@ bool publisher_port::lock(std::error_code& ec, bool& recovered) noexcept {
   recovered = true;
   if (recovery_hook != nullptr) recovery_hook();
   return !ec;
+}
+
+bool publisher_port::right_is_ours() noexcept {
+  if (platform::process_incarnation() == incarnation_) return true;
+  // A forked child: the record names the parent, which still holds the
+  // right and may be publishing. Forget it; never publish or release it.
+  token_ = 0;
+  loan_ = nullptr;
+  loan_seq_ = 0;
+  loan_size_ = 0;
+  return false;
 }
 
 void publisher_port::unlock_unless_exclusive() noexcept {
@@ -121,6 +134,7 @@ bool publisher_port::acquire_exclusive(std::optional<std::chrono::nanoseconds> w
       topic_header& h = seg_.header();
       const platform::process_identity me = platform::current_process();
       token_ = new_token(me);
+      incarnation_ = platform::process_incarnation();
       h.exclusive_pid.store(me.pid, std::memory_order_relaxed);
       h.exclusive_start_time.store(me.start_time, std::memory_order_relaxed);
       h.exclusive_token.store(token_, std::memory_order_relaxed);
@@ -139,7 +153,7 @@ bool publisher_port::acquire_exclusive(std::optional<std::chrono::nanoseconds> w
 }
 
 void publisher_port::release_exclusive() noexcept {
-  if (token_ == 0) return;
+  if (token_ == 0 || !right_is_ours()) return;
   abandon();
   std::error_code ec;
   bool recovered = false;
@@ -186,7 +200,8 @@ std::uint64_t publisher_port::begin_write(std::error_code& ec, recovery_report* 
   if (token_ != 0) {
     // Ours for our life; a token that changed means a liveness check
     // elsewhere took it: stop writing rather than write beside the taker.
-    if (h.exclusive_token.load(std::memory_order_relaxed) != token_) {
+    // A forked child's copy of the right is not the child's to use.
+    if (!right_is_ours() || h.exclusive_token.load(std::memory_order_relaxed) != token_) {
       ec = make_error_code(errc::exclusive_publisher);
       return 0;
     }

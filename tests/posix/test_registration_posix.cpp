@@ -86,3 +86,69 @@ TEST_CASE(
   CHECK(second.try_read(m));
   CHECK(m.sequence() == 1);
 }
+
+// Holds a topic's exclusive publish right, then daemonises as above: the
+// record names the parent, which exits, while the publisher lives on in the
+// grandchild ("publish", "quit" on stdin).
+SHMBUS_CHILD("daemonising-exclusive-publisher")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  publisher_options o;
+  o.exclusive = true;
+  auto pub = b.make_publisher(a.at(1), o);
+  pub.publish("from the parent");
+  const pid_t pid = ::fork();
+  if (pid < 0) return 2;
+  if (pid > 0) std::_Exit(0);
+  signal_parent("daemon ready");
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line == "publish") {
+      error_info err;
+      const std::uint64_t seq = pub.publish("from the daemon", err);
+      signal_parent("published seq=" + std::to_string(seq) + " error=" + std::to_string(err.code.value()) +
+                    " exclusive=" + std::to_string(pub.exclusive()) + " what=" + err.what);
+    } else if (line == "quit") {
+      pub = publisher{};  // the destructor must not give back a right that is not the daemon's
+      signal_parent("closed");
+      break;
+    }
+  }
+  return 0;
+}
+
+TEST_CASE("an exclusive publisher inherited by a forked child neither publishes nor releases the right") {
+  test_bus tb({topic("x", 64, 8)});
+  bus b(tb.name);
+  auto sub = b.make_subscriber("x");
+  auto child = child_process::self("daemonising-exclusive-publisher", {tb.name, "x"});
+  child.expect_line("daemon ready");
+  REQUIRE(child.wait() == 0);  // the recorded holder is gone; its publisher object is not
+
+  // The next publisher takes the dead holder's right over, as from any dead holder.
+  publisher_options o;
+  o.exclusive = true;
+  auto next = b.make_publisher("x", o);
+  CHECK(next.mutex_recoveries() == 1);
+  CHECK(next.publish("from the next holder") == 2);
+
+  // The daemon's copy is refused, never written beside the new holder ...
+  child.write("publish\n");
+  const std::string line = child.expect_line("published");
+  INFO(line);
+  CHECK(field(line, "seq") == 0);
+  CHECK(field(line, "error") == static_cast<std::uint64_t>(errc::exclusive_publisher));
+  CHECK(field(line, "exclusive") == 0);
+  CHECK(line.find("what=topic 'x': publisher pid " + std::to_string(::getpid()) +
+                  " holds the exclusive publish right") != std::string::npos);
+  // ... and its destructor leaves the new holder's right alone.
+  child.write("quit\n");
+  child.expect_line("closed");
+  CHECK(b.stats().at(0).exclusive_pid == static_cast<std::uint64_t>(::getpid()));
+  error_info err;
+  CHECK(!b.make_publisher("x", o, err).is_open());
+  CHECK(err.code == errc::exclusive_publisher);
+  CHECK(next.publish("still ours") == 3);
+  message m;
+  std::vector<std::string> texts;
+  while (sub.try_read(m)) texts.emplace_back(m.text());
+  CHECK(texts == std::vector<std::string>{"from the parent", "from the next holder", "still ours"});
+}

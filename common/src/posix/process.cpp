@@ -1,9 +1,11 @@
 #include "shmbus/platform/process.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -36,7 +38,18 @@ std::uint64_t start_time_of(std::uint64_t pid) noexcept {
   }
 }
 
+std::atomic<std::uint64_t> g_incarnation{1};
+
+// Registered when the library is loaded, before any fork it must see.
+const int g_atfork_registered =
+    ::pthread_atfork(nullptr, nullptr, [] { g_incarnation.fetch_add(1, std::memory_order_relaxed); });
+
 }  // namespace
+
+std::uint64_t process_incarnation() noexcept {
+  (void)g_atfork_registered;
+  return g_incarnation.load(std::memory_order_relaxed);
+}
 
 process_identity current_process() noexcept {
   const auto pid = static_cast<std::uint64_t>(::getpid());

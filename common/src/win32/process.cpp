@@ -39,6 +39,9 @@ BOOL WINAPI on_console_event(DWORD type) {
 
 }  // namespace
 
+// Windows has no fork: a process is one incarnation.
+std::uint64_t process_incarnation() noexcept { return 1; }
+
 process_identity current_process() noexcept { return {::GetCurrentProcessId(), creation_time(::GetCurrentProcess())}; }
 
 bool is_alive(const process_identity& p) noexcept {

@@ -91,6 +91,8 @@ class publisher_port {
   std::uint64_t begin_write(std::error_code& ec, recovery_report* report) noexcept;
   // Completes message `seq` begun by begin_write and gives the per-message right back.
   std::uint64_t end_write(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
+  // False (and the right forgotten) in a forked child: the right is its parent's.
+  bool right_is_ours() noexcept;
   // Locks the mutex, repairing after a dead owner; false with `ec` set.
   bool lock(std::error_code& ec, bool& recovered) noexcept;
   void unlock_unless_exclusive() noexcept;
@@ -102,8 +104,9 @@ class publisher_port {
   void fill_report(recovery_report* report, bool recovered) const noexcept;
 
   topic_segment seg_;
-  std::uint64_t token_ = 0;     // our exclusive right, 0 = not held
-  std::uint64_t loan_seq_ = 0;  // the open loan's sequence, 0 = none
+  std::uint64_t token_ = 0;        // our exclusive right, 0 = not held
+  std::uint64_t incarnation_ = 0;  // platform::process_incarnation() when taken: a forked child has another
+  std::uint64_t loan_seq_ = 0;     // the open loan's sequence, 0 = none
   std::byte* loan_ = nullptr;
   std::size_t loan_size_ = 0;
 };

@@ -20,6 +20,12 @@ process_identity current_process() noexcept;
 /// alive); false when it is gone or its PID now names another process.
 bool is_alive(const process_identity& p) noexcept;
 
+/// Changes in a child made by fork() (POSIX: counted by a pthread_atfork
+/// handler, so reading it is a load, not a system call); constant for a
+/// process's life on Windows. What lets an object tied to the process that
+/// made it (an exclusive publish right) notice it was inherited by a child.
+std::uint64_t process_incarnation() noexcept;
+
 /// Nanoseconds on the system-wide monotonic clock, comparable across processes.
 std::int64_t monotonic_ns() noexcept;
 
