@@ -430,6 +430,10 @@ start:
       :: !excl -> unlock_mutex(); DIE
       :: else -> skip
       fi
+    fi;
+    if
+    :: released -> break   /* the destructor's release: no more publishes */
+    :: else -> skip
     fi
   :: else -> break
   od;
