@@ -219,13 +219,17 @@ inline check_right() {
 #endif
   /* C1: CODE: publisher_port::acquire_exclusive / begin_write (token, is_alive) */
   atomic {
-    tk = token;
+    tk = token; rp = rec_pid;
 #ifdef BUG_NO_LIVENESS
     hl = false;
 #else
-    hl = (tk != 0 && alive[rec_pid]);
+    hl = (tk != 0 && alive[rp]);
 #endif
+#ifndef NO_REFUSAL_CHECK
     assert(!hl || alive[tk])   /* (e) refused only by a live holder */
+#else
+    skip
+#endif
   };
   if
   :: hl ->
@@ -263,10 +267,12 @@ inline lock_and_check() {
     :: hl ->
       unlock_mutex();
       DIE;
-      /* W1: refused; retry once the holder is gone (no end label: a
-       * refusal for ever is an invalid end state, property (d)/(e)) */
-      atomic { (!alive[tk] || token != tk) -> tk = 0; hl = false; rec = false }
-    :: else -> atomic { tk = 0; rec = false }; break
+      /* W1: refused; retry once what C1 saw has changed: the token, the
+       * record, or the recorded process is gone (all that polling can
+       * observe). No end label: a refusal for ever is an invalid end
+       * state, property (d)/(e). */
+      atomic { (token != tk || rec_pid != rp || !alive[rp]) -> tk = 0; rp = 0; hl = false; rec = false }
+    :: else -> atomic { tk = 0; rp = 0; rec = false }; break
     fi
   od
 }
@@ -303,7 +309,7 @@ inline release() {
 proctype publisher(byte role; byte id) {
   byte me = id;
   bool excl, holding, writing, rec, hl, loan, lost, released;
-  byte s, k, v, t, tk, tag, budget;
+  byte s, k, v, t, tk, rp, tag, budget;
 
   if
   :: role == 0 -> excl = true; budget = NE
@@ -325,7 +331,7 @@ restart:
   if
   :: atomic {
        me = nextpid; nextpid++; alive[me] = true; released = false;
-       s = 0; k = 0; v = 0; t = 0; tk = 0; tag = 0;
+       s = 0; k = 0; v = 0; t = 0; tk = 0; rp = 0; tag = 0;
        hl = false; rec = false; loan = false; lost = false
      }
   :: goto gone
@@ -462,7 +468,11 @@ end:
     w = write_seq;
     if
     :: next + skipped > w ->
-      atomic { next = next + skipped; pending = pending + skipped; skipped = 0; w = 0 }
+      atomic { next = next + skipped; pending = pending + skipped; skipped = 0; w = 0 };
+      /* nothing new: wait for it (the subscriber's wait, futex.pml); a
+       * reader that could always spin would hide every invalid end state */
+end_wait:
+      (write_seq >= next)
     :: else ->
       if
       :: w >= DEPTH -> oldest = w - DEPTH + 1
