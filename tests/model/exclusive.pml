@@ -49,8 +49,10 @@
  *     M1 lock                  `mutex_.lock(ec)`
  *     C1 look                  token, and if set the holder's liveness
  *                              (one step: all under the mutex)
- *        live holder           consistent() if owner_died, unlock, refuse
- *                              (or wait and retry: W1)
+ *        live holder           consistent() if owner_died (the ring is
+ *                              the holder's: not touched), unlock, refuse;
+ *                              W1 wait until what C1 saw (token, record,
+ *                              the recorded process) changes, retry
  *        else, owner died or   R1..R3, then C2 `exclusive_token = 0`,
  *        dead holder           C3 consistent() if owner_died
  *     A1 record                `exclusive_pid`, `exclusive_start_time`
@@ -82,7 +84,14 @@
  *     M1 lock (on owner_died: C1's rule, then consistent())
  *     E1 `if (exclusive_token == my token) exclusive_token = 0`
  *     E2 unlock; then the process exits or lives on
- *   reader: L1..L7             seqlock_read (as seqlock.pml, unchanged)
+ *   reader: L1..L7             seqlock_read (as seqlock.pml, unchanged),
+ *                              except that an empty L1 waits for write_seq
+ *                              to reach `next` (the subscriber's wait,
+ *                              futex.pml): a reader that could always spin
+ *                              would hide every invalid end state
+ *   NO_REFUSAL_CHECK drops (e)'s assertion, leaving the invalid end state
+ *   to show a refusal for ever (BUG_TOKEN_FIRST); USER_PROPS drops the
+ *   ghost properties (f), (g).
  *
  * Bug variants (each must be found):
  *   BUG_BLIND_RECOVERY  the protocol as first specified: on owner_died,
