@@ -199,16 +199,16 @@ inline unlock_mutex() {
 
 /* CODE: publisher_port::recover_after_owner_death (R1..R3) */
 inline repair() {
-  /* R1 */
+  /* R1 CODE: publisher_port::recover_after_owner_death */
   s = write_seq + 1; k = s % K; v = slot_seq[k];
   DIE;
-  /* R2 */
+  /* R2 CODE: publisher_port::recover_after_owner_death */
   if
   :: v == 2 * s -> atomic { GHOST(s >= write_seq); write_seq = s }
   :: else -> skip   /* torn (2s-1): leave the odd marker; else nothing */
   fi;
   DIE;
-  /* R3 */
+  /* R3 CODE: publisher_port::recover_after_owner_death */
   t = write_seq;
   atomic { publish_seq = t; s = 0; k = 0; v = 0; t = 0 };
   DIE
@@ -252,10 +252,10 @@ inline check_right() {
 #ifndef BUG_NO_RECOVERY
       repair();
 #endif
-      /* C2 */
+      /* C2 CODE: publisher_port::acquire_exclusive / begin_write (clear the dead holder's token) */
       token = 0;
       DIE;
-      /* C3 */
+      /* C3 CODE: platform::named_mutex::consistent */
       if
       :: rec -> owner_dead = false
       :: else -> skip
@@ -305,13 +305,13 @@ inline release() {
     DIE
   :: else -> skip
   fi;
-  /* E1 */
+  /* E1 CODE: publisher_port::release_exclusive */
   if
   :: token == me -> token = 0
   :: else -> skip
   fi;
   DIE;
-  /* E2 */
+  /* E2 CODE: publisher_port::release_exclusive (unlock) */
   unlock_mutex()
 }
 
@@ -350,7 +350,7 @@ start:
   :: excl ->
     /* CODE: publisher_port::acquire_exclusive */
     lock_and_check();
-    /* A1 */
+    /* A1 CODE: publisher_port::acquire_exclusive (exclusive_pid, exclusive_start_time) */
 #ifdef BUG_TOKEN_FIRST
     token = me;
     DIE;
@@ -358,11 +358,11 @@ start:
 #else
     rec_pid = me;
     DIE;
-    /* A2 */
+    /* A2 CODE: publisher_port::acquire_exclusive (exclusive_token) */
     token = me;
 #endif
     DIE;
-    /* A3 */
+    /* A3 CODE: publisher_port::acquire_exclusive (unlock) */
     unlock_mutex();
     DIE
   :: else -> skip
@@ -394,7 +394,7 @@ start:
       attempts++; tag = attempts; att_seq[tag] = s
     };
     DIE;
-    /* P4 */
+    /* P4 CODE: publisher_port::copy_payload (a loan: the user's writes) */
     slot_a[k] = tag;
     DIE;
     if
@@ -429,16 +429,16 @@ start:
       :: else -> skip
       fi
     :: true ->
-      /* P5 */
+      /* P5 CODE: publisher_port::copy_payload / end_write (size, timestamp) */
       slot_b[k] = tag;
       DIE;
       /* P6 CODE: publisher_port::end_write (commit(): the same) */
       atomic { slot_seq[k] = 2 * s; att_done[tag] = true; writers--; writing = false };
       DIE;
-      /* P7 */
+      /* P7 CODE: publisher_port::end_write (write_seq) */
       atomic { GHOST(s >= write_seq); write_seq = s };
       DIE;
-      /* P8, set() */
+      /* P8 CODE: publisher_port::end_write (publish_seq, set(), unlock if shared) */
       atomic { publish_seq = s; s = 0; k = 0; tag = 0; loan = false };
       DIE;
       if
