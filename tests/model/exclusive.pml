@@ -177,8 +177,8 @@ byte attempts = 0;
  * as a new process at `restart`). */
 #define DIE \
   if \
-  :: deaths < MAXDEATHS -> \
-    atomic { \
+  :: atomic { \
+      deaths < MAXDEATHS -> \
       deaths++; alive[me] = false; \
       if :: holding -> locked = false; owner_dead = true :: else -> skip fi; \
       if :: writing -> writers-- :: else -> skip fi; \
