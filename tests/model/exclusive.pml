@@ -134,7 +134,7 @@
 #define K 3
 #endif
 #ifndef NE
-#define NE 2            /* write attempts of the first (exclusive) publisher */
+#define NE 3            /* write attempts of the first (exclusive) publisher */
 #endif
 #ifndef NX
 #define NX 1            /* write attempts of the second publisher */
