@@ -13,6 +13,8 @@
  * refused publisher waits for the holder to go (exit, die or release) and
  * retries: the "wait" option of acquire, or an application that retries
  * after errc::exclusive_publisher.
+ * Bounds: NE (3) write attempts of the first publisher, NX (1) of the
+ * second, MAXDEATHS (1) kills in all, DEPTH (2: 3 slots), one reader.
  *
  * Checked properties (assertions, invalid end states; exhaustive safety):
  *   (a) never two writers inside a slot write at once (`writers`: the
