@@ -75,7 +75,7 @@ bool publisher_port::lock(std::error_code& ec, bool& recovered) noexcept {
   // right (a publisher under the mutex writes a slot only while nobody
   // holds it), so the publishers' state is whole; otherwise it may have
   // died anywhere in a publish.
-  if (seg_.header().exclusive_token.load(std::memory_order_relaxed) == 0) recover_publisher_state();
+  if (seg_.header().exclusive_token.load(std::memory_order_relaxed) == 0) recover_after_owner_death();
   seg_.header().mutex_recoveries.fetch_add(1, std::memory_order_relaxed);
   seg_.mutex().consistent();
   recovered = true;
@@ -109,7 +109,7 @@ bool publisher_port::clear_dead_holder(std::error_code& ec, bool& recovered) noe
   }
   // It died holding the right, perhaps in the middle of a publish or with
   // a loan open: the same repair as for a dead mutex owner.
-  recover_publisher_state();
+  recover_after_owner_death();
   h.mutex_recoveries.fetch_add(1, std::memory_order_relaxed);
   h.exclusive_token.store(0, std::memory_order_relaxed);
   recovered = true;
@@ -302,7 +302,7 @@ void publisher_port::abandon() noexcept {
 
 // ---- recovery --------------------------------------------------------------
 
-void publisher_port::recover_publisher_state() noexcept {
+void publisher_port::recover_after_owner_death() noexcept {
   // We hold the publish right. The dead holder got somewhere in a publish:
   // a slot for write_seq+1 that is complete is announced (nothing lost);
   // one that is half-written is discarded; write_seq itself is always a

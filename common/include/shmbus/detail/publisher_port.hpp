@@ -99,7 +99,7 @@ class publisher_port {
   // Under the mutex: false (exclusive_publisher) while a live process holds
   // the exclusive right; takes it back from a dead one.
   bool clear_dead_holder(std::error_code& ec, bool& recovered) noexcept;
-  void recover_publisher_state() noexcept;
+  void recover_after_owner_death() noexcept;
   void copy_payload(std::byte* dst, std::span<const std::byte> payload) noexcept;
   void fill_report(recovery_report* report, bool recovered) const noexcept;
 
