@@ -86,7 +86,22 @@ auto code_only(std::error_code& ec, Call&& call) noexcept {
   return result;
 }
 
-// The throwing form of any call, through its error_info form.
+// The throwing form of a publish or read, which runs per message: its
+// error_code form, and the sentence (`describe(err)`) only once it failed.
+template <class Call, class Describe>
+auto or_throw_fast(Call&& call, Describe&& describe) {
+  std::error_code ec;
+  auto result = call(ec);
+  if (ec) [[unlikely]] {
+    error_info err;
+    err.code = ec;
+    describe(err);
+    detail::throw_if(err);
+  }
+  return result;
+}
+
+// The throwing form of any other call, through its error_info form.
 template <class Call>
 auto or_throw(Call&& call) {
   error_info err;
@@ -328,7 +343,8 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload, error_info&
 }
 
 std::uint64_t publisher::publish(std::span<const std::byte> payload) {
-  return or_throw([&](error_info& err) { return publish(payload, err); });
+  return or_throw_fast([&](std::error_code& ec) { return publish(payload, ec); },
+                       [&](error_info& err) { publish_error(err, "publish", payload.size()); });
 }
 
 std::span<std::byte> publisher::loan(std::size_t size, std::error_code& ec) noexcept {
@@ -347,7 +363,8 @@ std::span<std::byte> publisher::loan(std::size_t size, error_info& err) noexcept
 }
 
 std::span<std::byte> publisher::loan(std::size_t size) {
-  return or_throw([&](error_info& err) { return loan(size, err); });
+  return or_throw_fast([&](std::error_code& ec) { return loan(size, ec); },
+                       [&](error_info& err) { publish_error(err, "loan", size); });
 }
 
 std::uint64_t publisher::commit(std::size_t size, std::error_code& ec) noexcept {
@@ -363,7 +380,8 @@ std::uint64_t publisher::commit(std::size_t size, error_info& err) noexcept {
 }
 
 std::uint64_t publisher::commit(std::size_t size) {
-  return or_throw([&](error_info& err) { return commit(size, err); });
+  return or_throw_fast([&](std::error_code& ec) { return commit(size, ec); },
+                       [&](error_info& err) { publish_error(err, "commit", size); });
 }
 
 std::uint64_t publisher::commit(std::error_code& ec) noexcept { return commit(port_ ? port_->loan_size() : 0, ec); }
@@ -444,18 +462,20 @@ std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, st
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer, error_info& err) noexcept {
   err.clear();
   auto got = try_read(buffer, err.code);
-  if (err.code == errc::buffer_too_small)
-    fill(err, [&] {
-      return "topic '" + info_.name + "': a " + std::to_string(buffer.size()) +
-             "-byte buffer cannot hold the next message";
-    });
-  else if (err)
-    fail(err, "read from");
+  if (err) buffer_read_error(err, buffer.size());
   return got;
 }
 
 std::optional<message_info> subscriber::try_read(std::span<std::byte> buffer) {
-  return or_throw([&](error_info& err) { return try_read(buffer, err); });
+  return or_throw_fast([&](std::error_code& ec) { return try_read(buffer, ec); },
+                       [&](error_info& err) { buffer_read_error(err, buffer.size()); });
+}
+
+void subscriber::buffer_read_error(error_info& err, std::size_t buffer_size) const noexcept {
+  if (err.code != errc::buffer_too_small) return fail(err, "read from");
+  fill(err, [&] {
+    return "topic '" + info_.name + "': a " + std::to_string(buffer_size) + "-byte buffer cannot hold the next message";
+  });
 }
 
 bool subscriber::read_exact(std::span<std::byte> scratch, message_info* info, std::error_code& ec) noexcept {
@@ -504,7 +524,8 @@ bool subscriber::try_read(message& m, error_info& err) noexcept {
 }
 
 bool subscriber::try_read(message& m) {
-  return or_throw([&](error_info& err) { return try_read(m, err); });
+  return or_throw_fast([&](std::error_code& ec) { return try_read(m, ec); },
+                       [&](error_info& err) { fail(err, "read from"); });
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how,
@@ -519,7 +540,8 @@ bool subscriber::wait_available(std::optional<duration> timeout, const wait_stra
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, const wait_strategy& how) {
-  return or_throw([&](error_info& err) { return wait_available(timeout, how, err); });
+  return or_throw_fast([&](std::error_code& ec) { return wait_available(timeout, how, ec); },
+                       [&](error_info& err) { fail(err, "wait on"); });
 }
 
 bool subscriber::wait_available(std::optional<duration> timeout, std::error_code& ec) noexcept {
@@ -558,7 +580,8 @@ bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_st
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, const wait_strategy& how) {
-  return or_throw([&](error_info& err) { return wait(m, timeout, how, err); });
+  return or_throw_fast([&](std::error_code& ec) { return wait(m, timeout, how, ec); },
+                       [&](error_info& err) { fail(err, "wait on"); });
 }
 
 bool subscriber::wait(message& m, std::optional<duration> timeout, std::error_code& ec) noexcept {

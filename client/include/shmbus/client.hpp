@@ -422,6 +422,8 @@ class subscriber {
   // The sentences of failed reads: of any read (`action`: "read from",
   // "wait on"), and of a typed read of `type_size` bytes.
   void fail(error_info& err, const char* action) const noexcept;
+  // The sentence of a failed read into a caller's buffer of `buffer_size` bytes.
+  void buffer_read_error(error_info& err, std::size_t buffer_size) const noexcept;
   void read_error(error_info& err, const message_info& info, std::size_t type_size) const noexcept;
   bool read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>),
                       std::error_code& ec);
