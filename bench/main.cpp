@@ -57,7 +57,7 @@ const char* usage =
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
     "  --modes LIST       latency,throughput,fanout,idle,costs,jitter (default: all)\n"
     "  --transports LIST  shmbus,reference,reference+ts+lock,unix-socket,pipe,zeromq,\n"
-    "                     boost-interprocess (default: all built)\n"
+    "                     boost-interprocess,iceoryx (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
     "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
@@ -121,7 +121,7 @@ class planner {
     // "reference+ts+lock" explains the gap between the reference and
     // shmbus; it runs at the two sizes the targets are about.
     for (const auto& t :
-         {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq", "boost-interprocess"})
+         {"shmbus", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq", "boost-interprocess", "iceoryx"})
       if (wanted(o, t)) transports_.emplace_back(t);
   }
 
@@ -187,6 +187,7 @@ class planner {
   [[nodiscard]] std::vector<std::pair<wait_strategy, bool>> throughput_variants(const std::string& t) const {
     const bool shm = t == "shmbus" || t.rfind("reference", 0) == 0;
     std::vector<std::pair<wait_strategy, bool>> variants{{block_, false}};
+    if (t == "iceoryx") variants.push_back({busy_, false});  // shared memory too, but no latest-value topic
     if (shm) variants.push_back({busy_, false});
     if (t == "shmbus") variants.push_back({block_, true});
     if (shm) variants.push_back({busy_, true});
@@ -199,7 +200,8 @@ class planner {
                                                                     {"shmbus", block_},
                                                                     {"reference", busy_},
                                                                     {"unix-socket", block_},
-                                                                    {"boost-interprocess", block_}};
+                                                                    {"boost-interprocess", block_},
+                                                                    {"iceoryx", block_}};
     for (const auto& [t, w] : series) {
       if (!wanted(o_, t)) continue;
       for (const unsigned n : counts)

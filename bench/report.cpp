@@ -115,7 +115,9 @@ int transport_rank(const std::string& t) {
   if (t == "unix-socket") return 3;
   if (t == "pipe") return 4;
   if (t == "zeromq") return 5;
-  return 6;
+  if (t == "boost-interprocess") return 6;
+  if (t == "iceoryx") return 7;
+  return 8;
 }
 
 bool row_order(const row& a, const row& b) {
@@ -363,7 +365,11 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
     const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
-    out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << (shm ? topic : "stream") << " | "
+    const std::string kind = shm ? topic
+                             : r.spec.transport == "iceoryx"
+                                 ? "queue " + std::to_string(std::min<std::uint32_t>(r.spec.depth, 256))
+                                 : "stream";
+    out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << kind << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
         << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % | "
         << (r.spec.transport == "shmbus" ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";

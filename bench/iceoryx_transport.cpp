@@ -1,0 +1,357 @@
+// iceoryx 2.0 publish/subscribe (built only when iceoryx_posh is found):
+// an iox::popo::UntypedPublisher in the publishing process, an
+// UntypedSubscriber per subscriber process, all brokered by a RouDi daemon
+// the bench starts for its first iceoryx run and stops when it exits.
+//
+// Through the harness, iceoryx pays the same copies as every transport: the
+// publisher loans a chunk, copies the message in and publishes it; the
+// subscriber takes the chunk, copies it out and releases it (its zero-copy
+// API saves those two copies only to a program that builds the message in
+// the loaned chunk and reads it in place).
+//
+// Latency, idle and fan-out use a subscriber queue of a few chunks that
+// discards the oldest; lossless throughput uses iceoryx's own back-pressure
+// (a queue of the run's ring depth, at most 256, with BLOCK_PRODUCER and
+// WAIT_FOR_CONSUMER), so the harness's credit is not needed. Blocking waits
+// are a WaitSet on the subscriber's HAS_DATA state; busy-poll is take() in
+// a loop. Conflated throughput (a latest-value topic) is not run: iceoryx
+// has no such topic (a queue of one that discards the oldest comes closest).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness.hpp"
+// GCC 12 warns (-Warray-bounds, -Wstringop-overread) in iceoryx's
+// cxx::string on its truncating branch, one that a string shorter than the
+// capacity never takes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/mepoo/chunk_header.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
+#pragma GCC diagnostic pop
+#include "shmbus/detail/cpu_relax.hpp"
+#include "shmbus/platform/process.hpp"
+
+#ifndef SHMBUS_IOX_ROUDI
+#define SHMBUS_IOX_ROUDI "iox-roudi"
+#endif
+
+namespace shmbus::bench {
+namespace {
+
+constexpr std::int64_t second = 1'000'000'000;
+
+// RouDi's memory pools: chunk sizes (payload + iceoryx's chunk header, with
+// room to spare) and counts. The counts cover the deepest queue the bench
+// asks for (256 chunks) per subscriber plus the publisher's loans, and keep
+// every pool within 64 MiB. Payloads above the largest pool cannot be sent.
+struct mempool {
+  std::size_t payload, count;
+};
+constexpr mempool mempools[] = {
+    {128, 1024}, {1024, 1024}, {4096, 1024}, {16384, 1024}, {65536, 512}, {262144, 192}, {1048576, 64},
+};
+constexpr std::size_t chunk_overhead = 256;
+constexpr std::size_t max_payload = 1048576;
+
+std::string roudi_config() {
+  std::ostringstream o;
+  o << "# written by shmbus-bench for its own RouDi\n[general]\nversion = 1\n\n[[segment]]\n";
+  for (const auto& m : mempools)
+    o << "\n[[segment.mempool]]\nsize = " << m.payload + chunk_overhead << "\ncount = " << m.count << "\n";
+  return o.str();
+}
+
+// The RouDi daemon of this bench process: started with a config of its own
+// (in a temporary file), stopped with SIGTERM and waited for when the bench
+// exits, and killed by the kernel should the bench die first
+// (PR_SET_PDEATHSIG), so no run leaves one behind.
+class roudi_daemon {
+ public:
+  roudi_daemon() {
+    const auto dir = std::filesystem::temp_directory_path();
+    const std::string tag = "shmbus-bench-roudi-" + std::to_string(::getpid());
+    config_ = (dir / (tag + ".toml")).string();
+    log_ = (dir / (tag + ".log")).string();
+    std::ofstream(config_) << roudi_config();
+    try {
+      spawn();
+      await_ready();
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  roudi_daemon(const roudi_daemon&) = delete;
+  roudi_daemon& operator=(const roudi_daemon&) = delete;
+  ~roudi_daemon() { stop(); }
+
+ private:
+  void spawn() {
+    const std::string configured = SHMBUS_IOX_ROUDI;
+    // The configured path if it is still there, else whatever PATH finds.
+    const std::string exe = std::filesystem::exists(configured) ? configured : "iox-roudi";
+    pid_ = ::fork();
+    if (pid_ < 0) fail(std::string("fork for iox-roudi: ") + std::strerror(errno));
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::execlp(exe.c_str(), exe.c_str(), "-c", config_.c_str(), "-l", "warning", static_cast<char*>(nullptr));
+      std::fprintf(stderr, "cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+  }
+
+  // RouDi says so on its output once clients may register.
+  void await_ready() {
+    const std::int64_t deadline = platform::monotonic_ns() + 10 * second;
+    for (;;) {
+      if (log_text().find("RouDi is ready for clients") != std::string::npos) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        fail("iox-roudi exited at start (is another RouDi running? is iox-roudi installed?): " + log_tail());
+      }
+      if (platform::monotonic_ns() > deadline) fail("iox-roudi not ready after 10 s: " + log_tail());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  // SIGTERM, then wait: RouDi removes its shared memory and socket on the
+  // way out. A RouDi that does not go in 10 s is killed, and what it left
+  // (its files are its own: it held the lock on them) is removed.
+  void stop() noexcept {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      if (!reaped_within(10 * second)) {
+        ::kill(pid_, SIGKILL);
+        reaped_within(5 * second);
+        remove_leftovers();
+      }
+      pid_ = -1;
+    }
+    std::error_code ignored;
+    std::filesystem::remove(config_, ignored);
+    std::filesystem::remove(log_, ignored);
+  }
+
+  bool reaped_within(std::int64_t ns) noexcept {
+    const std::int64_t deadline = platform::monotonic_ns() + ns;
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno == ECHILD)) return true;
+      if (platform::monotonic_ns() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
+  static void remove_leftovers() noexcept {
+    std::error_code ignored;
+    const char* user = std::getenv("USER");
+    for (const std::string f : {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock"})
+      std::filesystem::remove(f, ignored);
+    if (user != nullptr && *user != '\0') std::filesystem::remove(std::string("/dev/shm/") + user, ignored);
+  }
+
+  [[nodiscard]] std::string log_text() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  [[nodiscard]] std::string log_tail() const {
+    std::string t = log_text();
+    if (t.size() > 600) t = "..." + t.substr(t.size() - 600);
+    for (auto& c : t)
+      if (c == '\n') c = ' ';
+    return t.empty() ? "(no output)" : t;
+  }
+
+  std::string config_, log_;
+  pid_t pid_ = -1;
+};
+
+// The parent's RouDi, started by the first iceoryx run. It must be
+// constructed before this process's iceoryx runtime (a static inside
+// iceoryx), so that it is destroyed after it: the runtime then unregisters
+// before RouDi stops, and RouDi has nobody to send SIGTERM to.
+void ensure_roudi() {
+  static roudi_daemon daemon;
+}
+
+// Each process registers with RouDi once, under a name of its own.
+void ensure_runtime() {
+  static const bool done = [] {
+    // Warnings and errors only: the runtime's progress lines would land in
+    // the report.
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
+    const std::string name = "shmbus-bench-" + std::to_string(::getpid());
+    iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
+    return true;
+  }();
+  (void)done;
+}
+
+iox::capro::IdString_t id(const std::string& s) { return {iox::cxx::TruncateToCapacity, s.c_str()}; }
+
+iox::capro::ServiceDescription service_of(const run_spec& spec) {
+  return {id("shmbus-bench"), id(spec.name), id("data")};
+}
+
+bool lossless(const run_spec& spec) { return spec.kind == run_kind::throughput && !spec.conflate; }
+
+class iox_sender final : public sender {
+ public:
+  explicit iox_sender(const run_spec& spec) : pub_(service_of(spec), options(spec)) {}
+  void send(std::span<const std::byte> msg) override {
+    if (msg.size() > max_payload)
+      fail("iceoryx: " + std::to_string(msg.size()) + " B is above the bench's largest RouDi pool (" +
+           std::to_string(max_payload) + " B)");
+    auto loaned = pub_.loan(static_cast<std::uint32_t>(msg.size()));
+    if (loaned.has_error())
+      fail("iceoryx loan of " + std::to_string(msg.size()) +
+           " B failed (error " + std::to_string(static_cast<int>(loaned.get_error())) + ")");
+    void* chunk = loaned.value();
+    std::memcpy(chunk, msg.data(), msg.size());
+    pub_.publish(chunk);
+  }
+
+ private:
+  static iox::popo::PublisherOptions options(const run_spec& spec) {
+    iox::popo::PublisherOptions o;
+    o.historyCapacity = 0;
+    if (lossless(spec)) o.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+    return o;
+  }
+  iox::popo::UntypedPublisher pub_;
+};
+
+class iox_receiver final : public receiver {
+ public:
+  iox_receiver(const run_spec& spec, const wait_strategy& how) : sub_(service_of(spec), options(spec)), how_(how) {
+    if (how_.mode != wait_mode::busy_poll) {
+      waitset_ = std::make_unique<iox::popo::WaitSet<>>();
+      if (waitset_->attachState(sub_, iox::popo::SubscriberState::HAS_DATA).has_error())
+        fail("iceoryx: cannot attach the subscriber to a WaitSet");
+    }
+  }
+  ~iox_receiver() override {
+    if (waitset_) waitset_->detachState(sub_, iox::popo::SubscriberState::HAS_DATA);
+  }
+  iox_receiver(const iox_receiver&) = delete;
+  iox_receiver& operator=(const iox_receiver&) = delete;
+
+  std::optional<delivery> receive(std::span<std::byte> dst, std::optional<nanoseconds> timeout) override {
+    const std::int64_t start = platform::monotonic_ns();
+    const std::int64_t until = timeout ? start + timeout->count() : INT64_MAX;
+    const std::int64_t spin_end = how_.mode == wait_mode::busy_poll         ? INT64_MAX
+                                  : how_.mode == wait_mode::spin_then_block ? start + how_.spin.count()
+                                                                            : start;
+    for (unsigned polls = 0;; ++polls) {
+      if (auto got = take(dst)) return got;
+      const bool check = polls % 32 == 31 || how_.mode == wait_mode::block;
+      const std::int64_t now = check ? platform::monotonic_ns() : 0;
+      if (check && now >= until) return std::nullopt;
+      if (check && now >= spin_end) {
+        block(until - now, timeout.has_value());
+      } else {
+        detail::cpu_relax();
+      }
+    }
+  }
+
+ private:
+  static iox::popo::SubscriberOptions options(const run_spec& spec) {
+    iox::popo::SubscriberOptions o;
+    o.historyRequest = 0;
+    if (lossless(spec)) {
+      o.queueCapacity = std::min<std::uint64_t>(spec.depth, iox::MAX_SUBSCRIBER_QUEUE_CAPACITY);
+      o.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+    } else {
+      o.queueCapacity = 16;  // one message at a time; a few probes may queue up
+    }
+    return o;
+  }
+
+  // One chunk, copied out and released; nullopt when the queue is empty.
+  std::optional<delivery> take(std::span<std::byte> dst) {
+    auto taken = sub_.take();
+    if (taken.has_error()) {
+      if (taken.get_error() == iox::popo::ChunkReceiveResult::NO_CHUNK_AVAILABLE) return std::nullopt;
+      fail("iceoryx take failed (error " + std::to_string(static_cast<int>(taken.get_error())) + ")");
+    }
+    const void* chunk = taken.value();
+    const std::size_t n = iox::mepoo::ChunkHeader::fromUserPayload(chunk)->userPayloadSize();
+    if (n > dst.size()) fail("iceoryx message larger than the buffer");
+    std::memcpy(dst.data(), chunk, n);
+    sub_.release(chunk);
+    return delivery{n};
+  }
+
+  // Sleeps in the WaitSet until the subscriber has data (or the timeout).
+  void block(std::int64_t left_ns, bool timed) {
+    if (!timed) {
+      (void)waitset_->wait();
+    } else if (left_ns > 0) {
+      (void)waitset_->timedWait(iox::units::Duration::fromNanoseconds(static_cast<unsigned long long>(left_ns)));
+    }
+  }
+
+  iox::popo::UntypedSubscriber sub_;
+  wait_strategy how_;
+  std::unique_ptr<iox::popo::WaitSet<>> waitset_;
+};
+
+class iox_session final : public session {
+ public:
+  // The publisher is made once the subscribers exist; iceoryx connects
+  // them asynchronously (through RouDi), which the harness's probes cover.
+  explicit iox_session(const run_spec& spec, bool start_roudi) : spec_(spec) {
+    if (start_roudi) ensure_roudi();
+    ensure_runtime();
+  }
+  std::unique_ptr<sender> open_sender() override { return std::make_unique<iox_sender>(spec_); }
+
+ private:
+  run_spec spec_;
+};
+
+class iox_transport final : public transport {
+ public:
+  [[nodiscard]] std::string name() const override { return "iceoryx"; }
+  [[nodiscard]] bool supports(const run_spec& spec) const override {
+    return !spec.conflate && std::max(spec.size, min_payload) <= max_payload;
+  }
+  std::unique_ptr<session> prepare(const run_spec& spec) override {
+    return std::make_unique<iox_session>(spec, true);
+  }
+  std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned, const std::string&) override {
+    ensure_runtime();
+    return std::make_unique<iox_receiver>(spec, spec.wait);
+  }
+};
+
+const transport_registrar reg(std::make_unique<iox_transport>());
+
+}  // namespace
+}  // namespace shmbus::bench
