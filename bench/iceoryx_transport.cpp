@@ -195,16 +195,15 @@ class roudi_daemon {
 // constructed before this process's iceoryx runtime (a static inside
 // iceoryx), so that it is destroyed after it: the runtime then unregisters
 // before RouDi stops, and RouDi has nobody to send SIGTERM to.
-void ensure_roudi() {
-  static roudi_daemon daemon;
-}
+void ensure_roudi() { static roudi_daemon daemon; }
 
 // Each process registers with RouDi once, under a name of its own.
 void ensure_runtime() {
   static const bool done = [] {
     // Warnings and errors only: the runtime's progress lines would land in
     // the report.
-    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+                                                             iox::log::LogLevelOutput::kHideLogLevel);
     const std::string name = "shmbus-bench-" + std::to_string(::getpid());
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
     return true;
@@ -229,8 +228,8 @@ class iox_sender final : public sender {
            std::to_string(max_payload) + " B)");
     auto loaned = pub_.loan(static_cast<std::uint32_t>(msg.size()));
     if (loaned.has_error())
-      fail("iceoryx loan of " + std::to_string(msg.size()) +
-           " B failed (error " + std::to_string(static_cast<int>(loaned.get_error())) + ")");
+      fail("iceoryx loan of " + std::to_string(msg.size()) + " B failed (error " +
+           std::to_string(static_cast<int>(loaned.get_error())) + ")");
     void* chunk = loaned.value();
     std::memcpy(chunk, msg.data(), msg.size());
     pub_.publish(chunk);
@@ -342,8 +341,15 @@ class iox_transport final : public transport {
   [[nodiscard]] bool supports(const run_spec& spec) const override {
     return !spec.conflate && std::max(spec.size, min_payload) <= max_payload;
   }
-  std::unique_ptr<session> prepare(const run_spec& spec) override {
-    return std::make_unique<iox_session>(spec, true);
+  std::unique_ptr<session> prepare(const run_spec& spec) override { return std::make_unique<iox_session>(spec, true); }
+  // Ping-pong's answer channel, in the subscriber process: the parent's
+  // RouDi serves it too.
+  std::unique_ptr<session> prepare_reply(const run_spec& reply) override {
+    return std::make_unique<iox_session>(reply, false);
+  }
+  [[nodiscard]] std::string unsupported_reason(const run_spec& spec) const override {
+    if (spec.conflate) return "iceoryx has no latest-value topic";
+    return "payloads above " + std::to_string(max_payload) + " B: the bench's RouDi pools stop there";
   }
   std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned, const std::string&) override {
     ensure_runtime();
