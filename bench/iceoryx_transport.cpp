@@ -17,6 +17,8 @@
 // a loop. Conflated throughput (a latest-value topic) is not run: iceoryx
 // has no such topic (a queue of one that discards the oldest comes closest).
 #include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -46,6 +48,7 @@
 #pragma GCC diagnostic pop
 #include "shmbus/detail/cpu_relax.hpp"
 #include "shmbus/platform/process.hpp"
+#include "support/child_process.hpp"
 
 #ifndef SHMBUS_IOX_ROUDI
 #define SHMBUS_IOX_ROUDI "iox-roudi"
@@ -77,81 +80,141 @@ std::string roudi_config() {
   return o.str();
 }
 
-// The RouDi daemon of this bench process: started with a config of its own
-// (in a temporary file), stopped with SIGTERM and waited for when the bench
-// exits, and killed by the kernel should the bench die first
-// (PR_SET_PDEATHSIG), so no run leaves one behind.
-class roudi_daemon {
- public:
-  roudi_daemon() {
-    const auto dir = std::filesystem::temp_directory_path();
-    const std::string tag = "shmbus-bench-roudi-" + std::to_string(::getpid());
-    config_ = (dir / (tag + ".toml")).string();
-    log_ = (dir / (tag + ".log")).string();
-    std::ofstream(config_) << roudi_config();
-    try {
-      spawn();
-      await_ready();
-    } catch (...) {
-      stop();
-      throw;
+// ---- RouDi ---------------------------------------------------------------
+//
+// The bench's RouDi runs under a guard process (this binary again, as child
+// role "roudi-guard"), which starts iox-roudi, stops it with SIGTERM when
+// its stdin closes (the bench stopping it, or the bench dying: the kernel
+// closes the pipe either way), and then removes whatever RouDi left behind
+// (iceoryx 2.0's RouDi aborts on SIGTERM when a registered process died
+// unannounced, leaving its shared memory and sockets). So no bench run,
+// failed or killed, leaves a RouDi or its files.
+
+// iceoryx 2.0's fixed names: RouDi's two shared memory segments (the second
+// is named after the user) and sockets; each runtime's socket is named
+// after the runtime (this bench names them shmbus-bench-PID).
+std::vector<std::string> roudi_files() {
+  std::vector<std::string> f{"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock"};
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr) f.push_back(std::string("/dev/shm/") + pw->pw_name);
+  return f;
+}
+
+// Gone, or a zombie (a subscriber killed with the bench, not yet reaped).
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  stat >> pid_field >> comm >> state;
+  return state == "Z" || state == "X";
+}
+
+// The runtime sockets of bench processes that are gone.
+void remove_dead_runtime_sockets() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
+    const std::string n = e.path().filename().string();
+    const std::string prefix = "shmbus-bench-";
+    if (n.rfind(prefix, 0) != 0) continue;
+    const std::string rest = n.substr(prefix.size());
+    const std::string digits = rest.substr(0, rest.find('.'));
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (rest != digits && rest != digits + ".lock") continue;
+    if (process_gone(static_cast<pid_t>(std::stol(digits)))) std::filesystem::remove(e.path(), ec);
+  }
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The end of RouDi's log on one line, without its colour codes.
+std::string tail_of(const std::string& log) {
+  std::string t;
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    if (log[i] == '\x1b') {
+      while (i < log.size() && log[i] != 'm') ++i;
+    } else {
+      t += log[i] == '\n' ? ' ' : log[i];
     }
   }
-  roudi_daemon(const roudi_daemon&) = delete;
-  roudi_daemon& operator=(const roudi_daemon&) = delete;
-  ~roudi_daemon() { stop(); }
+  if (t.size() > 600) t = "..." + t.substr(t.size() - 600);
+  return t.empty() ? "(no output)" : t;
+}
 
- private:
-  void spawn() {
+// The guard's RouDi: the process, and whether it ever became ready (only
+// then are the fixed-name files RouDi's, to remove when it is gone).
+class roudi_process {
+ public:
+  roudi_process(const std::string& config, std::string log) : log_(std::move(log)) {
     const std::string configured = SHMBUS_IOX_ROUDI;
     // The configured path if it is still there, else whatever PATH finds.
     const std::string exe = std::filesystem::exists(configured) ? configured : "iox-roudi";
     pid_ = ::fork();
     if (pid_ < 0) fail(std::string("fork for iox-roudi: ") + std::strerror(errno));
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execlp(exe.c_str(), exe.c_str(), "-c", config_.c_str(), "-l", "warning", static_cast<char*>(nullptr));
-      std::fprintf(stderr, "cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
-      ::_exit(127);
-    }
+    if (pid_ == 0) exec(exe, config);
   }
+  roudi_process(const roudi_process&) = delete;
+  roudi_process& operator=(const roudi_process&) = delete;
+  ~roudi_process() { stop(); }
 
   // RouDi says so on its output once clients may register.
   void await_ready() {
     const std::int64_t deadline = platform::monotonic_ns() + 10 * second;
-    for (;;) {
-      if (log_text().find("RouDi is ready for clients") != std::string::npos) return;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        fail("iox-roudi exited at start (is another RouDi running? is iox-roudi installed?): " + log_tail());
-      }
-      if (platform::monotonic_ns() > deadline) fail("iox-roudi not ready after 10 s: " + log_tail());
+    while (file_text(log_).find("RouDi is ready for clients") == std::string::npos) {
+      if (exited())
+        fail("iox-roudi exited at start (is another RouDi running? is iox-roudi installed?): " +
+             tail_of(file_text(log_)));
+      if (platform::monotonic_ns() > deadline) fail("iox-roudi not ready after 10 s: " + tail_of(file_text(log_)));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    ready_ = true;
   }
 
-  // SIGTERM, then wait: RouDi removes its shared memory and socket on the
-  // way out. A RouDi that does not go in 10 s is killed, and what it left
-  // (its files are its own: it held the lock on them) is removed.
+  bool exited() {
+    int status = 0;
+    if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+    return pid_ <= 0;
+  }
+
+  // SIGTERM, up to 10 s for RouDi to clean up and exit, else SIGKILL; then
+  // whatever it left.
   void stop() noexcept {
     if (pid_ > 0) {
       ::kill(pid_, SIGTERM);
       if (!reaped_within(10 * second)) {
         ::kill(pid_, SIGKILL);
         reaped_within(5 * second);
-        remove_leftovers();
       }
       pid_ = -1;
     }
-    std::error_code ignored;
-    std::filesystem::remove(config_, ignored);
-    std::filesystem::remove(log_, ignored);
+    if (ready_) {
+      std::error_code ignored;
+      for (const auto& f : roudi_files()) std::filesystem::remove(f, ignored);
+      // Subscribers killed with the bench may still be on their way out.
+      remove_dead_runtime_sockets();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      remove_dead_runtime_sockets();
+      ready_ = false;
+    }
+  }
+
+ private:
+  // In the forked child: RouDi's output to the log, the default signal
+  // dispositions back (the guard ignores some), and gone with the guard.
+  [[noreturn]] void exec(const std::string& exe, const std::string& config) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execlp(exe.c_str(), exe.c_str(), "-c", config.c_str(), "-l", "warning", static_cast<char*>(nullptr));
+    std::fprintf(stderr, "cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+    ::_exit(127);
   }
 
   bool reaped_within(std::int64_t ns) noexcept {
@@ -165,30 +228,83 @@ class roudi_daemon {
     }
   }
 
-  static void remove_leftovers() noexcept {
-    std::error_code ignored;
-    const char* user = std::getenv("USER");
-    for (const std::string f : {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock"})
-      std::filesystem::remove(f, ignored);
-    if (user != nullptr && *user != '\0') std::filesystem::remove(std::string("/dev/shm/") + user, ignored);
-  }
-
-  [[nodiscard]] std::string log_text() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  [[nodiscard]] std::string log_tail() const {
-    std::string t = log_text();
-    if (t.size() > 600) t = "..." + t.substr(t.size() - 600);
-    for (auto& c : t)
-      if (c == '\n') c = ' ';
-    return t.empty() ? "(no output)" : t;
-  }
-
-  std::string config_, log_;
+  std::string log_;
   pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+// True once stdin has closed (or errs); waits at most `ms`.
+bool stdin_closed(int ms) {
+  pollfd p{0, POLLIN, 0};
+  if (::poll(&p, 1, ms) <= 0) return false;
+  char b[64];
+  return ::read(0, b, sizeof b) <= 0;
+}
+
+// `shmbus-bench --child roudi-guard CONFIG LOG`: "ready" or "error WHY" on
+// stdout, then RouDi runs until stdin closes.
+int roudi_guard_main(const std::vector<std::string>& args) {
+  if (args.size() < 2) fail("roudi-guard: CONFIG LOG expected");
+  // Ctrl-C reaches the whole process group: the guard outlives the bench
+  // by design, and stops once the bench is gone.
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_IGN);
+  const std::string &config = args[0], &log = args[1];
+  int rc = 0;
+  try {
+    roudi_process roudi(config, log);
+    roudi.await_ready();
+    test::signal_parent("ready");
+    while (!stdin_closed(100)) {
+      if (roudi.exited()) {
+        rc = 1;  // died under the bench: its files go all the same
+        break;
+      }
+    }
+  } catch (const std::exception& e) {
+    test::signal_parent(std::string("error ") + e.what());
+    rc = 1;
+  }
+  std::error_code ignored;
+  std::filesystem::remove(config, ignored);
+  std::filesystem::remove(log, ignored);
+  return rc;
+}
+
+const test::child_registrar guard_role("roudi-guard", roudi_guard_main);
+
+// The bench's side: writes the config, starts the guard and waits for its
+// "ready"; closing the guard's stdin stops RouDi.
+class roudi_daemon {
+ public:
+  roudi_daemon() {
+    const auto dir = std::filesystem::temp_directory_path();
+    const std::string tag = "shmbus-bench-roudi-" + std::to_string(::getpid());
+    const std::string config = (dir / (tag + ".toml")).string(), log = (dir / (tag + ".log")).string();
+    std::ofstream(config) << roudi_config();
+    guard_.emplace(test::child_process::self("roudi-guard", {config, log}));
+    try {
+      const std::string line = guard_->expect_line("", std::chrono::seconds(20));
+      if (line != "ready") fail(line.rfind("error ", 0) == 0 ? line.substr(6) : "roudi-guard: " + line);
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  roudi_daemon(const roudi_daemon&) = delete;
+  roudi_daemon& operator=(const roudi_daemon&) = delete;
+  ~roudi_daemon() { stop(); }
+
+ private:
+  void stop() noexcept {
+    if (!guard_) return;
+    try {
+      guard_->close_stdin();
+      guard_->wait(std::chrono::seconds(30));
+    } catch (...) {  // the child_process destructor kills it
+    }
+    guard_.reset();
+  }
+  std::optional<test::child_process> guard_;
 };
 
 // The parent's RouDi, started by the first iceoryx run. It must be

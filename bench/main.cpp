@@ -502,11 +502,13 @@ int main(int argc, char** argv) {
   shmbus::bench::sys::prepare_process();
   try {
     if (argc >= 3 && std::string(argv[1]) == "--child") {
-      if (std::string(argv[2]) != "bench-subscriber") {
-        std::fprintf(stderr, "unknown child role '%s'\n", argv[2]);
-        return 100;
-      }
-      return subscriber_main(std::vector<std::string>(argv + 3, argv + argc));
+      const std::vector<std::string> args(argv + 3, argv + argc);
+      if (std::string(argv[2]) == "bench-subscriber") return subscriber_main(args);
+      // A transport's own helper processes (iceoryx's RouDi guard).
+      const auto& roles = shmbus::test::child_roles();
+      if (const auto it = roles.find(argv[2]); it != roles.end()) return it->second(args);
+      std::fprintf(stderr, "unknown child role '%s'\n", argv[2]);
+      return 100;
     }
     return bench_main(argc, argv);
   } catch (const std::exception& e) {
