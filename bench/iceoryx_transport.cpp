@@ -1,7 +1,8 @@
 // iceoryx 2.0 publish/subscribe (built only when iceoryx_posh is found):
 // an iox::popo::UntypedPublisher in the publishing process, an
 // UntypedSubscriber per subscriber process, all brokered by a RouDi daemon
-// the bench starts for its first iceoryx run and stops when it exits.
+// the bench starts for its first iceoryx run and stops when it exits (under
+// a guard process, see "RouDi" below).
 //
 // Through the harness, iceoryx pays the same copies as every transport: the
 // publisher loans a chunk, copies the message in and publishes it; the
@@ -62,7 +63,8 @@ constexpr std::int64_t second = 1'000'000'000;
 // RouDi's memory pools: chunk sizes (payload + iceoryx's chunk header, with
 // room to spare) and counts. The counts cover the deepest queue the bench
 // asks for (256 chunks) per subscriber plus the publisher's loans, and keep
-// every pool within 64 MiB. Payloads above the largest pool cannot be sent.
+// every pool to about 64 MiB at most. Payloads above the largest pool cannot
+// be sent (supports() says so).
 struct mempool {
   std::size_t payload, count;
 };
