@@ -32,6 +32,7 @@ enum class run_kind {
   latency,     ///< one message at a time, each once every subscriber took the previous
   throughput,  ///< as fast as possible for a while
   idle,        ///< nothing published: what waiting costs the subscriber's CPU
+  pingpong,    ///< one message at a time, answered by the subscriber on a second channel: round trip / 2
 };
 
 /// One measurement: a transport, a kind, a wait strategy, a size.
@@ -48,6 +49,10 @@ struct run_spec {
                                  ///< latency: a budget after which the run stops early
   std::int64_t gap_ns = 0;       ///< latency: pause before each publish, so a blocking subscriber sleeps
   std::string name;              ///< unique prefix for this run's OS objects
+  bool touch = false;            ///< ping-pong: both ends write and read every payload byte
+
+  /// Ping-pong: the same run's answer channel (subscriber to publisher).
+  [[nodiscard]] run_spec reply() const;
 
   /// As child-process arguments, and back.
   [[nodiscard]] std::vector<std::string> encode() const;
@@ -78,9 +83,10 @@ inline constexpr unsigned max_subscribers = 16;
 /// line per subscriber, so they never share one.
 struct control_block {
   struct alignas(64) subscriber_state {
-    std::atomic<std::uint64_t> ready;      ///< set once the first message came through
-    std::atomic<std::uint64_t> consumed;   ///< sequence of the last message taken
-    std::atomic<std::uint64_t> idle_done;  ///< idle runs: finished waiting
+    std::atomic<std::uint64_t> ready;       ///< set once the first message came through
+    std::atomic<std::uint64_t> consumed;    ///< sequence of the last message taken
+    std::atomic<std::uint64_t> idle_done;   ///< idle runs: finished waiting
+    std::atomic<std::uint64_t> reply_open;  ///< ping-pong: the publisher opened its end of the answer channel
   };
   subscriber_state subs[max_subscribers];
 };
@@ -134,6 +140,12 @@ class transport {
   virtual std::unique_ptr<session> prepare(const run_spec& spec) = 0;
   /// Child: opens subscriber `index`'s end.
   virtual std::unique_ptr<receiver> open_receiver(const run_spec& spec, unsigned index, const std::string& arg) = 0;
+  /// Ping-pong, in the subscriber process: sets up the answer channel, whose
+  /// receiver the publisher then opens with open_receiver (roles reversed).
+  /// As prepare unless the transport has process-wide set-up to skip there.
+  virtual std::unique_ptr<session> prepare_reply(const run_spec& reply) { return prepare(reply); }
+  /// Why supports(spec) is false, for the report's "n/a" lines.
+  [[nodiscard]] virtual std::string unsupported_reason(const run_spec&) const { return "not supported"; }
 };
 
 /// A transport with one session type that never conflates (a byte stream

@@ -36,7 +36,7 @@ constexpr std::int64_t ms = 1'000'000;
 struct options {
   bool quick = false;
   unsigned runs = 3;
-  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "costs", "jitter"};
+  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "pingpong", "costs", "jitter"};
   std::set<std::string> only_transports;  // empty: all
   std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
   std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
@@ -55,10 +55,9 @@ const char* usage =
     "usage: shmbus-bench [options]\n"
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
-    "  --modes LIST       latency,throughput,fanout,idle,costs,jitter (default: all)\n"
+    "  --modes LIST       latency,throughput,fanout,idle,pingpong,costs,jitter (default: all)\n"
     "  --transports LIST  shmbus,shmbus-exclusive,shmbus-loan,reference,reference+ts+lock,\n"
-    "                     unix-socket,pipe,zeromq,\n"
-    "                     boost-interprocess (default: all built)\n"
+    "                     unix-socket,pipe,zeromq,boost-interprocess,iceoryx (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
     "  --sizes LIST       payload bytes, K/M suffixes (default 64,512,4K,64K,1M)\n"
     "  --messages N       latency samples per run (default by size: 5000 .. 300)\n"
@@ -122,7 +121,7 @@ class planner {
     // "reference+ts+lock" explains the gap between the reference and
     // shmbus; it runs at the two sizes the targets are about.
     for (const auto& t : {"shmbus", "shmbus-exclusive", "shmbus-loan", "reference", "reference+ts+lock", "unix-socket",
-                          "pipe", "zeromq", "boost-interprocess"})
+                          "pipe", "zeromq", "boost-interprocess", "iceoryx"})
       if (wanted(o, t)) transports_.emplace_back(t);
   }
 
@@ -131,8 +130,12 @@ class planner {
     if (o_.modes.count("throughput")) plan_throughput();
     if (o_.modes.count("fanout")) plan_fanout();
     if (o_.modes.count("idle")) plan_idle();
+    if (o_.modes.count("pingpong")) plan_pingpong();
     return std::move(specs_);
   }
+
+  /// Runs a transport could not do, with why (the report's "n/a" lines).
+  [[nodiscard]] const std::vector<std::string>& not_run() const noexcept { return not_run_; }
 
  private:
   static run_spec spec(const std::string& transport, run_kind kind, const wait_strategy& wait, std::size_t size) {
@@ -188,6 +191,7 @@ class planner {
   [[nodiscard]] std::vector<std::pair<wait_strategy, bool>> throughput_variants(const std::string& t) const {
     const bool shm = t.rfind("shmbus", 0) == 0 || t.rfind("reference", 0) == 0;
     std::vector<std::pair<wait_strategy, bool>> variants{{block_, false}};
+    if (t == "iceoryx") variants.push_back({busy_, false});  // shared memory too, but no latest-value topic
     if (shm) variants.push_back({busy_, false});
     if (t == "shmbus") variants.push_back({block_, true});
     if (shm) variants.push_back({busy_, true});
@@ -200,7 +204,8 @@ class planner {
                                                                     {"shmbus", block_},
                                                                     {"reference", busy_},
                                                                     {"unix-socket", block_},
-                                                                    {"boost-interprocess", block_}};
+                                                                    {"boost-interprocess", block_},
+                                                                    {"iceoryx", block_}};
     for (const auto& [t, w] : series) {
       if (!wanted(o_, t)) continue;
       for (const unsigned n : counts)
@@ -230,6 +235,37 @@ class planner {
     return dup;
   }
 
+  // Round trips, the payload touched by both ends or not, blocking and
+  // busy-polling; reference+ts+lock is a latency variant and is not run.
+  void plan_pingpong() {
+    for (const std::size_t size : o_.sizes)
+      for (const auto& t : transports_) {
+        if (t == "reference+ts+lock") continue;
+        for (const auto& w : {block_, busy_})
+          for (const bool touch : {false, true}) {
+            run_spec s = spec(t, run_kind::pingpong, w, size);
+            s.touch = touch;
+            s.messages = latency_messages(o_, size);
+            s.duration_ns = budget_;
+            s.gap_ns = o_.gap_us * 1000;
+            add_or_note(s);
+          }
+      }
+  }
+
+  // As add, noting a run the transport cannot do.
+  void add_or_note(run_spec s) {
+    if (o_.waits.count(s.wait.mode) == 0) return;
+    const auto* t = find_transport(s.transport);
+    if (t == nullptr) return;
+    if (t->supports(s)) {
+      specs_.push_back(std::move(s));
+    } else {
+      not_run_.push_back(s.transport + " " + kind_name(s.kind) + " " + wait_name(s.wait) + " " +
+                         std::to_string(s.size) + " B" + (s.touch ? " touched" : "") + ": " + t->unsupported_reason(s));
+    }
+  }
+
   void plan_idle() {
     for (const auto& t : transports_)
       for (const auto& w : waits_for(t)) {
@@ -244,9 +280,8 @@ class planner {
   const std::int64_t budget_;
   std::vector<std::string> transports_;
   std::vector<run_spec> specs_;
+  std::vector<std::string> not_run_;
 };
-
-std::vector<run_spec> plan(const options& o) { return planner(o).plan(); }
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -258,7 +293,8 @@ std::string utc_now() {
 std::set<std::string> parse_modes(const std::string& list) {
   std::set<std::string> modes;
   for (const auto& m : split(list)) {
-    if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "costs" && m != "jitter")
+    if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "pingpong" && m != "costs" &&
+        m != "jitter")
       throw std::invalid_argument("unknown mode " + m);
     modes.insert(m);
   }
@@ -385,7 +421,7 @@ void run_rounds(const options& o, const std::vector<run_spec>& specs, const std:
       if (o.verbose)
         std::cerr << "[" << round + 1 << "/" << o.runs << "] " << s.transport << " " << kind_name(s.kind) << " "
                   << wait_name(s.wait) << " " << s.size << " B x" << s.subscribers << (s.conflate ? " latest" : "")
-                  << "\n";
+                  << (s.kind == run_kind::pingpong ? (s.touch ? " touched" : " untouched") : "") << "\n";
       m.results.push_back(run_once(s, ropt));
       if (!m.results.back().error.empty()) {
         ++m.failures;
@@ -439,7 +475,10 @@ int bench_main(int argc, char** argv) {
 
   meta.started = utc_now();
   meta.load_before = shmbus::bench::sys::load_average();
-  const auto specs = plan(o);
+  planner p(o);
+  const auto& not_run = p.not_run();
+  const auto specs = std::move(p).plan();
+  meta.not_run = not_run;
   const std::string prefix = "shmbench-" + std::to_string(shmbus::platform::current_process().pid);
   measurements m;
   const auto t0 = std::chrono::steady_clock::now();
@@ -463,11 +502,13 @@ int main(int argc, char** argv) {
   shmbus::bench::sys::prepare_process();
   try {
     if (argc >= 3 && std::string(argv[1]) == "--child") {
-      if (std::string(argv[2]) != "bench-subscriber") {
-        std::fprintf(stderr, "unknown child role '%s'\n", argv[2]);
-        return 100;
-      }
-      return subscriber_main(std::vector<std::string>(argv + 3, argv + argc));
+      const std::vector<std::string> args(argv + 3, argv + argc);
+      if (std::string(argv[2]) == "bench-subscriber") return subscriber_main(args);
+      // A transport's own helper processes (iceoryx's RouDi guard).
+      const auto& roles = shmbus::test::child_roles();
+      if (const auto it = roles.find(argv[2]); it != roles.end()) return it->second(args);
+      std::fprintf(stderr, "unknown child role '%s'\n", argv[2]);
+      return 100;
     }
     return bench_main(argc, argv);
   } catch (const std::exception& e) {

@@ -245,6 +245,9 @@ class ref_transport final : public transport {
   [[nodiscard]] bool supports(const run_spec& spec) const override {
     return spec.wait.mode == wait_mode::busy_poll || sys::has_futex();
   }
+  [[nodiscard]] std::string unsupported_reason(const run_spec&) const override {
+    return "no cross-process futex on this platform: the reference busy-polls only";
+  }
   std::unique_ptr<session> prepare(const run_spec& spec) override {
     return std::make_unique<ref_session>(spec, locked_);
   }

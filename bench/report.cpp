@@ -18,7 +18,7 @@ namespace {
 std::string key_of(const run_spec& s) {
   std::ostringstream k;
   k << s.transport << '|' << kind_name(s.kind) << '|' << wait_name(s.wait) << '|' << s.size << '|' << s.subscribers
-    << '|' << s.conflate;
+    << '|' << s.conflate << '|' << s.touch;
   return k.str();
 }
 
@@ -109,8 +109,9 @@ std::string size_label(std::size_t n) {
 // Transports in a fixed order: shmbus first, then the reference, then the
 // baselines as registered.
 int transport_rank(const std::string& t) {
-  static const char* const order[] = {
-      "shmbus", "shmbus-exclusive", "shmbus-loan", "reference", "reference+ts+lock", "unix-socket", "pipe", "zeromq"};
+  static const char* const order[] = {"shmbus",      "shmbus-exclusive", "shmbus-loan", "reference",
+                                      "reference+ts+lock", "unix-socket", "pipe", "zeromq",
+                                      "boost-interprocess", "iceoryx"};
   for (int i = 0; i < static_cast<int>(std::size(order)); ++i)
     if (t == order[i]) return i;
   return static_cast<int>(std::size(order));
@@ -118,9 +119,9 @@ int transport_rank(const std::string& t) {
 
 bool row_order(const row& a, const row& b) {
   const auto ka = std::make_tuple(a.spec.size, a.spec.subscribers, transport_rank(a.spec.transport), a.spec.conflate,
-                                  static_cast<int>(a.spec.wait.mode));
+                                  static_cast<int>(a.spec.wait.mode), a.spec.touch);
   const auto kb = std::make_tuple(b.spec.size, b.spec.subscribers, transport_rank(b.spec.transport), b.spec.conflate,
-                                  static_cast<int>(b.spec.wait.mode));
+                                  static_cast<int>(b.spec.wait.mode), b.spec.touch);
   return ka < kb;
 }
 
@@ -269,7 +270,9 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
     double worst = -1;
     std::string where;
     for (const auto& r : rows) {
-      if (r.runs == 0 || r.spec.transport != "shmbus" || r.spec.wait.mode != busy) continue;
+      // Ping-pong runs do not count the wakes (both ends publish).
+      if (r.runs == 0 || r.spec.transport != "shmbus" || r.spec.wait.mode != busy || r.spec.kind == run_kind::pingpong)
+        continue;
       if (r.wakes_per_msg > worst) {
         worst = r.wakes_per_msg;
         where = std::string(kind_name(r.spec.kind)) + " " + size_label(r.spec.size) + " x" +
@@ -318,6 +321,38 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
   return out;
 }
 
+namespace {
+
+// Round trip / 2, and the runs a transport cannot do.
+template <class Failed>
+void write_pingpong_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
+                             Failed&& failed) {
+  bool any = !meta.not_run.empty();
+  for (const auto& r : rows) any |= r.spec.kind == run_kind::pingpong;
+  if (!any) return;
+  out << "\n### Ping-pong: round trip / 2 (ns)\n\n"
+      << "One ping at a time from the publisher, answered by the subscriber process on a second channel of the same "
+         "transport; each figure is half the round trip as the publisher timed it. Touched: the sender writes every "
+         "payload byte before sending and the receiver sums every byte (and checks the sum) after its copy; "
+         "untouched: only the header. Every transport copies the message in and out (the harness's send and "
+         "receive), touched or not.\n\n"
+      << "| size | transport | wait | payload | mean | p50 | p90 | p99 | p99.9 | max | samples |\n"
+      << "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& r : rows) {
+    if (r.spec.kind != run_kind::pingpong || failed(r)) continue;
+    out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << wait_name(r.spec.wait) << " | "
+        << (r.spec.touch ? "touched" : "untouched") << " | " << grouped(r.mean) << " | " << grouped(r.p50) << " | "
+        << grouped(r.p90) << " | " << grouped(r.p99) << " | " << grouped(r.p999) << " | " << grouped(r.max) << " | "
+        << r.samples << " |\n";
+  }
+  if (!meta.not_run.empty()) {
+    out << "\n";
+    for (const auto& n : meta.not_run) out << "- n/a: " << n << "\n";
+  }
+}
+
+}  // namespace
+
 void write_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                     const std::vector<target>& targets, const std::vector<cost>& costs) {
   out << "## shmbus-bench\n\n"
@@ -361,7 +396,11 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
     const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
-    out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << (shm ? topic : "stream") << " | "
+    const std::string kind = shm ? topic
+                             : r.spec.transport == "iceoryx"
+                                 ? "queue " + std::to_string(std::min<std::uint32_t>(r.spec.depth, 256))
+                                 : "stream";
+    out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << kind << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
         << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % | "
         << (r.spec.transport == "shmbus" ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";
@@ -388,6 +427,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
           << " | " << (one != nullptr && one->p50 > 0 ? fmt(r.p50 / one->p50, 2) : "-") << " |\n";
     }
   }
+
+  write_pingpong_markdown(out, meta, rows, failed);
 
   out << "\n### Idle subscriber: CPU while waiting with nothing published\n\n"
       << "| transport | wait | CPU (% of one core) |\n|---|---|---:|\n";
@@ -425,12 +466,13 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << ", \"wait\": " << json_string(wait_name(r.spec.wait)) << ", \"size\": " << r.spec.size
         << ", \"subscribers\": " << r.spec.subscribers << ", \"topic\": "
         << json_string(r.spec.conflate ? "latest" : (r.spec.kind == run_kind::throughput ? "ring" : "latest"))
-        << ", \"ring_depth\": " << r.spec.depth << ", \"runs_ok\": " << r.runs
-        << ", \"error\": " << json_string(r.error) << ",\n     \"latency_ns\": {\"p50\": " << json_number(r.p50)
-        << ", \"p90\": " << json_number(r.p90) << ", \"p99\": " << json_number(r.p99)
-        << ", \"p99_9\": " << json_number(r.p999) << ", \"max\": " << json_number(r.max)
-        << ", \"mean\": " << json_number(r.mean) << ", \"p50_best_subscriber\": " << json_number(r.p50_best)
-        << ", \"samples\": " << r.samples << "},\n     \"throughput\": {\"msgs_per_s\": " << json_number(r.msgs_per_s)
+        << ", \"ring_depth\": " << r.spec.depth << ", \"touched\": " << (r.spec.touch ? "true" : "false")
+        << ", \"runs_ok\": " << r.runs << ", \"error\": " << json_string(r.error)
+        << ",\n     \"latency_ns\": {\"p50\": " << json_number(r.p50) << ", \"p90\": " << json_number(r.p90)
+        << ", \"p99\": " << json_number(r.p99) << ", \"p99_9\": " << json_number(r.p999)
+        << ", \"max\": " << json_number(r.max) << ", \"mean\": " << json_number(r.mean)
+        << ", \"p50_best_subscriber\": " << json_number(r.p50_best) << ", \"samples\": " << r.samples
+        << "},\n     \"throughput\": {\"msgs_per_s\": " << json_number(r.msgs_per_s)
         << ", \"mb_per_s\": " << json_number(r.mb_per_s) << ", \"delivered_fraction\": " << json_number(r.delivered)
         << ", \"lost\": " << r.lost << ", \"published_per_s\": " << json_number(r.published_per_s)
         << "},\n     \"subscriber_cpu_pct\": " << json_number(r.sub_cpu_pct)
@@ -445,7 +487,9 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << ", \"ratio\": " << (t.ratio ? json_number(*t.ratio) : "null") << ", \"met\": " << (t.met ? "true" : "false")
         << ", \"from\": " << json_string(t.detail) << "}" << (i + 1 < targets.size() ? "," : "") << "\n";
   }
-  out << "  ],\n  \"costs_ns\": [\n";
+  out << "  ],\n  \"not_run\": [";
+  for (std::size_t i = 0; i < meta.not_run.size(); ++i) out << (i ? ", " : "") << json_string(meta.not_run[i]);
+  out << "],\n  \"costs_ns\": [\n";
   for (std::size_t i = 0; i < costs.size(); ++i)
     out << "    {\"step\": " << json_string(costs[i].what) << ", \"ns\": " << json_number(costs[i].ns) << "}"
         << (i + 1 < costs.size() ? "," : "") << "\n";
@@ -458,9 +502,10 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << ", \"kind\": " << json_string(kind_name(r.spec.kind))
         << ", \"wait\": " << json_string(wait_name(r.spec.wait)) << ", \"size\": " << r.spec.size
         << ", \"subscribers\": " << r.spec.subscribers << ", \"conflate\": " << (r.spec.conflate ? "true" : "false")
-        << ", \"published\": " << r.published << ", \"publish_ns\": " << r.publish_ns
-        << ", \"wake_calls\": " << r.wake_calls << ", \"publisher_pinned\": " << json_string(r.publisher_pinned)
-        << ", \"error\": " << json_string(r.error) << ", \"subscribers_measured\": [";
+        << ", \"touched\": " << (r.spec.touch ? "true" : "false") << ", \"published\": " << r.published
+        << ", \"publish_ns\": " << r.publish_ns << ", \"wake_calls\": " << r.wake_calls
+        << ", \"publisher_pinned\": " << json_string(r.publisher_pinned) << ", \"error\": " << json_string(r.error)
+        << ", \"subscribers_measured\": [";
     for (std::size_t j = 0; j < r.subs.size(); ++j) {
       const auto& s = r.subs[j];
       out << (j ? ", " : "") << "{\"received\": " << s.received << ", \"missed\": " << s.missed

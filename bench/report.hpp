@@ -54,6 +54,7 @@ struct report_meta {
   std::string started;                  ///< UTC time of day the run started
   std::string load_before, load_after;  ///< 1-minute load average ("" where unknown)
   double seconds = 0;                   ///< how long the runs took
+  std::vector<std::string> not_run;     ///< runs a transport cannot do, with why ("n/a")
 };
 
 void write_markdown(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,

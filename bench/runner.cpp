@@ -43,9 +43,13 @@ const char* kind_name(run_kind k) {
     case run_kind::latency: return "latency";
     case run_kind::throughput: return "throughput";
     case run_kind::idle: return "idle";
+    case run_kind::pingpong: return "pingpong";
   }
   return "?";
 }
+
+// How many arguments run_spec::encode makes; the subscriber's own follow.
+constexpr std::size_t spec_fields = 13;
 
 std::vector<std::string> run_spec::encode() const {
   return {transport,
@@ -59,11 +63,19 @@ std::vector<std::string> run_spec::encode() const {
           std::to_string(messages),
           std::to_string(duration_ns),
           std::to_string(gap_ns),
-          name};
+          name,
+          touch ? "1" : "0"};
+}
+
+run_spec run_spec::reply() const {
+  run_spec r = *this;
+  r.name = name + "-r";
+  r.subscribers = 1;
+  return r;
 }
 
 run_spec run_spec::decode(const std::vector<std::string>& a) {
-  if (a.size() < 12) fail("bench-subscriber: too few arguments");
+  if (a.size() < spec_fields) fail("bench-subscriber: too few arguments");
   run_spec s;
   s.transport = a[0];
   s.kind = static_cast<run_kind>(std::stoi(a[1]));
@@ -77,6 +89,7 @@ run_spec run_spec::decode(const std::vector<std::string>& a) {
   s.duration_ns = std::stoll(a[9]);
   s.gap_ns = std::stoll(a[10]);
   s.name = a[11];
+  s.touch = a[12] == "1";
   return s;
 }
 
@@ -105,6 +118,21 @@ std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p) {
   auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size()) + 0.999999);
   rank = std::clamp<std::size_t>(rank, 1, sorted.size());
   return sorted[rank - 1];
+}
+
+// Percentiles, extremes and mean of `sorted` (not empty) into `r`.
+void fill_percentiles(const std::vector<std::int64_t>& sorted, subscriber_report& r) {
+  if (sorted.empty()) return;
+  r.samples = sorted.size();
+  r.p50 = percentile(sorted, 0.50);
+  r.p90 = percentile(sorted, 0.90);
+  r.p99 = percentile(sorted, 0.99);
+  r.p999 = percentile(sorted, 0.999);
+  r.max = sorted.back();
+  r.min = sorted.front();
+  long double sum = 0;
+  for (auto v : sorted) sum += static_cast<long double>(v);
+  r.mean = static_cast<std::int64_t>(sum / static_cast<long double>(sorted.size()));
 }
 
 std::string format_report(const subscriber_report& r) {
@@ -233,8 +261,10 @@ class control_segment {
 
 // Starts one subscriber process per spec.subscribers and waits until each
 // has opened its receiver.
+// `connected` gets each one's "connected" line.
 std::vector<test::child_process> start_subscribers(const run_spec& spec, const std::string& ctl_name,
-                                                   const session& sess, bool pin) {
+                                                   const session& sess, bool pin,
+                                                   std::vector<std::string>* connected = nullptr) {
   std::vector<test::child_process> kids;
   for (unsigned i = 0; i < spec.subscribers; ++i) {
     std::vector<std::string> args = spec.encode();
@@ -242,7 +272,10 @@ std::vector<test::child_process> start_subscribers(const run_spec& spec, const s
       args.push_back(extra);
     kids.push_back(test::child_process::self("bench-subscriber", args));
   }
-  for (auto& k : kids) k.expect_line("connected", std::chrono::seconds(30));
+  for (auto& k : kids) {
+    std::string line = k.expect_line("connected", std::chrono::seconds(30));
+    if (connected != nullptr) connected->push_back(std::move(line));
+  }
   return kids;
 }
 
@@ -299,6 +332,7 @@ class publisher_loop {
       case run_kind::latency: return latency(start, res);
       case run_kind::throughput: return throughput(start, res);
       case run_kind::idle: return idle(start);
+      case run_kind::pingpong: fail("ping-pong runs in measure_pingpong");
     }
   }
 
@@ -386,9 +420,137 @@ class publisher_loop {
   std::uint64_t min_consumed_ = 0;
 };
 
+// ---- ping-pong ---------------------------------------------------------------
+
+// Touched payloads: every byte after the header is the sequence's low byte,
+// written by the sender and summed by the receiver, who checks the sum.
+void fill_payload(std::span<std::byte> msg, std::uint64_t seq) {
+  std::memset(msg.data() + sizeof(msg_header), static_cast<int>(seq & 0xff), msg.size() - sizeof(msg_header));
+}
+
+void check_payload(std::span<const std::byte> msg, std::uint64_t seq, const char* who) {
+  std::uint64_t sum = 0;
+  for (const std::byte b : msg.subspan(sizeof(msg_header))) sum += static_cast<std::uint8_t>(b);
+  if (sum != (seq & 0xff) * (msg.size() - sizeof(msg_header)))
+    fail(std::string(who) + ": payload of message " + std::to_string(seq) + " is not what was sent");
+}
+
+msg_header header_of(std::span<const std::byte> msg) {
+  msg_header h{};
+  std::memcpy(&h, msg.data(), sizeof h);
+  return h;
+}
+
+// The publisher's side of a ping-pong run: sends a ping, waits for the
+// subscriber's pong of the same sequence, and times the round trip.
+class pinger {
+ public:
+  pinger(const run_spec& spec, std::unique_ptr<sender> tx, std::unique_ptr<receiver> rx)
+      : spec_(spec),
+        tx_(std::move(tx)),
+        rx_(std::move(rx)),
+        ping_(std::max(spec.size, min_payload), std::byte{0x5a}),
+        pong_(ping_.size()) {}
+
+  // Probes until one comes back: both channels are then connected. Pongs of
+  // earlier probes that arrive later are skipped by their sequence.
+  void probe_until_answered() {
+    const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+    for (;;) {
+      send(msg_probe);
+      if (await_pong(std::chrono::milliseconds(2))) return;
+      if (platform::monotonic_ns() > deadline) fail("no pong after 30 s of probes");
+    }
+  }
+
+  // The measurement: spec.messages round trips (or until the budget ends).
+  void measure(std::int64_t start, run_result& res) {
+    const std::int64_t budget_end = start + spec_.duration_ns;
+    half_rtt_.reserve(spec_.messages);
+    for (std::uint64_t i = 0; i < spec_.messages; ++i) {
+      spin_until(platform::monotonic_ns() + spec_.gap_ns);  // lets a blocking subscriber fall asleep
+      const std::int64_t t0 = platform::monotonic_ns();
+      send(msg_data);
+      if (!await_pong(std::chrono::seconds(20))) fail("no pong for message " + std::to_string(seq_) + " after 20 s");
+      if (spec_.touch) check_payload(pong_, seq_, "pong");
+      const std::int64_t t1 = platform::monotonic_ns();
+      half_rtt_.push_back((t1 - t0) / 2);
+      ++res.published;
+      if (t1 > budget_end) break;
+    }
+  }
+
+  void send_end() { send(msg_end); }
+
+  // The round-trip figures replace the subscriber's one-way ones.
+  void report_into(subscriber_report& r) {
+    std::sort(half_rtt_.begin(), half_rtt_.end());
+    fill_percentiles(half_rtt_, r);
+  }
+
+ private:
+  void send(std::uint32_t kind) {
+    ++seq_;
+    if (spec_.touch && kind == msg_data) fill_payload(ping_, seq_);
+    const msg_header h{platform::monotonic_ns(), seq_, kind, static_cast<std::uint32_t>(ping_.size())};
+    std::memcpy(ping_.data(), &h, sizeof h);
+    tx_->send(ping_);
+  }
+
+  bool await_pong(nanoseconds timeout) {
+    const std::int64_t until = platform::monotonic_ns() + timeout.count();
+    for (;;) {
+      const std::int64_t left = until - platform::monotonic_ns();
+      if (left <= 0) return false;
+      auto got = rx_->receive(pong_, nanoseconds(left));
+      if (!got) return false;
+      if (got->size < sizeof(msg_header)) fail("short pong");
+      if (header_of(pong_).seq == seq_) return true;
+    }
+  }
+
+  const run_spec& spec_;
+  std::unique_ptr<sender> tx_;
+  std::unique_ptr<receiver> rx_;
+  std::vector<std::byte> ping_, pong_;
+  std::uint64_t seq_ = 0;
+  std::vector<std::int64_t> half_rtt_;
+};
+
+// "connected reply=ARG": the subscriber's answer channel.
+std::string reply_arg(const std::string& connected_line) {
+  const auto at = connected_line.find("reply=");
+  if (at == std::string::npos) fail("ping-pong subscriber did not name its answer channel");
+  return connected_line.substr(at + 6);
+}
+
+// A ping-pong run: one subscriber, which answers on a channel of its own
+// that this process receives from.
+void measure_pingpong(transport& t, const run_spec& spec, const runner_options& opt, run_result& res) {
+  if (spec.subscribers != 1) fail("ping-pong takes one subscriber");
+  control_segment ctl(spec.name + ".ctl");
+  auto sess = t.prepare(spec);
+  std::vector<std::string> connected;
+  auto kids = start_subscribers(spec, ctl.name(), *sess, opt.pin, &connected);
+  auto rx = t.open_receiver(spec.reply(), 0, reply_arg(connected.at(0)));
+  ctl.block().subs[0].reply_open.store(1, std::memory_order_release);
+  pinger ping(spec, sess->open_sender(), std::move(rx));
+  ping.probe_until_answered();
+
+  publisher_pin pin(opt.pin);
+  res.publisher_pinned = pin.status();
+  const std::int64_t start = platform::monotonic_ns();
+  ping.measure(start, res);
+  res.publish_ns = platform::monotonic_ns() - start;
+  ping.send_end();
+  collect_reports(kids, res);
+  ping.report_into(res.subs.at(0));
+}
+
 // One run, throwing on any failure: control segment, subscribers, probes,
 // the pinned measurement window, the end marker, the reports.
 void measure(transport& t, const run_spec& spec, const runner_options& opt, run_result& res) {
+  if (spec.kind == run_kind::pingpong) return measure_pingpong(t, spec, opt, res);
   control_segment ctl(spec.name + ".ctl");
   auto sess = t.prepare(spec);
   auto kids = start_subscribers(spec, ctl.name(), *sess, opt.pin);
@@ -426,26 +588,72 @@ run_result run_once(const run_spec& spec, const runner_options& opt) {
 
 // ---- the subscriber (child) --------------------------------------------------
 
+namespace {
+
+// The subscriber's side of a ping-pong run: sets up the answer channel,
+// waits until the publisher opened its end, then answers every ping with a
+// pong of the same sequence and size until the end marker.
+int pong_main(const run_spec& spec, transport& t, receiver& rx, control_block::subscriber_state& me,
+              subscriber_report& r) {
+  auto reply = t.prepare_reply(spec.reply());
+  test::signal_parent("connected reply=" + reply->child_arg());
+  const std::int64_t deadline = platform::monotonic_ns() + 30 * second;
+  while (me.reply_open.load(std::memory_order_acquire) == 0) {
+    if (platform::monotonic_ns() > deadline) fail("ping-pong: the publisher did not open the answer channel");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto tx = reply->open_sender();
+
+  std::vector<std::byte> ping(std::max(spec.size, min_payload)), pong(ping.size(), std::byte{0x5a});
+  std::int64_t cpu0 = 0, wall0 = 0;
+  for (;;) {
+    auto got = rx.receive(ping, std::nullopt);
+    if (!got || got->size < sizeof(msg_header)) fail("short ping");
+    const msg_header h = header_of(ping);
+    if (h.kind == msg_end) break;
+    if (h.kind == msg_data) {
+      if (spec.touch) check_payload(ping, h.seq, "ping");
+      if (r.received++ == 0) {
+        cpu0 = sys::process_cpu_ns();
+        wall0 = platform::monotonic_ns();
+      }
+      r.bytes += h.size;
+      if (spec.touch) fill_payload(pong, h.seq);
+    }
+    std::memcpy(pong.data(), &h, sizeof h);
+    tx->send(pong);
+  }
+  if (r.received > 0) {
+    r.cpu_ns = sys::process_cpu_ns() - cpu0;
+    r.wall_ns = platform::monotonic_ns() - wall0;
+  }
+  test::signal_parent(format_report(r));
+  return 0;
+}
+
+}  // namespace
+
 int subscriber_main(const std::vector<std::string>& args) {
   sys::die_with_parent();
   const run_spec spec = run_spec::decode(args);
-  if (args.size() < 16) fail("bench-subscriber: missing index, control, argument or CPU");
-  const auto index = static_cast<unsigned>(std::stoul(args[12]));
-  platform::shared_memory_region ctl(open_only, args[13], access::read_write);
+  if (args.size() < spec_fields + 4) fail("bench-subscriber: missing index, control, argument or CPU");
+  const auto index = static_cast<unsigned>(std::stoul(args[spec_fields]));
+  platform::shared_memory_region ctl(open_only, args[spec_fields + 1], access::read_write);
   auto& me = control_of(ctl).subs[index];
   transport* t = find_transport(spec.transport);
   if (t == nullptr) fail("unknown transport " + spec.transport);
-  auto rx = t->open_receiver(spec, index, args[14]);
+  auto rx = t->open_receiver(spec, index, args[spec_fields + 2]);
 
   // Pinned after opening, for the same reason as the publisher.
   subscriber_report r;
-  const int cpu = std::stoi(args[15]);
+  const int cpu = std::stoi(args[spec_fields + 3]);
   if (cpu >= 0) {
     const std::string why = sys::pin_thread(static_cast<unsigned>(cpu));
     r.pinned = why.empty() ? "cpu" + std::to_string(cpu) : "no";
   } else {
     r.pinned = "no";
   }
+  if (spec.kind == run_kind::pingpong) return pong_main(spec, *t, *rx, me, r);
   test::signal_parent("connected");
 
   const std::size_t size = std::max(spec.size, min_payload);
@@ -515,16 +723,7 @@ int subscriber_main(const std::vector<std::string>& args) {
   }
   if (!lat.empty()) {
     std::sort(lat.begin(), lat.end());
-    r.samples = lat.size();
-    r.p50 = percentile(lat, 0.50);
-    r.p90 = percentile(lat, 0.90);
-    r.p99 = percentile(lat, 0.99);
-    r.p999 = percentile(lat, 0.999);
-    r.max = lat.back();
-    r.min = lat.front();
-    long double sum = 0;
-    for (auto v : lat) sum += static_cast<long double>(v);
-    r.mean = static_cast<std::int64_t>(sum / static_cast<long double>(lat.size()));
+    fill_percentiles(lat, r);
   }
   test::signal_parent(format_report(r));
   return 0;

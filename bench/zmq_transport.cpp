@@ -28,7 +28,11 @@ class zmq_end {
     socket_ = zmq_socket(ctx_, type);
     if (socket_ == nullptr) fail_zmq("zmq_socket");
     set_int(socket_, type == ZMQ_PUB ? ZMQ_SNDHWM : ZMQ_RCVHWM, 0);  // 0 = no limit: lossless
-    set_int(socket_, ZMQ_LINGER, 1000);                              // a dead peer cannot hang the end of a run
+    // A dead peer cannot hang the end of a run for long; a subscriber has
+    // only its subscription to send, and once its publisher is gone (the
+    // ping-pong's answer channel, whose publisher exits first) that waits
+    // for a reconnect that never comes: no linger at all.
+    set_int(socket_, ZMQ_LINGER, type == ZMQ_PUB ? 1000 : 0);
   }
   zmq_end(const zmq_end&) = delete;
   zmq_end& operator=(const zmq_end&) = delete;
