@@ -109,9 +109,9 @@ std::string size_label(std::size_t n) {
 // Transports in a fixed order: shmbus first, then the reference, then the
 // baselines as registered.
 int transport_rank(const std::string& t) {
-  static const char* const order[] = {"shmbus",      "shmbus-exclusive", "shmbus-loan", "reference",
-                                      "reference+ts+lock", "unix-socket", "pipe", "zeromq",
-                                      "boost-interprocess", "iceoryx"};
+  static const char* const order[] = {
+      "shmbus", "shmbus-exclusive", "shmbus-loan",        "reference", "reference+ts+lock", "unix-socket",
+      "pipe",   "zeromq",           "boost-interprocess", "iceoryx"};
   for (int i = 0; i < static_cast<int>(std::size(order)); ++i)
     if (t == order[i]) return i;
   return static_cast<int>(std::size(order));

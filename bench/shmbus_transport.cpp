@@ -17,26 +17,34 @@ enum class publish_style { shared, exclusive, loan };
 
 class shmbus_sender final : public sender {
  public:
-  shmbus_sender(publisher pub, publish_style style) : pub_(std::move(pub)), loan_(style == publish_style::loan) {}
+  // `whole`: a loan carries the harness's whole message (ping-pong, whose
+  // answer checks every byte), else its header and payload bytes of its own.
+  shmbus_sender(publisher pub, publish_style style, bool whole)
+      : pub_(std::move(pub)), loan_(style == publish_style::loan), whole_(whole) {}
   void send(std::span<const std::byte> msg) override {
     if (!loan_) {
       pub_.publish(msg);
       return;
     }
-    // Written in place, as a producer writes its message into the loan
-    // instead of into a buffer it then publishes: the harness's header
-    // (stamp, sequence) and every payload byte after it (stores only). The
-    // other transports copy a buffer the harness built before the clock
-    // started; what a loan saves is the copy's loads, and a buffer.
     std::span<std::byte> slot = pub_.loan(msg.size());
-    std::memcpy(slot.data(), msg.data(), sizeof(msg_header));
-    std::memset(slot.data() + sizeof(msg_header), static_cast<int>(fill_++), slot.size() - sizeof(msg_header));
+    if (whole_) {
+      std::memcpy(slot.data(), msg.data(), msg.size());
+    } else {
+      // Written in place, as a producer writes its message into the loan
+      // instead of into a buffer it then publishes: the harness's header
+      // (stamp, sequence) and every payload byte after it (stores only).
+      // The other transports copy a buffer the harness built before the
+      // clock started; what a loan saves is the copy's loads, and a buffer.
+      std::memcpy(slot.data(), msg.data(), sizeof(msg_header));
+      std::memset(slot.data() + sizeof(msg_header), static_cast<int>(fill_++), slot.size() - sizeof(msg_header));
+    }
     pub_.commit();
   }
 
  private:
   publisher pub_;
   bool loan_;
+  bool whole_;
   unsigned char fill_ = 0;
 };
 
@@ -65,7 +73,8 @@ class shmbus_receiver final : public receiver {
 
 class shmbus_session final : public session {
  public:
-  shmbus_session(const run_spec& spec, publish_style style) : style_(style) {
+  shmbus_session(const run_spec& spec, publish_style style)
+      : style_(style), whole_message_(spec.kind == run_kind::pingpong) {
     broker_options o;
     o.bus = spec.name;
     topic_config t;
@@ -83,12 +92,13 @@ class shmbus_session final : public session {
     bus b(broker_->bus());
     publisher_options opts;
     opts.exclusive = style_ != publish_style::shared;
-    return std::make_unique<shmbus_sender>(b.make_publisher("data", opts), style_);
+    return std::make_unique<shmbus_sender>(b.make_publisher("data", opts), style_, whole_message_);
   }
   [[nodiscard]] bool needs_credit() const override { return credit_; }
 
  private:
   publish_style style_;
+  bool whole_message_;
   std::unique_ptr<broker> broker_;
   bool credit_ = false;
 };
