@@ -44,7 +44,10 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
   const std::uint64_t n = quick ? 20000 : 1000000;
   std::vector<cost> out;
   std::int64_t sink = 0;
-  out.push_back({"clock read (platform::monotonic_ns)", per_call(n, [&] { sink += platform::monotonic_ns(); })});
+  out.push_back({std::string("clock read (platform::monotonic_ns, source: ") + platform::clock_source() + ")",
+                 per_call(n, [&] { sink += platform::monotonic_ns(); })});
+  out.push_back({"clock read (kernel: CLOCK_MONOTONIC / QueryPerformanceCounter)",
+                 per_call(n, [&] { sink += platform::kernel_monotonic_ns(); })});
 #ifdef SHMBUS_BENCH_TSC
   // Raw counter reads, without the scaling to ns a timestamp would also need.
   out.push_back({"TSC read (rdtsc)", per_call(n, [&] { sink += static_cast<std::int64_t>(__rdtsc()); })});

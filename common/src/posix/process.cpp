@@ -64,12 +64,6 @@ bool is_alive(const process_identity& p) noexcept {
   return now == 0 || p.start_time == 0 || now == p.start_time;
 }
 
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 bool stdout_is_terminal() noexcept { return ::isatty(STDOUT_FILENO) == 1; }
 
 bool wait_for_termination_request(std::chrono::milliseconds timeout) {

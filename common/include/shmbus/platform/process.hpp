@@ -26,8 +26,23 @@ bool is_alive(const process_identity& p) noexcept;
 /// made it (an exclusive publish right) notice it was inherited by a child.
 std::uint64_t process_incarnation() noexcept;
 
-/// Nanoseconds on the system-wide monotonic clock, comparable across processes.
+/// Nanoseconds on the system-wide monotonic clock, comparable across
+/// processes: CLOCK_MONOTONIC (Windows: QueryPerformanceCounter). Where the
+/// kernel's own clock source is an invariant TSC (x86-64 Linux), it is read
+/// from the TSC, scaled by a calibration against CLOCK_MONOTONIC that each
+/// thread renews every millisecond: the same clock to within a microsecond
+/// (tests/posix/test_clock.cpp), at the cost of an `rdtsc` instead of the
+/// vDSO's ordered read (issue 11, docs/performance.md). Never decreases
+/// within a thread. `SHMBUS_CLOCK=kernel` in the environment turns the TSC
+/// off.
 std::int64_t monotonic_ns() noexcept;
+
+/// CLOCK_MONOTONIC (QueryPerformanceCounter) itself, read from the kernel's
+/// clock every call: what monotonic_ns() is calibrated against.
+std::int64_t kernel_monotonic_ns() noexcept;
+
+/// Where monotonic_ns() comes from in this process: "tsc" or "kernel".
+const char* clock_source() noexcept;
 
 /// True when standard output is a terminal (for in-place redraws).
 bool stdout_is_terminal() noexcept;
