@@ -264,6 +264,55 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
                find(rows, "shmbus", throughput, block, 64), find(rows, "unix-socket", throughput, block, 64),
                &row::msgs_per_s, false, 5, "msg/s");
 
+  // Issue 11: the exclusive publisher (what a feed handler uses) against the
+  // reference and iceoryx, and the loan at large sizes.
+  const std::string x = "shmbus-exclusive";
+  for (const std::size_t size : {std::size_t{64}, std::size_t{512}}) {
+    const std::string at = size_label(size);
+    const row* xp = find(rows, x, latency, busy, size);
+    const row* rp2 = find(rows, "reference", latency, busy, size);
+    ratio_target("issue 11: exclusive busy-poll, " + at + ": p50 / reference p50", "<= 1.2", xp, rp2, &row::p50, true,
+                 1.2, "ns");
+    ratio_target("issue 11: exclusive busy-poll, " + at + ": p99 / reference p99", "<= 2", xp, rp2, &row::p99, true, 2,
+                 "ns");
+    const row* xb = find(rows, x, latency, block, size);
+    const row* rb2 = find(rows, "reference", latency, block, size);
+    ratio_target("issue 11: exclusive blocking, " + at + ": p50 / reference p50", "<= 1.05", xb, rb2, &row::p50, true,
+                 1.05, "ns");
+    ratio_target("issue 11: exclusive blocking, " + at + ": p99 / reference p99", "<= 1.2", xb, rb2, &row::p99, true,
+                 1.2, "ns");
+  }
+  for (const std::size_t size : {std::size_t{64}, std::size_t{512}, std::size_t{4096}})
+    for (const auto mode : {block, busy}) {
+      const std::string w = mode == block ? "block" : "busy-poll";
+      ratio_target("issue 11: exclusive ring throughput, " + size_label(size) + ", " + w + ": msgs/s / reference",
+                   ">= 0.9", find(rows, x, throughput, mode, size), find(rows, "reference", throughput, mode, size),
+                   &row::msgs_per_s, false, 0.9, "msg/s");
+    }
+  for (const std::size_t size : {std::size_t{65536}, std::size_t{1} << 20})
+    for (const auto mode : {block, busy}) {
+      const std::string w = mode == block ? "block" : "busy-poll";
+      const std::string at = size_label(size);
+      ratio_target("issue 11: loan latency, " + at + ", " + w + ": p50 / reference p50", "<= 1",
+                   find(rows, "shmbus-loan", latency, mode, size), find(rows, "reference", latency, mode, size),
+                   &row::p50, true, 1, "ns");
+      ratio_target("issue 11: loan ring throughput, " + at + ", " + w + ": MB/s / reference", ">= 1",
+                   find(rows, "shmbus-loan", throughput, mode, size), find(rows, "reference", throughput, mode, size),
+                   &row::mb_per_s, false, 1, "MB/s");
+    }
+  for (const std::size_t size : {std::size_t{64}, std::size_t{512}, std::size_t{4096}})
+    for (const auto mode : {block, busy}) {
+      const std::string w = mode == block ? "block" : "busy-poll";
+      ratio_target("issue 11: exclusive latency, " + size_label(size) + ", " + w + ": p50 / iceoryx p50", "<= 0.5",
+                   find(rows, x, latency, mode, size), find(rows, "iceoryx", latency, mode, size), &row::p50, true, 0.5,
+                   "ns");
+    }
+  for (const auto mode : {block, busy})
+    ratio_target(std::string("issue 11: exclusive lossless throughput, 64 B, ") +
+                     (mode == block ? "block" : "busy-poll") + ": msgs/s / iceoryx",
+                 ">= 3", find(rows, x, throughput, mode, 64), find(rows, "iceoryx", throughput, mode, 64),
+                 &row::msgs_per_s, false, 3, "msg/s");
+
   {
     // Publishes that found nobody asleep: every busy-poll run.
     target t{"publish with no subscriber asleep: wake system calls per publish", "= 0", std::nullopt, false, {}};
@@ -271,7 +320,8 @@ std::vector<target> evaluate_targets(const std::vector<row>& rows) {
     std::string where;
     for (const auto& r : rows) {
       // Ping-pong runs do not count the wakes (both ends publish).
-      if (r.runs == 0 || r.spec.transport != "shmbus" || r.spec.wait.mode != busy || r.spec.kind == run_kind::pingpong)
+      if (r.runs == 0 || r.spec.transport.rfind("shmbus", 0) != 0 || r.spec.wait.mode != busy ||
+          r.spec.kind == run_kind::pingpong)
         continue;
       if (r.wakes_per_msg > worst) {
         worst = r.wakes_per_msg;
@@ -395,7 +445,8 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
   for (const auto& r : rows) {
     if (r.spec.kind != run_kind::throughput || failed(r)) continue;
     const std::string topic = r.spec.conflate ? "latest value" : "ring " + std::to_string(r.spec.depth);
-    const bool shm = r.spec.transport == "shmbus" || r.spec.transport.rfind("reference", 0) == 0;
+    const bool shmbus = r.spec.transport.rfind("shmbus", 0) == 0;
+    const bool shm = shmbus || r.spec.transport.rfind("reference", 0) == 0;
     const std::string kind = shm ? topic
                              : r.spec.transport == "iceoryx"
                                  ? "queue " + std::to_string(std::min<std::uint32_t>(r.spec.depth, 256))
@@ -403,7 +454,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
     out << "| " << size_label(r.spec.size) << " | " << r.spec.transport << " | " << kind << " | "
         << wait_name(r.spec.wait) << " | " << grouped(r.msgs_per_s) << " | " << fmt(r.mb_per_s, 1) << " | "
         << fmt(100 * r.delivered, 1) << " % | " << r.lost << " | " << fmt(r.sub_cpu_pct) << " % | "
-        << (r.spec.transport == "shmbus" ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";
+        << (shmbus ? fmt(r.wakes_per_msg, 3) : "-") << " |\n";
   }
 
   bool any_fanout = false;

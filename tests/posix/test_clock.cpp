@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include <algorithm>
-#include <iostream>
 #include <cstdint>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>

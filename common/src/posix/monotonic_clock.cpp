@@ -45,10 +45,10 @@ namespace {
 // Clang have the type; -Wpedantic would name it non-standard.)
 __extension__ using u128 = unsigned __int128;
 
-constexpr std::int64_t reanchor_ns = 1'000'000;      // renew the anchor after 1 ms
-constexpr std::int64_t first_rate_ns = 10'000'000;   // the first rate: over >= 10 ms
-constexpr std::int64_t rate_span_ns = 100'000'000;   // later ones: over >= 100 ms
-constexpr std::int64_t max_anchor_ns = 2'000;        // bracketing kernel reads at most 2 us apart
+constexpr std::int64_t reanchor_ns = 1'000'000;     // renew the anchor after 1 ms
+constexpr std::int64_t first_rate_ns = 10'000'000;  // the first rate: over >= 10 ms
+constexpr std::int64_t rate_span_ns = 100'000'000;  // later ones: over >= 100 ms
+constexpr std::int64_t max_anchor_ns = 2'000;       // bracketing kernel reads at most 2 us apart
 constexpr int anchor_attempts = 8;
 
 // The kernel keeps the TSC as its clock source only when it found the
