@@ -71,10 +71,13 @@ bool tsc_is_the_kernels_clock() noexcept {
   return false;
 }
 
-bool use_tsc() noexcept {
-  static const bool yes = tsc_is_the_kernels_clock();
-  return yes;
-}
+// Decided when the library loads, not at the first reading: that may come
+// in a process that allows itself no more system calls by then (a seccomp
+// filter; tests/posix/test_no_syscalls.cpp), and the decision reads files.
+// A reading taken before this initialiser ran uses the kernel's clock.
+const bool g_use_tsc = tsc_is_the_kernels_clock();
+
+bool use_tsc() noexcept { return g_use_tsc; }
 
 struct thread_clock {
   std::uint64_t anchor_tsc = 0;
