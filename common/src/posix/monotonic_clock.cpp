@@ -8,8 +8,8 @@
 //
 // How it stays the kernel's clock: each thread keeps an anchor (a TSC value
 // and the CLOCK_MONOTONIC reading taken with it) and a rate (ns per tick,
-// 32.32 fixed point) measured against CLOCK_MONOTONIC over the last 10 to
-// 100+ ms, and renews the anchor every millisecond. Between anchors it
+// 32.32 fixed point) measured against CLOCK_MONOTONIC over the last 10 ms to
+// 1 s, and renews the anchor every millisecond. Between anchors it
 // extrapolates: the error is the anchor's (the bracketing kernel reads must
 // be within max_anchor_ns of each other, else it is retried) plus the rate's
 // error over at most a millisecond, so any two processes agree to within a
@@ -48,7 +48,10 @@ __extension__ using u128 = unsigned __int128;
 constexpr std::int64_t reanchor_ns = 1'000'000;     // renew the anchor after 1 ms
 constexpr std::int64_t first_rate_ns = 10'000'000;  // the first rate: over >= 10 ms
 constexpr std::int64_t rate_span_ns = 100'000'000;  // later ones: over >= 100 ms
-constexpr std::int64_t max_anchor_ns = 2'000;       // bracketing kernel reads at most 2 us apart
+// A longer span may hide a pause of the clock the rate is measured against
+// (CLOCK_MONOTONIC stops in suspend; the TSC need not): start a new one.
+constexpr std::int64_t max_rate_span_ns = 1'000'000'000;
+constexpr std::int64_t max_anchor_ns = 2'000;  // bracketing kernel reads at most 2 us apart
 constexpr int anchor_attempts = 8;
 
 // The kernel keeps the TSC as its clock source only when it found the
@@ -124,18 +127,16 @@ std::int64_t renew(thread_clock& c) noexcept {
     c.valid_ticks = 0;
     return kernel_monotonic_ns();
   }
-  {
-    if (!c.have_base) {
-      c.base_tsc = a.tsc;
-      c.base_ns = a.ns;
-      c.have_base = true;
-    } else if (a.tsc > c.base_tsc && a.ns - c.base_ns >= (c.rate == 0 ? first_rate_ns : rate_span_ns)) {
-      const auto ticks = static_cast<u128>(a.tsc - c.base_tsc);
-      const auto ns = static_cast<u128>(a.ns - c.base_ns);
-      c.rate = static_cast<std::uint64_t>((ns << 32) / ticks);
-      c.base_tsc = a.tsc;
-      c.base_ns = a.ns;
-    }
+  const std::int64_t span = a.ns - c.base_ns;
+  if (!c.have_base || a.tsc <= c.base_tsc || span > max_rate_span_ns) {
+    c.base_tsc = a.tsc;
+    c.base_ns = a.ns;
+    c.have_base = true;
+  } else if (span >= (c.rate == 0 ? first_rate_ns : rate_span_ns)) {
+    const auto ticks = static_cast<u128>(a.tsc - c.base_tsc);
+    c.rate = static_cast<std::uint64_t>((static_cast<u128>(span) << 32) / ticks);
+    c.base_tsc = a.tsc;
+    c.base_ns = a.ns;
   }
   c.anchor_tsc = a.tsc;
   c.anchor_ns = a.ns;
