@@ -157,10 +157,14 @@ void kill_publishers(const char* mode_name, std::uint64_t kills) {
                      << ", recoveries " << recovered << ", half-written messages discarded "
                      << raw.header().torn_discarded.load() << ", delivered " << field(line, "ok") << ", torn 0");
   // Killing at random, some kills must land inside the critical section;
-  // with a loan, whose slot stays half-written while the payload is made,
-  // some must leave a half-written message.
+  // with an exclusive loan, whose slot stays half-written for most of the
+  // loop (the payload is made in place), some must leave a half-written
+  // message. (A shared publisher spends most of its locked time waking
+  // subscribers, under wine a wineserver round trip: there 0 of 100 kills
+  // landed in its loan. "a publisher SIGKILLed with a loan open" kills one
+  // there on purpose, on every platform.)
   CHECK(recovered > 0);
-  if (mode.loan) CHECK(raw.header().torn_discarded.load() > 0);
+  if (mode.loan && mode.exclusive) CHECK(raw.header().torn_discarded.load() > 0);
 }
 
 }  // namespace
