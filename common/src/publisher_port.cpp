@@ -32,6 +32,7 @@ publisher_port::publisher_port(publisher_port&& other) noexcept
       token_(std::exchange(other.token_, 0)),
       incarnation_(other.incarnation_),
       loan_seq_(std::exchange(other.loan_seq_, 0)),
+      loan_slot_(std::exchange(other.loan_slot_, nullptr)),
       loan_(std::exchange(other.loan_, nullptr)),
       loan_size_(std::exchange(other.loan_size_, 0)) {}
 
@@ -43,6 +44,7 @@ publisher_port& publisher_port::operator=(publisher_port&& other) noexcept {
     token_ = std::exchange(other.token_, 0);
     incarnation_ = other.incarnation_;
     loan_seq_ = std::exchange(other.loan_seq_, 0);
+    loan_slot_ = std::exchange(other.loan_slot_, nullptr);
     loan_ = std::exchange(other.loan_, nullptr);
     loan_size_ = std::exchange(other.loan_size_, 0);
   }
@@ -89,6 +91,7 @@ bool publisher_port::right_is_ours() noexcept {
   // right and may be publishing. Forget it; never publish or release it.
   token_ = 0;
   loan_ = nullptr;
+  loan_slot_ = nullptr;
   loan_seq_ = 0;
   loan_size_ = 0;
   return false;
@@ -185,7 +188,7 @@ bool publisher_port::check_size(std::size_t size, std::error_code& ec) const noe
   return true;
 }
 
-std::uint64_t publisher_port::begin_write(std::error_code& ec, recovery_report* report) noexcept {
+std::uint64_t publisher_port::begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report) noexcept {
   if (loan_ != nullptr) {
     ec = make_error_code(errc::invalid_argument);
     return 0;
@@ -215,13 +218,15 @@ std::uint64_t publisher_port::begin_write(std::error_code& ec, recovery_report* 
   fill_report(report, recovered);
   // From the publishers' own line, not from write_seq (see publish_seq).
   const std::uint64_t seq = h.publish_seq.load(std::memory_order_relaxed) + 1;
-  write_begin(seg_.ring().slot(seq), seq);
+  slot = &seg_.ring().slot(seq);
+  write_begin(*slot, seq);
   return seq;
 }
 
-std::uint64_t publisher_port::end_write(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept {
+std::uint64_t publisher_port::end_write(slot_header& slot, std::uint64_t seq, std::size_t size,
+                                        std::int64_t now) noexcept {
   topic_header& h = seg_.header();
-  write_end(seg_.ring().slot(seq), seq, size, now);
+  write_end(slot, seq, size, now);
   h.write_seq.store(seq, std::memory_order_seq_cst);
   h.publish_seq.store(seq, std::memory_order_relaxed);
   h.bytes_published.store(h.bytes_published.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
@@ -251,10 +256,11 @@ std::uint64_t publisher_port::publish(std::span<const std::byte> payload, std::e
   if (!check_size(payload.size(), ec)) return 0;
   // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
-  const std::uint64_t seq = begin_write(ec, report);
+  slot_header* slot = nullptr;
+  const std::uint64_t seq = begin_write(slot, ec, report);
   if (seq == 0) return 0;
-  copy_payload(ring_view::payload(seg_.ring().slot(seq)), payload);
-  return end_write(seq, payload.size(), now);
+  copy_payload(ring_view::payload(*slot), payload);
+  return end_write(*slot, seq, payload.size(), now);
 }
 
 std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_report* report) noexcept {
@@ -268,11 +274,13 @@ std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_
     ec = make_error_code(errc::type_size_mismatch);
     return nullptr;
   }
-  const std::uint64_t seq = begin_write(ec, report);
+  slot_header* slot = nullptr;
+  const std::uint64_t seq = begin_write(slot, ec, report);
   if (seq == 0) return nullptr;
   loan_seq_ = seq;
+  loan_slot_ = slot;
   loan_size_ = size;
-  loan_ = ring_view::payload(seg_.ring().slot(seq));
+  loan_ = ring_view::payload(*slot);
   return loan_;
 }
 
@@ -285,9 +293,10 @@ std::uint64_t publisher_port::commit(std::size_t size, std::error_code& ec) noex
   if (!check_size(size, ec)) return 0;
   // A loan's timestamp: when it was committed, i.e. published.
   const std::uint64_t seq = std::exchange(loan_seq_, 0);
+  slot_header& slot = *std::exchange(loan_slot_, nullptr);
   loan_ = nullptr;
   loan_size_ = 0;
-  return end_write(seq, size, platform::monotonic_ns());
+  return end_write(slot, seq, size, platform::monotonic_ns());
 }
 
 void publisher_port::abandon() noexcept {
@@ -295,6 +304,7 @@ void publisher_port::abandon() noexcept {
   // The slot keeps its odd marker, as a torn message recovery discards:
   // no reader delivers it, and the next publish reuses the sequence.
   loan_ = nullptr;
+  loan_slot_ = nullptr;
   loan_seq_ = 0;
   loan_size_ = 0;
   unlock_unless_exclusive();
@@ -331,6 +341,9 @@ void publisher_port::recover_after_owner_death() noexcept {
 
 void publisher_port::fill_report(recovery_report* report, bool recovered) const noexcept {
   if (report == nullptr) return;
+  // The counters only matter with a recovery to report (per publish otherwise).
+  report->recovered = recovered;
+  if (!recovered) return;
   const topic_header& h = seg_.header();
   *report = {recovered, h.mutex_recoveries.load(std::memory_order_relaxed),
              h.torn_discarded.load(std::memory_order_relaxed)};

@@ -22,8 +22,8 @@ namespace shmbus::detail {
 /// What the recovery inside a publish found, for the caller to log.
 struct recovery_report {
   bool recovered = false;            ///< this call recovered from a dead publisher
-  std::uint64_t recoveries = 0;      ///< recoveries on this topic so far
-  std::uint64_t torn_discarded = 0;  ///< half-written messages discarded so far
+  std::uint64_t recoveries = 0;      ///< recoveries on this topic so far (filled only when `recovered`)
+  std::uint64_t torn_discarded = 0;  ///< half-written messages discarded so far (likewise)
 };
 
 class publisher_port {
@@ -88,9 +88,11 @@ class publisher_port {
   // Takes the publish right for one message (the mutex, unless exclusive)
   // and marks the next slot as being written: returns its sequence, or 0
   // with `ec` set and the right not held.
-  std::uint64_t begin_write(std::error_code& ec, recovery_report* report) noexcept;
-  // Completes message `seq` begun by begin_write and gives the per-message right back.
-  std::uint64_t end_write(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
+  // `slot` is returned too, so that the slot's address (a division by the
+  // slot count) is computed once per message.
+  std::uint64_t begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report) noexcept;
+  // Completes message `seq` in `slot` begun by begin_write and gives the per-message right back.
+  std::uint64_t end_write(slot_header& slot, std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
   // False (and the right forgotten) in a forked child: the right is its parent's.
   bool right_is_ours() noexcept;
   // Locks the mutex, repairing after a dead owner; false with `ec` set.
@@ -107,6 +109,7 @@ class publisher_port {
   std::uint64_t token_ = 0;        // our exclusive right, 0 = not held
   std::uint64_t incarnation_ = 0;  // platform::process_incarnation() when taken: a forked child has another
   std::uint64_t loan_seq_ = 0;     // the open loan's sequence, 0 = none
+  slot_header* loan_slot_ = nullptr;
   std::byte* loan_ = nullptr;
   std::size_t loan_size_ = 0;
 };
