@@ -3,7 +3,9 @@
 // spinning a core.
 #include <doctest/doctest.h>
 
+#include "shmbus/client.hpp"
 #include "support/child_process.hpp"
+#include "support/multiprocess.hpp"
 
 using namespace shmbus::test;
 
@@ -53,6 +55,10 @@ TEST_CASE("docs/api.md's feed (examples/api/feed.cpp): an exclusive publisher by
   broker.expect_line("ready");
   const env_guard env("SHMBUS_BUS", bus);
   child_process reader({SHMBUS_API_SUBSCRIBER_PATH}, true);
+  // Subscribed before the feed starts: the feed soon blocks on its full
+  // stdout pipe, and a reader that subscribed after that would see nothing.
+  shmbus::bus b(bus);
+  await([&] { return b.stats().at(0).live_subscribers == 1; }, "the reader's subscription");
   child_process feed({SHMBUS_API_FEED_PATH, "100000000"}, true);
   CHECK(feed.expect_line("published #1 cu2603 ").find("71010.0/71020.0") != std::string::npos);
   reader.expect_line("cu2603");  // quotes written in place arrive whole
