@@ -43,17 +43,17 @@ double per_call(std::uint64_t n, F&& f) {
 std::vector<cost> measure_costs(const std::string& name, bool quick) {
   const std::uint64_t n = quick ? 20000 : 1000000;
   std::vector<cost> out;
-  std::int64_t sink = 0;
+  // Unsigned, so that summing counter values wraps instead of overflowing (UB).
+  std::uint64_t sink = 0;
   out.push_back({std::string("clock read (platform::monotonic_ns, source: ") + platform::clock_source() + ")",
-                 per_call(n, [&] { sink += platform::monotonic_ns(); })});
+                 per_call(n, [&] { sink += static_cast<std::uint64_t>(platform::monotonic_ns()); })});
   out.push_back({"clock read (kernel: CLOCK_MONOTONIC / QueryPerformanceCounter)",
-                 per_call(n, [&] { sink += platform::kernel_monotonic_ns(); })});
+                 per_call(n, [&] { sink += static_cast<std::uint64_t>(platform::kernel_monotonic_ns()); })});
 #ifdef SHMBUS_BENCH_TSC
   // Raw counter reads, without the scaling to ns a timestamp would also need.
-  out.push_back({"TSC read (rdtsc)", per_call(n, [&] { sink += static_cast<std::int64_t>(__rdtsc()); })});
+  out.push_back({"TSC read (rdtsc)", per_call(n, [&] { sink += __rdtsc(); })});
   unsigned cpu = 0;
-  out.push_back({"TSC read (rdtscp, waits for earlier instructions)",
-                 per_call(n, [&] { sink += static_cast<std::int64_t>(__rdtscp(&cpu)); })});
+  out.push_back({"TSC read (rdtscp, waits for earlier instructions)", per_call(n, [&] { sink += __rdtscp(&cpu); })});
 #endif
   {
     const std::string region_name = name + ".mutex";
@@ -84,7 +84,7 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
     out.push_back({"shmbus publish" + sz + " (no subscriber waiting)", per_call(n, [&] { pub.publish(payload); })});
     out.push_back({"shmbus publish + try_read" + sz + ", same thread", per_call(n, [&] {
                      pub.publish(payload);
-                     sink += static_cast<std::int64_t>(sub.try_read(std::span<std::byte>(dst))->size);
+                     sink += static_cast<std::uint64_t>(sub.try_read(std::span<std::byte>(dst))->size);
                    })});
     {
       publisher_options opts;
@@ -108,7 +108,7 @@ std::vector<cost> measure_costs(const std::string& name, bool quick) {
     next = ring.newest() + 1;
     out.push_back({"reference publish + try_read" + sz + ", same thread", per_call(n, [&] {
                      ring.publish(payload);
-                     sink += static_cast<std::int64_t>(*ring.try_read(next, dst, missed));
+                     sink += static_cast<std::uint64_t>(*ring.try_read(next, dst, missed));
                    })});
   }
   if (sink == 42) out.front().ns += 0;  // keep the work observable
