@@ -305,7 +305,7 @@ TEST_CASE("seqlock_read: a slot being rewritten is never delivered, a lower word
     std::memcpy(ring_view::payload(s), text.data(), text.size());
     if (complete) write_end(s, seq, text.size(), 42);
   };
-  auto copy = [](const message_info&, std::span<const std::byte>) { return true; };
+  auto copy = [](const message_info&, const slot_keys&, std::span<const std::byte>) { return visit_action::take; };
   std::uint64_t next = 1;
   message_info meta;
   std::error_code ec;

@@ -61,9 +61,11 @@ void set_topic_key(topic_config& t, std::string_view key, std::string_view value
     t.type_size = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
   else if (key == "max_subscribers")
     t.max_subscribers = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
+  else if (key == "keys")
+    t.key_capacity = static_cast<std::uint32_t>(parse_number(value, key, where, u32));
   else
     config_fail(where, "unknown topic key '" + std::string(key) +
-                           "' (known: max_message_size, depth, type_size, max_subscribers)");
+                           "' (known: max_message_size, depth, type_size, max_subscribers, keys)");
 }
 
 void set_broker_key(broker_options& o, std::string_view key, std::string_view value, std::string_view where) {
@@ -105,9 +107,14 @@ topic_config parse_topic_spec(std::string_view spec) {
   const auto rest = spec.substr(c1 + 1);
   const auto c2 = rest.find(':');
   t.max_message_size = parse_number(rest.substr(0, c2), "max message size", where, 1ULL << 30);
-  if (c2 != std::string_view::npos)
-    t.depth = static_cast<std::uint32_t>(
-        parse_number(rest.substr(c2 + 1), "depth", where, std::numeric_limits<std::uint32_t>::max()));
+  if (c2 == std::string_view::npos) return t;
+  const auto after_depth = rest.substr(c2 + 1);
+  const auto c3 = after_depth.find(':');
+  constexpr auto u32 = std::numeric_limits<std::uint32_t>::max();
+  t.depth = static_cast<std::uint32_t>(parse_number(after_depth.substr(0, c3), "depth", where, u32));
+  // A fourth field makes the topic keyed: that many keys at most.
+  if (c3 != std::string_view::npos)
+    t.key_capacity = static_cast<std::uint32_t>(parse_number(after_depth.substr(c3 + 1), "keys", where, u32));
   return t;
 }
 

@@ -23,10 +23,12 @@ topic) and keeps them alive until interrupted (Ctrl-C / SIGTERM), then removes
 them.
 
 Options:
-  -t, --topic NAME[:MAX_SIZE[:DEPTH]]
+  -t, --topic NAME[:MAX_SIZE[:DEPTH[:KEYS]]]
                         add a topic (repeatable). MAX_SIZE in bytes, K/M
                         suffixes allowed (default 4096); DEPTH 1 = latest
-                        value (default), N = ring of N messages
+                        value (default), N = ring of N messages; KEYS makes
+                        it a keyed topic of up to KEYS keys, each with its
+                        latest value (docs/concepts.md)
   -c, --config FILE     read topics and settings from an INI file
                         (see docs/configuration.md)
   -b, --bus NAME        bus name (default: $SHMBUS_BUS, else "default")

@@ -277,6 +277,26 @@ publisher bus::make_publisher(std::string_view topic, std::size_t type_size) {
 subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept {
   return open_endpoint<subscriber_port, subscriber>(topic, type_size, err);
 }
+subscriber bus::make_subscriber(std::string_view topic, const subscriber_options& opts, error_info& err) noexcept {
+  subscriber sub = open_endpoint<subscriber_port, subscriber>(topic, opts.type_size, err);
+  if (err || (opts.keys.empty() && !opts.snapshot)) return sub;
+  sub.port_->follow(opts.keys, opts.snapshot, err.code);
+  if (!err) return sub;
+  fill(err, [&] {
+    const topic_info& info = sub.topic();
+    if (err.code == errc::invalid_key && !info.keyed())
+      return "topic '" + info.name + "' is not keyed: it takes no keys and has no snapshot";
+    if (err.code == errc::invalid_key) return "topic '" + info.name + "': keys are 1-63 bytes";
+    return on_topic(info, err.code, opts.snapshot ? "take the snapshot of" : "follow the keys of");
+  });
+  return subscriber{};
+}
+subscriber bus::make_subscriber(std::string_view topic, const subscriber_options& opts, std::error_code& ec) noexcept {
+  return code_only(ec, [&](error_info& err) { return make_subscriber(topic, opts, err); });
+}
+subscriber bus::make_subscriber(std::string_view topic, const subscriber_options& opts) {
+  return or_throw([&](error_info& err) { return make_subscriber(topic, opts, err); });
+}
 subscriber bus::make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept {
   return code_only(ec, [&](error_info& err) { return make_subscriber(topic, type_size, err); });
 }
@@ -347,6 +367,27 @@ std::uint64_t publisher::publish(std::span<const std::byte> payload) {
                        [&](error_info& err) { publish_error(err, "publish", payload.size()); });
 }
 
+std::uint64_t publisher::publish(std::string_view key, std::span<const std::byte> payload,
+                                 std::error_code& ec) noexcept {
+  if (!open_or_report(port_, ec)) return 0;
+  detail::recovery_report recovery;
+  const std::uint64_t seq = port_->publish(key, payload, ec, &recovery);
+  if (recovery.recovered) log_recovery(recovery);
+  return seq;
+}
+
+std::uint64_t publisher::publish(std::string_view key, std::span<const std::byte> payload, error_info& err) noexcept {
+  err.clear();
+  const std::uint64_t seq = publish(key, payload, err.code);
+  if (err) publish_error(err, "publish", payload.size(), key);
+  return seq;
+}
+
+std::uint64_t publisher::publish(std::string_view key, std::span<const std::byte> payload) {
+  return or_throw_fast([&](std::error_code& ec) { return publish(key, payload, ec); },
+                       [&](error_info& err) { publish_error(err, "publish", payload.size(), key); });
+}
+
 std::span<std::byte> publisher::loan(std::size_t size, std::error_code& ec) noexcept {
   if (!open_or_report(port_, ec)) return {};
   detail::recovery_report recovery;
@@ -395,10 +436,19 @@ void publisher::abandon() noexcept {
 bool publisher::loan_open() const noexcept { return port_ && port_->loan_open(); }
 bool publisher::exclusive() const noexcept { return port_ && port_->exclusive(); }
 
-void publisher::publish_error(error_info& err, const char* action, std::size_t size) const noexcept {
+void publisher::publish_error(error_info& err, const char* action, std::size_t size,
+                              std::optional<std::string_view> key) const noexcept {
   fill(err, [&] {
     if (!port_) return empty_object("publisher");
     const std::string topic = "topic '" + info_.name + "': ";
+    if (err.code == errc::invalid_key) {
+      if (!info_.keyed()) return "topic '" + info_.name + "' is not keyed: publish without a key";
+      if (!key) return "topic '" + info_.name + "' is keyed: every message needs a key (loans are for plain topics)";
+      return topic + "key of " + std::to_string(key->size()) + " bytes: keys are 1-63 bytes; nothing was published";
+    }
+    if (err.code == errc::key_table_full)
+      return topic + "its key table is full (" + std::to_string(info_.key_capacity) + " keys): key '" +
+             std::string(key.value_or("")) + "' was not added and nothing was published";
     if (err.code == errc::message_too_large)
       return topic + "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
              std::to_string(info_.max_message_size);
@@ -607,6 +657,97 @@ bool subscriber::latest(message& m, error_info& err) noexcept {
 
 bool subscriber::latest(message& m) {
   return or_throw([&](error_info& err) { return latest(m, err); });
+}
+
+bool subscriber::get(std::string_view key, message& m, std::error_code& ec) noexcept {
+  detail::clear_error(ec);
+  if (!open_or_report(port_, ec)) return false;
+  if (!fit(m, ec)) return false;
+  const auto status = port_->get(key, std::span<std::byte>(m.buffer_), m.info_, ec);
+  return !ec && status == detail::read_status::ok;
+}
+
+bool subscriber::get(std::string_view key, message& m, error_info& err) noexcept {
+  err.clear();
+  const bool ok = get(key, m, err.code);
+  if (err) get_error(err, key);
+  return ok;
+}
+
+bool subscriber::get(std::string_view key, message& m) {
+  error_info err;
+  const bool ok = get(key, m, err);
+  detail::throw_if(err);
+  return ok;
+}
+
+bool subscriber::get_exact(std::string_view key, std::span<std::byte> scratch, std::error_code& ec) noexcept {
+  detail::clear_error(ec);
+  if (!open_or_report(port_, ec)) return false;
+  message_info info;
+  const auto status = port_->get(key, scratch, info, ec);
+  if (ec || status == detail::read_status::empty) return false;
+  if (status == detail::read_status::buffer_too_small || info.size != scratch.size()) {
+    ec = make_error_code(errc::type_size_mismatch);
+    return false;
+  }
+  return true;
+}
+
+void subscriber::get_error(error_info& err, std::string_view key) const noexcept {
+  fill(err, [&] {
+    if (!port_) return empty_object("subscriber");
+    if (err.code == errc::invalid_key)
+      return info_.keyed()
+                 ? "topic '" + info_.name + "': key of " + std::to_string(key.size()) + " bytes: keys are 1-63 bytes"
+                 : "topic '" + info_.name + "' is not keyed: it has no values by key";
+    if (err.code == errc::type_size_mismatch)
+      return "topic '" + info_.name + "': the value of key '" + std::string(key) +
+             "' is not the size of the caller's type";
+    return on_topic(info_, err.code, "look up key '" + std::string(key) + "' in");
+  });
+}
+
+std::vector<key_stats> subscriber::keys(std::error_code& ec) {
+  detail::clear_error(ec);
+  if (!open_or_report(port_, ec)) return {};
+  return port_->keys(ec);
+}
+
+std::vector<key_stats> subscriber::keys(error_info& err) {
+  return reporting(err, "list the keys of", [&](std::error_code& ec) { return keys(ec); });
+}
+
+std::vector<key_stats> subscriber::keys() {
+  return or_throw([&](error_info& err) { return keys(err); });
+}
+
+bool subscriber::set_keys(const std::vector<std::string>& keys, std::error_code& ec) noexcept {
+  detail::clear_error(ec);
+  if (!open_or_report(port_, ec)) return false;
+  return port_->set_keys(keys, ec);
+}
+
+bool subscriber::set_keys(const std::vector<std::string>& keys, error_info& err) noexcept {
+  return reporting(err, "follow keys of", [&](std::error_code& ec) { return set_keys(keys, ec); });
+}
+
+void subscriber::set_keys(const std::vector<std::string>& keys) {
+  or_throw([&](error_info& err) { return set_keys(keys, err); });
+}
+
+std::optional<std::uint64_t> subscriber::resync(std::error_code& ec) noexcept {
+  detail::clear_error(ec);
+  if (!open_or_report(port_, ec)) return std::nullopt;
+  return port_->resync(ec);
+}
+
+std::optional<std::uint64_t> subscriber::resync(error_info& err) noexcept {
+  return reporting(err, "resynchronise with", [&](std::error_code& ec) { return resync(ec); });
+}
+
+std::uint64_t subscriber::resync() {
+  return *or_throw([&](error_info& err) { return resync(err); });
 }
 
 bool subscriber::read_view_impl(void* ctx, void (*call)(void*, const message_info&, std::span<const std::byte>),

@@ -25,6 +25,8 @@ class shmbus_category final : public std::error_category {
       case errc::config_error: return "configuration error";
       case errc::not_found: return "no such name";
       case errc::exclusive_publisher: return "another publisher holds the topic's exclusive publish right";
+      case errc::key_table_full: return "the keyed topic's key table is full";
+      case errc::invalid_key: return "invalid key (keys are 1-63 bytes, and only keyed topics take them)";
     }
     return "unknown shmbus error " + std::to_string(value);
   }
@@ -38,6 +40,8 @@ class shmbus_category final : public std::error_category {
       case errc::message_too_large: return std::errc::message_size;
       case errc::not_found: return std::errc::no_such_file_or_directory;
       case errc::exclusive_publisher: return std::errc::device_or_resource_busy;
+      case errc::key_table_full: return std::errc::no_buffer_space;
+      case errc::invalid_key: return std::errc::invalid_argument;
       default: return {value, *this};
     }
   }

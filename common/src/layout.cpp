@@ -1,6 +1,7 @@
 #include "shmbus/detail/layout.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -68,17 +69,31 @@ std::error_code compute_geometry(const topic_params& p, topic_geometry& out, std
   if (p.max_subscribers == 0 || p.max_subscribers > max_subscribers_limit)
     return fail(errc::invalid_argument, why,
                 "topic '" + p.name + "': max_subscribers must be 1.." + std::to_string(max_subscribers_limit));
+  if (p.key_capacity > max_keys_limit)
+    return fail(errc::invalid_argument, why,
+                "topic '" + p.name + "': keys must be 0 (a plain topic) or 1.." + std::to_string(max_keys_limit));
+  out = {};
   out.slot_count = slots_for(p.depth);
   out.slot_stride = round_up(sizeof(slot_header) + p.max_message_size, cache_line);
   out.slots_offset = sizeof(topic_header);
   const std::uint64_t ring = out.slot_stride * out.slot_count;  // <= 2^31 * 2^30: no overflow
   out.total_size = out.slots_offset + ring;
+  if (p.key_capacity != 0) {
+    // Buckets at most half full, so that a probe ends soon at an empty one.
+    out.bucket_count = std::bit_ceil(std::max<std::uint32_t>(2 * p.key_capacity, 2));
+    out.buckets_offset = out.total_size;
+    out.entries_offset =
+        round_up(out.buckets_offset + std::uint64_t{out.bucket_count} * sizeof(key_bucket), cache_line);
+    out.values_offset = out.entries_offset + std::uint64_t{p.key_capacity} * sizeof(key_entry);
+    // <= 2^23 * 2^31 beside the ring: no overflow.
+    out.total_size = out.values_offset + 2 * std::uint64_t{p.key_capacity} * out.slot_stride;
+  }
   out.subscribers_offset = sizeof(control_header);
   out.control_size = out.subscribers_offset + std::uint64_t{p.max_subscribers} * sizeof(subscriber_entry);
   if (out.total_size > std::numeric_limits<std::size_t>::max() / 2 || out.total_size > (1ULL << 40))
     return fail(errc::invalid_argument, why,
                 "topic '" + p.name + "': max_message_size x depth needs " + std::to_string(out.total_size) +
-                    " bytes, more than shmbus allows (1 TiB)");
+                    " bytes, more than shmbus allows (1 TiB)" + (p.key_capacity != 0 ? " with its keys' values" : ""));
   return {};
 }
 
@@ -89,11 +104,13 @@ topic_decl encode(const topic_params& p) noexcept {
   d.depth = p.depth;
   d.type_size = p.type_size;
   d.max_subscribers = p.max_subscribers;
+  d.key_capacity = p.key_capacity;
   return d;
 }
 
 topic_params decode(const topic_decl& d) {
-  return {std::string(fixed_string(d.name)), d.max_message_size, d.depth, d.type_size, d.max_subscribers};
+  return {
+      std::string(fixed_string(d.name)), d.max_message_size, d.depth, d.type_size, d.max_subscribers, d.key_capacity};
 }
 
 void init_topic_header(void* base, const topic_params& p, const topic_geometry& g) {

@@ -13,6 +13,7 @@ topic_stats snapshot(const topic_segment& seg) {
   st.last_publish_ns = h.last_publish_ns.load(std::memory_order_relaxed);
   if (h.exclusive_token.load(std::memory_order_relaxed) != 0)
     st.exclusive_pid = h.exclusive_pid.load(std::memory_order_relaxed);
+  if (seg.keys().keyed()) st.keys = seg.keys().count();
   st.subscribers = seg.table().live();
   st.live_subscribers = static_cast<unsigned>(st.subscribers.size());
   return st;

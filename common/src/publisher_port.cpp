@@ -188,9 +188,15 @@ bool publisher_port::check_size(std::size_t size, std::error_code& ec) const noe
   return true;
 }
 
-std::uint64_t publisher_port::begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report) noexcept {
+std::uint64_t publisher_port::begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report,
+                                          key_arg* key) noexcept {
   if (loan_ != nullptr) {
     ec = make_error_code(errc::invalid_argument);
+    return 0;
+  }
+  // Plain topics take no key; a keyed topic's messages need one.
+  if ((key != nullptr) != seg_.keys().keyed()) {
+    ec = make_error_code(errc::invalid_key);
     return 0;
   }
   // Loads only: no system call before the copy (see owner_watch).
@@ -216,17 +222,31 @@ std::uint64_t publisher_port::begin_write(slot_header*& slot, std::error_code& e
     }
   }
   fill_report(report, recovered);
+  if (key != nullptr && !resolve_key(*key, ec)) {
+    unlock_unless_exclusive();
+    return 0;
+  }
   // From the publishers' own line, not from write_seq (see publish_seq).
   const std::uint64_t seq = h.publish_seq.load(std::memory_order_relaxed) + 1;
   slot = &seg_.ring().slot(seq);
-  write_begin(*slot, seq);
+  write_begin(*slot, seq, key != nullptr ? key->index : 0);
   return seq;
 }
 
-std::uint64_t publisher_port::end_write(slot_header& slot, std::uint64_t seq, std::size_t size,
-                                        std::int64_t now) noexcept {
+bool publisher_port::resolve_key(key_arg& key, std::error_code& ec) noexcept {
+  const key_table_view& kt = seg_.keys();
+  auto index = kt.find(key.key, key.hash);
+  if (!index) index = kt.insert(key.key, key.hash);
+  if (!index) {
+    ec = make_error_code(errc::key_table_full);
+    return false;
+  }
+  key.index = *index;
+  return true;
+}
+
+std::uint64_t publisher_port::announce(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept {
   topic_header& h = seg_.header();
-  write_end(slot, seq, size, now);
   h.write_seq.store(seq, std::memory_order_seq_cst);
   h.publish_seq.store(seq, std::memory_order_relaxed);
   h.bytes_published.store(h.bytes_published.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
@@ -257,10 +277,37 @@ std::uint64_t publisher_port::publish(std::span<const std::byte> payload, std::e
   // The message's timestamp: when publish() was called (a vDSO clock read).
   const std::int64_t now = platform::monotonic_ns();
   slot_header* slot = nullptr;
-  const std::uint64_t seq = begin_write(slot, ec, report);
+  const std::uint64_t seq = begin_write(slot, ec, report, nullptr);
   if (seq == 0) return 0;
   copy_payload(ring_view::payload(*slot), payload);
-  return end_write(*slot, seq, payload.size(), now);
+  write_end(*slot, seq, payload.size(), now);
+  return announce(seq, payload.size(), now);
+}
+
+std::uint64_t publisher_port::publish(std::string_view key, std::span<const std::byte> payload, std::error_code& ec,
+                                      recovery_report* report) noexcept {
+  clear_error(ec);
+  if (!valid_key(key)) {
+    ec = make_error_code(errc::invalid_key);
+    return 0;
+  }
+  if (!check_size(payload.size(), ec)) return 0;
+  const std::int64_t now = platform::monotonic_ns();
+  key_arg k{key, key_hash(key), 0};  // hashed before the right is taken
+  slot_header* slot = nullptr;
+  const std::uint64_t seq = begin_write(slot, ec, report, &k);
+  if (seq == 0) return 0;
+  // The ring's copy first, then the key's value, then the announcement: a
+  // value is only ever complete beside a complete ring slot, which is what
+  // recovery looks at (recover_after_owner_death).
+  copy_payload(ring_view::payload(*slot), payload);
+  std::uint64_t prev_key_seq = 0;
+  slot_header& value = value_target(seg_.keys(), k.index, prev_key_seq);
+  write_end(*slot, seq, payload.size(), now, prev_key_seq + 1);
+  write_begin(value, seq, k.index);
+  copy_payload(ring_view::payload(value), payload);
+  write_end(value, seq, payload.size(), now, prev_key_seq + 1);
+  return announce(seq, payload.size(), now);
 }
 
 std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_report* report) noexcept {
@@ -275,7 +322,7 @@ std::byte* publisher_port::loan(std::size_t size, std::error_code& ec, recovery_
     return nullptr;
   }
   slot_header* slot = nullptr;
-  const std::uint64_t seq = begin_write(slot, ec, report);
+  const std::uint64_t seq = begin_write(slot, ec, report, nullptr);
   if (seq == 0) return nullptr;
   loan_seq_ = seq;
   loan_slot_ = slot;
@@ -296,7 +343,9 @@ std::uint64_t publisher_port::commit(std::size_t size, std::error_code& ec) noex
   slot_header& slot = *std::exchange(loan_slot_, nullptr);
   loan_ = nullptr;
   loan_size_ = 0;
-  return end_write(slot, seq, size, platform::monotonic_ns());
+  const std::int64_t now = platform::monotonic_ns();
+  write_end(slot, seq, size, now);
+  return announce(seq, size, now);
 }
 
 void publisher_port::abandon() noexcept {
@@ -318,8 +367,15 @@ void publisher_port::recover_after_owner_death() noexcept {
   // one that is half-written is discarded; write_seq itself is always a
   // whole message.
   topic_header& h = seg_.header();
+  repair_key_index();
   const std::uint64_t seq = h.write_seq.load(std::memory_order_relaxed) + 1;
-  const std::uint64_t v = seg_.ring().slot(seq).seq.load(std::memory_order_relaxed);
+  slot_header& slot = seg_.ring().slot(seq);
+  std::uint64_t v = slot.seq.load(std::memory_order_relaxed);
+  if (v == 2 * seq && !value_complete(slot, seq)) {
+    // A keyed message whose value was not completed: announcing it would
+    // deliver an update the key's value never took. Discarded as torn.
+    slot.seq.store(v = 2 * seq - 1, std::memory_order_relaxed);
+  }
   if (v == 2 * seq) {
     h.write_seq.store(seq, std::memory_order_seq_cst);
   } else if (v == 2 * seq - 1) {
@@ -337,6 +393,31 @@ void publisher_port::recover_after_owner_death() noexcept {
   // the sleepers bit but before the wake: wake unconditionally.
   seg_.event().set();
   seg_.event().wake_all();
+}
+
+bool publisher_port::value_complete(const slot_header& slot, std::uint64_t seq) const noexcept {
+  const key_table_view& kt = seg_.keys();
+  if (!kt.keyed()) return true;
+  // The key index was stored before the slot's odd marker (write_begin).
+  const std::uint32_t index = slot.key.load(std::memory_order_relaxed);
+  if (index >= kt.count()) return false;
+  return kt.half(index, 0).seq.load(std::memory_order_relaxed) == 2 * seq ||
+         kt.half(index, 1).seq.load(std::memory_order_relaxed) == 2 * seq;
+}
+
+void publisher_port::repair_key_index() noexcept {
+  // A holder that died between a new key's count and its bucket (insert)
+  // left the newest entry unfindable: index it. Only that one can be.
+  const key_table_view& kt = seg_.keys();
+  if (!kt.keyed()) return;
+  const std::uint32_t n = kt.count();
+  if (n == 0) return;
+  char bytes[max_key_size];
+  std::size_t size = 0;
+  if (!kt.key_of(n - 1, bytes, size)) return;
+  const std::string_view key(bytes, size);
+  const std::uint64_t hash = key_hash(key);
+  if (!kt.find(key, hash)) kt.index_entry(n - 1, hash);
 }
 
 void publisher_port::fill_report(recovery_report* report, bool recovered) const noexcept {

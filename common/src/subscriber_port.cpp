@@ -10,12 +10,17 @@
 namespace shmbus::detail {
 namespace {
 
-// The visitor of a copying read: takes the message if `dst` holds it.
+// Copies `payload` into `dst` if it fits.
+visit_action copy_to(std::span<std::byte> dst, std::span<const std::byte> payload) noexcept {
+  if (payload.size() > dst.size()) return visit_action::too_small;
+  if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
+  return visit_action::take;
+}
+
+// The visitor of a copying read of a plain message (latest()).
 auto copy_into(std::span<std::byte> dst) noexcept {
-  return [dst](const message_info&, std::span<const std::byte> payload) noexcept {
-    if (payload.size() > dst.size()) return false;
-    if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
-    return true;
+  return [dst](const message_info&, const slot_keys&, std::span<const std::byte> payload) noexcept {
+    return copy_to(dst, payload);
   };
 }
 
@@ -23,6 +28,8 @@ auto copy_into(std::span<std::byte> dst) noexcept {
 
 subscriber_port::subscriber_port(topic_segment seg, std::error_code& ec) noexcept : seg_(std::move(seg)) {
   next_ = seg_.newest() + 1;
+  // Keyed topics: every key, no snapshot, until follow() says otherwise.
+  if (seg_.keys().keyed()) keys_ = key_follower(seg_.keys(), seg_.ring(), {});
   reg_ = seg_.table().claim(platform::current_process(), next_ - 1, ec);
   if (ec) seg_ = topic_segment();
 }
@@ -44,7 +51,8 @@ subscriber_port::subscriber_port(subscriber_port&& o) noexcept
       next_(o.next_),
       pending_missed_(o.pending_missed_),
       missed_total_(o.missed_total_),
-      received_total_(o.received_total_) {}
+      received_total_(o.received_total_),
+      keys_(std::move(o.keys_)) {}
 
 subscriber_port& subscriber_port::operator=(subscriber_port&& o) noexcept {
   if (this != &o) {
@@ -55,6 +63,7 @@ subscriber_port& subscriber_port::operator=(subscriber_port&& o) noexcept {
     pending_missed_ = o.pending_missed_;
     missed_total_ = o.missed_total_;
     received_total_ = o.received_total_;
+    keys_ = std::move(o.keys_);
   }
   return *this;
 }
@@ -73,26 +82,148 @@ void subscriber_port::account(const message_info& info) noexcept {
 }
 
 read_status subscriber_port::read(std::span<std::byte> dst, message_info& info, std::error_code& ec) noexcept {
-  const read_status status = seqlock_read(seg_.ring(), next_, info, copy_into(dst), ec);
-  // Skips found on an attempt that could not deliver are reported with the
-  // message that is finally delivered.
-  pending_missed_ += info.missed;
-  info.missed = pending_missed_;
+  if (keys_.snapshot_pending()) {
+    clear_error(ec);
+    const read_status status = keys_.next_snapshot(dst, info);
+    if (status == read_status::ok) account_snapshot();
+    return status;
+  }
+  slot_keys keys;
+  read_status status = seqlock_read(
+      seg_.ring(), next_, info,
+      [&](const message_info& meta, const slot_keys& k, std::span<const std::byte> payload) noexcept {
+        const visit_action action = decide(meta, k);
+        if (action != visit_action::take) return action;
+        keys = k;
+        return copy_to(dst, payload);
+      },
+      ec);
+  finish_read(status, info, keys, ec);
+  return status;
+}
+
+void subscriber_port::finish_read(read_status& status, message_info& info, const slot_keys& keys,
+                                  std::error_code& ec) noexcept {
+  const bool found = status != read_status::empty;
+  if (found && keys_.active() && keys_.corrupt()) {
+    ec = make_error_code(errc::corrupt_segment);
+    status = read_status::empty;
+    return;
+  }
+  if (keys_.filtered()) {
+    // Losses of any key are not this subscriber's: its keys' own are
+    // counted per key (describe).
+    pending_missed_ = 0;
+    info.missed = 0;
+  } else {
+    // Skips found on an attempt that could not deliver are reported with
+    // the message that is finally delivered.
+    pending_missed_ += info.missed;
+    info.missed = pending_missed_;
+  }
+  if (found && keys_.active()) keys_.describe(info, keys);
   if (status == read_status::ok) {
     pending_missed_ = 0;
+    if (keys_.active()) keys_.commit();
     account(info);
   }
   // What was published before a close is read first; then the reader is
   // told, so a strategy spinning over try_read does not spin for ever.
   if (!ec && status == read_status::empty && gone()) ec = make_error_code(errc::topic_closed);
-  return status;
+}
+
+void subscriber_port::account_snapshot() noexcept {
+  ++received_total_;
+  // Our place in the stream is the cursor, not the (older) value's sequence.
+  seg_.table().record(reg_, next_ - 1, missed_total_, received_total_);
 }
 
 void subscriber_port::skip(const message_info& info) noexcept {
+  if (info.snapshot) {
+    keys_.skip_snapshot();
+    account_snapshot();
+    return;
+  }
   next_ = info.sequence + 1;
   message_info counted = info;
   counted.missed = std::exchange(pending_missed_, 0);
+  if (keys_.active()) keys_.commit();
   account(counted);
+}
+
+bool subscriber_port::keyed(std::error_code& ec) const noexcept {
+  clear_error(ec);
+  if (keys_.active()) return true;
+  ec = make_error_code(errc::invalid_key);
+  return false;
+}
+
+bool subscriber_port::follow(std::span<const std::string> keys, bool snapshot, std::error_code& ec) noexcept {
+  clear_error(ec);
+  if (!seg_.keys().keyed()) {
+    if (keys.empty() && !snapshot) return true;
+    ec = make_error_code(errc::invalid_key);
+    return false;
+  }
+  for (const std::string& k : keys)
+    if (!valid_key(k)) {
+      ec = make_error_code(errc::invalid_key);
+      return false;
+    }
+  try {
+    keys_ = key_follower(seg_.keys(), seg_.ring(), keys);
+  } catch (const std::bad_alloc&) {
+    ec = make_error_code(std::errc::not_enough_memory);
+    return false;
+  }
+  if (snapshot) {
+    std::uint64_t skipped = 0;
+    const std::uint64_t cursor = keys_.take_snapshot(next_, 0, skipped, ec);
+    if (cursor == 0) return false;
+    next_ = cursor;
+  } else if (keys_.filtered()) {
+    next_ = keys_.set_baselines(next_, true);
+  }
+  seg_.table().record(reg_, next_ - 1, missed_total_, received_total_);
+  return true;
+}
+
+bool subscriber_port::set_keys(std::span<const std::string> keys, std::error_code& ec) noexcept {
+  if (!keyed(ec)) return false;
+  for (const std::string& k : keys)
+    if (!valid_key(k)) {
+      ec = make_error_code(errc::invalid_key);
+      return false;
+    }
+  keys_.set_filter(keys, next_);
+  return true;
+}
+
+std::optional<std::uint64_t> subscriber_port::resync(std::error_code& ec) noexcept {
+  if (!keyed(ec)) return std::nullopt;
+  std::uint64_t skipped = 0;
+  const std::uint64_t cursor = keys_.take_snapshot(next_, pending_missed_, skipped, ec);
+  if (cursor == 0) return std::nullopt;
+  next_ = cursor;
+  pending_missed_ = 0;
+  missed_total_ += skipped;
+  seg_.table().record(reg_, next_ - 1, missed_total_, received_total_);
+  return skipped;
+}
+
+read_status subscriber_port::get(std::string_view key, std::span<std::byte> dst, message_info& info,
+                                 std::error_code& ec) noexcept {
+  if (!keyed(ec)) return read_status::empty;
+  if (!valid_key(key)) {
+    ec = make_error_code(errc::invalid_key);
+    return read_status::empty;
+  }
+  return keys_.get(key, dst, info, ec);
+}
+
+std::vector<key_stats> subscriber_port::keys(std::error_code& ec) {
+  if (!keyed(ec)) return {};
+  return keys_.list(ec);
 }
 
 bool subscriber_port::latest(std::span<std::byte> dst, message_info& info, std::error_code& ec) noexcept {

@@ -62,6 +62,10 @@ class message {
   [[nodiscard]] std::int64_t timestamp_ns() const noexcept { return info_.timestamp_ns; }
   [[nodiscard]] std::uint64_t missed() const noexcept { return info_.missed; }
   [[nodiscard]] std::size_t size() const noexcept { return info_.size; }
+  /// Keyed topics: the message's key (valid while its subscriber lives).
+  [[nodiscard]] std::string_view key() const noexcept { return info_.key; }
+  /// Keyed topics: a key's latest value from a snapshot, not a stream update.
+  [[nodiscard]] bool from_snapshot() const noexcept { return info_.snapshot; }
   [[nodiscard]] std::span<const std::byte> payload() const noexcept { return {buffer_.data(), info_.size}; }
   [[nodiscard]] std::string_view text() const noexcept {
     return {reinterpret_cast<const char*>(buffer_.data()), info_.size};
@@ -154,6 +158,37 @@ class publisher {
     return publish(std::as_bytes(std::span(text)), err);
   }
 
+  /// Keyed topics: publishes `payload` under `key` (1-63 bytes): the message
+  /// joins the topic's stream and becomes the key's latest value; a key not
+  /// seen before is added. Errors as publish(payload), and invalid_key (an
+  /// empty or longer key; a plain topic), key_table_full (a new key and the
+  /// topic holds its key capacity already; nothing is published). On a
+  /// keyed topic the unkeyed forms fail with invalid_key.
+  std::uint64_t publish(std::string_view key, std::span<const std::byte> payload);
+  std::uint64_t publish(std::string_view key, std::span<const std::byte> payload, std::error_code& ec) noexcept;
+  std::uint64_t publish(std::string_view key, std::span<const std::byte> payload, error_info& err) noexcept;
+  std::uint64_t publish(std::string_view key, std::string_view text) {
+    return publish(key, std::as_bytes(std::span(text)));
+  }
+  std::uint64_t publish(std::string_view key, std::string_view text, std::error_code& ec) noexcept {
+    return publish(key, std::as_bytes(std::span(text)), ec);
+  }
+  std::uint64_t publish(std::string_view key, std::string_view text, error_info& err) noexcept {
+    return publish(key, std::as_bytes(std::span(text)), err);
+  }
+  /// Keyed topics: a trivially copyable value under `key`.
+  template <class T>
+  std::uint64_t publish_value(std::string_view key, const T& value) {
+    return publish(key, bytes_of(value));
+  }
+  template <class T>
+  std::uint64_t publish_value(std::string_view key, const T& value, std::error_code& ec) noexcept {
+    return publish(key, bytes_of(value), ec);
+  }
+  template <class T>
+  std::uint64_t publish_value(std::string_view key, const T& value, error_info& err) noexcept {
+    return publish(key, bytes_of(value), err);
+  }
   /// Publishes a trivially copyable value. If the topic declares a type size,
   /// sizeof(T) must be it (type_size_mismatch otherwise, as for publish()).
   template <class T>
@@ -234,12 +269,30 @@ class publisher {
     static_assert(std::is_trivially_copyable_v<T>, "shmbus messages carry trivially copyable types");
     return std::as_bytes(std::span<const T, 1>(&value, 1));
   }
-  // The sentence for a failed `action` ("publish", "loan", "commit") of `size` bytes.
-  void publish_error(error_info& err, const char* action, std::size_t size) const noexcept;
+  // The sentence for a failed `action` ("publish", "loan", "commit") of
+  // `size` bytes, under `key` (keyed publishes).
+  void publish_error(error_info& err, const char* action, std::size_t size,
+                     std::optional<std::string_view> key = std::nullopt) const noexcept;
   void acquire_exclusive(std::optional<std::chrono::nanoseconds> wait, error_info& err) noexcept;
   void log_recovery(const detail::recovery_report& recovery) const noexcept;
   std::unique_ptr<detail::publisher_port> port_;
   topic_info info_;
+};
+
+/// How a subscriber is opened (bus::make_subscriber).
+struct subscriber_options {
+  /// The caller's message type size, checked against the topic's declared
+  /// one; 0: any size.
+  std::size_t type_size = 0;
+  /// Keyed topics: follow only these keys (every key when empty, the
+  /// default). Messages of other keys are skipped uncopied, and `missed`
+  /// counts the lost updates of the followed keys only, per key.
+  std::vector<std::string> keys;
+  /// Keyed topics: join with a snapshot. The first reads deliver every
+  /// followed key's latest value (message::from_snapshot()), then the stream
+  /// continues from exactly the point those values reflect: no update is
+  /// lost between them and none is delivered twice.
+  bool snapshot = false;
 };
 
 /// Reads one topic. Starts after the newest message at the time it opened
@@ -366,6 +419,45 @@ class subscriber {
   bool wait_available(std::optional<duration> timeout, const wait_strategy& how, std::error_code& ec) noexcept;
   bool wait_available(std::optional<duration> timeout, const wait_strategy& how, error_info& err) noexcept;
 
+  /// Keyed topics: copies `key`'s latest value into `m`; false when the
+  /// topic has no such key (or no value of it yet). Does not move the
+  /// stream. Errors: invalid_key (a bad key, or a plain topic).
+  bool get(std::string_view key, message& m);
+  bool get(std::string_view key, message& m, std::error_code& ec) noexcept;
+  bool get(std::string_view key, message& m, error_info& err) noexcept;
+  /// Keyed topics: the typed get: `out` is written only when the value is
+  /// exactly sizeof(T) bytes (type_size_mismatch otherwise).
+  template <class T>
+  bool get(std::string_view key, T& out, std::error_code& ec) noexcept {
+    return read_into(out, [&](std::span<std::byte> copy) { return get_exact(key, copy, ec); });
+  }
+  template <class T>
+  bool get(std::string_view key, T& out) {
+    error_info err;
+    const bool ok = read_into(out, [&](std::span<std::byte> copy) { return get_exact(key, copy, err.code); });
+    if (err) get_error(err, key);
+    detail::throw_if(err);
+    return ok;
+  }
+  /// Keyed topics: every key that has a value, in the order they were added,
+  /// with its latest value's sequence, timestamp and size.
+  [[nodiscard]] std::vector<key_stats> keys();
+  [[nodiscard]] std::vector<key_stats> keys(std::error_code& ec);
+  [[nodiscard]] std::vector<key_stats> keys(error_info& err);
+  /// Keyed topics: follows `keys` from now on (every key when empty). A key
+  /// newly followed is counted from the subscriber's place in the stream.
+  void set_keys(const std::vector<std::string>& keys);
+  bool set_keys(const std::vector<std::string>& keys, std::error_code& ec) noexcept;
+  bool set_keys(const std::vector<std::string>& keys, error_info& err) noexcept;
+  /// Keyed topics: after an overrun (a message reported `missed`), gets
+  /// back in step: drops what is unread, delivers every followed key's
+  /// latest value next (as a join with a snapshot does), then the stream
+  /// after them. Returns the updates of followed keys skipped over (neither
+  /// delivered nor already reported missed).
+  std::uint64_t resync();
+  std::optional<std::uint64_t> resync(std::error_code& ec) noexcept;
+  std::optional<std::uint64_t> resync(error_info& err) noexcept;
+
   /// How `wait` and `wait_available` wait when not told (default: block).
   void set_wait_strategy(const wait_strategy& how) noexcept { strategy_ = how; }
   [[nodiscard]] const wait_strategy& strategy() const noexcept { return strategy_; }
@@ -409,6 +501,10 @@ class subscriber {
     if (err) read_error(err, got, type_size);
     return ok;
   }
+  // The typed get: `key`'s value into `scratch` if it is exactly that size.
+  bool get_exact(std::string_view key, std::span<std::byte> scratch, std::error_code& ec) noexcept;
+  // The sentence of a failed get of `key`.
+  void get_error(error_info& err, std::string_view key) const noexcept;
   // Makes room for any message of the topic in `m`.
   bool fit(message& m, std::error_code& ec) const noexcept;
   // The error_info form of a read or wait around its ec form `call(ec)`.
@@ -493,6 +589,12 @@ class bus {
   subscriber make_subscriber(std::string_view topic, std::size_t type_size = 0);
   subscriber make_subscriber(std::string_view topic, std::size_t type_size, std::error_code& ec) noexcept;
   subscriber make_subscriber(std::string_view topic, std::size_t type_size, error_info& err) noexcept;
+  /// Opens a subscriber as `opts` says (type size; keyed topics: the keys it
+  /// follows, a snapshot first). Errors as the others, and invalid_key (keys
+  /// or a snapshot asked of a plain topic, or a bad key).
+  subscriber make_subscriber(std::string_view topic, const subscriber_options& opts);
+  subscriber make_subscriber(std::string_view topic, const subscriber_options& opts, std::error_code& ec) noexcept;
+  subscriber make_subscriber(std::string_view topic, const subscriber_options& opts, error_info& err) noexcept;
 
   /// The same for a trivially copyable T: type_size is sizeof(T).
   template <class T>

@@ -33,6 +33,8 @@ enum class errc {
   config_error,          ///< a configuration file or flag could not be parsed
   not_found,             ///< a name given to shmbus (such as a permissions group) names nothing
   exclusive_publisher,   ///< another live publisher holds the topic's exclusive publish right
+  key_table_full,        ///< a keyed topic already holds as many keys as it was created for
+  invalid_key,  ///< a key is empty, longer than 63 bytes, or given for a plain topic (or missing for a keyed one)
 };
 
 /// The category of `shmbus::errc` codes; its name is "shmbus".

@@ -20,6 +20,11 @@ struct topic_params {
   std::uint32_t depth = 1;                ///< 1 = latest value, N = ring of N
   std::uint32_t type_size = 0;            ///< declared payload type size, 0 = raw bytes
   std::uint32_t max_subscribers = default_max_subscribers;
+  /// 0: a plain topic. N: a keyed topic: every message names a key (1-63
+  /// bytes, up to N distinct ones), and the topic keeps each key's latest
+  /// value beside the ring of `depth` updates.
+  std::uint32_t key_capacity = 0;
+  [[nodiscard]] bool keyed() const noexcept { return key_capacity != 0; }
 
   friend bool operator==(const topic_params&, const topic_params&) = default;
 };

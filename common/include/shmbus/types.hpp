@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "shmbus/topic_params.hpp"
@@ -36,6 +38,7 @@ struct topic_stats {
   std::uint64_t torn_discarded = 0;           ///< half-written messages those recoveries discarded
   std::int64_t last_publish_ns = 0;           ///< platform::monotonic_ns() of the last publish; 0 = never
   std::uint64_t exclusive_pid = 0;            ///< pid holding the exclusive publish right; 0 = none
+  std::uint32_t keys = 0;                     ///< keyed topics: keys in use (of info.key_capacity)
   std::vector<subscriber_stats> subscribers;  ///< the live ones
 
   /// Messages published but not yet consumed by the slowest live
@@ -60,7 +63,27 @@ struct message_info {
   std::uint64_t sequence = 0;     ///< 1, 2, 3 ... per topic, set by the publisher
   std::int64_t timestamp_ns = 0;  ///< when publish() was called: shmbus::monotonic_ns() (shmbus/clock.hpp), ns
   std::size_t size = 0;           ///< payload bytes
-  std::uint64_t missed = 0;       ///< messages this subscriber skipped right before this one
+  /// Messages this subscriber lost right before this one (overrun). A
+  /// filtered subscriber of a keyed topic: updates of this message's key
+  /// lost since the one it delivered before.
+  std::uint64_t missed = 0;
+  /// Keyed topics: the message's key (a view of the subscriber's own copy,
+  /// valid while the subscriber lives); empty on plain topics.
+  std::string_view key;
+  /// Keyed topics: the key's update count (1, 2, 3 ...) this message made.
+  std::uint64_t key_seq = 0;
+  /// Delivered from a snapshot (a join or a resynchronisation): the key's
+  /// latest value at that time, not an update from the stream.
+  bool snapshot = false;
+};
+
+/// One key of a keyed topic (subscriber::keys()).
+struct key_stats {
+  std::string key;
+  std::uint64_t sequence = 0;     ///< of the message that wrote its latest value
+  std::int64_t timestamp_ns = 0;  ///< of that message
+  std::size_t size = 0;           ///< its payload bytes
+  std::uint64_t updates = 0;      ///< messages published under this key (its key_seq)
 };
 
 /// How a subscriber waits for its next message.

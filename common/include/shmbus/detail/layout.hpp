@@ -7,6 +7,8 @@
 /// functions before a single other field is trusted.
 ///
 /// Topic data:     [topic_header][slot x slot_count]
+///                 keyed topics also: [key bucket x bucket_count][key_entry x key_capacity]
+///                                    [value slot x 2 x key_capacity]
 /// Topic control:  [control_header][subscriber_entry x max_subscribers]
 /// Registry:       [registry_header][topic_entry x topic_count]
 ///
@@ -42,7 +44,9 @@ inline constexpr std::size_t cache_line = 64;
 // 4: the topic header holds its parameters as a topic_decl, as the registry does.
 // 5: topic_decl loses type_tag (nothing set or checked it), 96 -> 88 bytes.
 // 6: the publisher line holds the exclusive publish right's owner record.
-inline constexpr std::uint32_t abi_version = 6;
+// 7: keyed topics: topic_decl.key_capacity, the key line, the key region;
+//    slot_header's size is 32 bits beside the key index, and carries key_seq.
+inline constexpr std::uint32_t abi_version = 7;
 inline constexpr std::uint64_t topic_magic = 0x3150544255424D53ULL;     // "SMBUBTP1"
 inline constexpr std::uint64_t registry_magic = 0x3147524255424D53ULL;  // "SMBUBRG1"
 inline constexpr std::uint64_t control_magic = 0x3154434255424D53ULL;   // "SMBUBCT1"
@@ -51,6 +55,9 @@ inline constexpr std::uint64_t max_message_size_limit = 1ULL << 30;  // 1 GiB
 inline constexpr std::uint32_t max_depth_limit = 1U << 20;
 inline constexpr std::uint32_t max_subscribers_limit = 4096;
 inline constexpr std::uint32_t max_topics_limit = 4096;
+/// Keys a keyed topic may hold (its key capacity); a key is 1..max_key_size bytes.
+inline constexpr std::uint32_t max_keys_limit = 1U << 22;
+inline constexpr std::size_t max_key_size = 63;
 
 using a_u32 = std::atomic<std::uint32_t>;
 using a_u64 = std::atomic<std::uint64_t>;
@@ -83,7 +90,7 @@ struct topic_decl {
   std::uint32_t depth;
   std::uint32_t type_size;
   std::uint32_t max_subscribers;
-  std::uint32_t reserved0;
+  std::uint32_t key_capacity;  ///< 0: a plain topic; N: a keyed topic of up to N keys
 };
 
 struct topic_header {
@@ -122,6 +129,10 @@ struct topic_header {
   a_u64 exclusive_token;
   a_u64 exclusive_pid;
   a_u64 exclusive_start_time;
+  // Own line (keyed topics): the key table's fill, written by the holder of
+  // the publish right when it adds a key, read by readers resolving one.
+  alignas(cache_line) a_u32 key_count;  ///< entries of the key table in use; release-stored after the entry
+  std::uint32_t reserved2;
 };
 
 /// Header of a topic's control segment, which every client maps read-write.
@@ -155,15 +166,30 @@ struct alignas(cache_line) subscriber_entry {
 /// Per-slot header; the payload follows it. `seq` is a seqlock word:
 /// 2s-1 while message s is being written (or after recovery discarded a
 /// torn message s: the next publish reuses s), 2s once it is complete, 0
-/// never written. It never decreases.
+/// never written. It never decreases, except that recovery may turn an
+/// unannounced complete 2s back into 2s-1 (keyed topics, design.md).
+/// The same header starts each half of a key's value pair.
 struct alignas(cache_line) slot_header {
   a_u64 seq;
   // Atomics (relaxed) although the seqlock validates them: a plain field
   // could legally be loaded twice, checked once and used unchecked.
-  a_u64 size;
+  a_u32 size;  ///< payload bytes (max_message_size_limit fits)
+  a_u32 key;   ///< keyed topics: the key's index in the key table; 0 otherwise
   a_i64 timestamp_ns;
-  std::uint64_t reserved;
+  a_u64 key_seq;  ///< keyed topics: 1, 2, 3 ... per key (its updates so far); 0 otherwise
 };
+
+/// One key of a keyed topic's key table: written once, by the holder of the
+/// publish right, before `key_count` covers it; immutable afterwards.
+struct key_entry {
+  std::uint8_t size;  ///< 1..max_key_size
+  char bytes[max_key_size];
+};
+
+/// A bucket of the key index (open addressing, linear probing): 0 empty,
+/// else (hash >> 32) << 32 | (key index + 1). Stored once, with release,
+/// after the entry it names; never changed afterwards.
+using key_bucket = a_u64;
 
 inline constexpr std::uint64_t sub_free = 0, sub_claimed = 1, sub_live = 2;
 inline constexpr std::uint64_t sub_phase(std::uint64_t state) noexcept { return state & 3; }
@@ -202,6 +228,8 @@ static_assert(offsetof(topic_header, exclusive_start_time) + sizeof(a_u64) - off
               "the publishers' state is one cache line");
 static_assert(sizeof(subscriber_entry) == cache_line);
 static_assert(sizeof(slot_header) == cache_line);
+static_assert(std::is_standard_layout_v<key_entry> && sizeof(key_entry) == 64);
+static_assert(max_message_size_limit <= UINT32_MAX, "slot_header::size is 32 bits");
 static_assert(sizeof(topic_decl) == 88);
 static_assert(alignof(topic_header) == cache_line);
 
@@ -215,6 +243,11 @@ struct topic_geometry {
   std::uint64_t total_size;          ///< of the data segment
   std::uint64_t subscribers_offset;  ///< in the control segment
   std::uint64_t control_size;        ///< of the control segment
+  // Keyed topics (0 otherwise): the key region of the data segment.
+  std::uint32_t bucket_count;    ///< a power of two >= 2 x key_capacity
+  std::uint64_t buckets_offset;  ///< key_bucket x bucket_count
+  std::uint64_t entries_offset;  ///< key_entry x key_capacity
+  std::uint64_t values_offset;   ///< slot x 2 x key_capacity, each slot_stride bytes
 };
 
 /// Checks the parameters (ranges, name, overflow) and computes the layout.

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "shmbus/detail/key_table.hpp"
 #include "shmbus/detail/topic_segment.hpp"
 
 namespace shmbus::detail {
@@ -63,6 +64,13 @@ class publisher_port {
   /// loan is open).
   std::uint64_t publish(std::span<const std::byte> payload, std::error_code& ec,
                         recovery_report* report = nullptr) noexcept;
+  /// Publishes one message of a keyed topic under `key`: the message joins
+  /// the ring and becomes the key's latest value, a key not seen before
+  /// being added. Errors as publish(), and invalid_key (the key is empty or
+  /// longer than max_key_size, or the topic is not keyed), key_table_full
+  /// (a new key, and the table holds key_capacity keys).
+  std::uint64_t publish(std::string_view key, std::span<const std::byte> payload, std::error_code& ec,
+                        recovery_report* report = nullptr) noexcept;
 
   /// The first half of a publish: `size` bytes of the next slot to write in
   /// place, or nullptr with `ec` set (as publish; type_size_mismatch when
@@ -85,14 +93,24 @@ class publisher_port {
  private:
   // The size rules of a message of `size` bytes.
   bool check_size(std::size_t size, std::error_code& ec) const noexcept;
-  // Takes the publish right for one message (the mutex, unless exclusive)
-  // and marks the next slot as being written: returns its sequence, or 0
-  // with `ec` set and the right not held.
+  // A keyed publish's key: the caller's bytes and hash; begin_write finds
+  // (or adds) its index.
+  struct key_arg {
+    std::string_view key;
+    std::uint64_t hash;
+    std::uint32_t index;
+  };
+  // Takes the publish right for one message (the mutex, unless exclusive),
+  // resolves `key` (keyed topics; nullptr for plain ones) and marks the
+  // next slot as being written: returns its sequence, or 0 with `ec` set
+  // and the right not held.
   // `slot` is returned too, so that the slot's address (a division by the
   // slot count) is computed once per message.
-  std::uint64_t begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report) noexcept;
-  // Completes message `seq` in `slot` begun by begin_write and gives the per-message right back.
-  std::uint64_t end_write(slot_header& slot, std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
+  std::uint64_t begin_write(slot_header*& slot, std::error_code& ec, recovery_report* report, key_arg* key) noexcept;
+  // Under the right: the key's index, added if new; false with key_table_full.
+  bool resolve_key(key_arg& key, std::error_code& ec) noexcept;
+  // Announces message `seq` (its slot complete: write_end) and gives the per-message right back.
+  std::uint64_t announce(std::uint64_t seq, std::size_t size, std::int64_t now) noexcept;
   // False (and the right forgotten) in a forked child: the right is its parent's.
   bool right_is_ours() noexcept;
   // Locks the mutex, repairing after a dead owner; false with `ec` set.
@@ -102,6 +120,11 @@ class publisher_port {
   // the exclusive right; takes it back from a dead one.
   bool clear_dead_holder(std::error_code& ec, bool& recovered) noexcept;
   void recover_after_owner_death() noexcept;
+  // Recovery, keyed topics: whether the complete ring slot of message `seq`
+  // has its key's value complete too (plain topics: true).
+  [[nodiscard]] bool value_complete(const slot_header& slot, std::uint64_t seq) const noexcept;
+  // Recovery, keyed topics: indexes a key whose adder died before its bucket.
+  void repair_key_index() noexcept;
   void copy_payload(std::byte* dst, std::span<const std::byte> payload) noexcept;
   void fill_report(recovery_report* report, bool recovered) const noexcept;
 

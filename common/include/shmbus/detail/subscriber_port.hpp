@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "shmbus/detail/key_follower.hpp"
 #include "shmbus/detail/topic_segment.hpp"
 #include "shmbus/types.hpp"
 
@@ -32,6 +33,23 @@ class subscriber_port {
   /// Opens topic `declared` (as the registry declares it) of broker `instance` on `bus` and registers.
   static subscriber_port open(std::string_view bus, std::uint64_t instance, const topic_params& declared,
                               std::error_code& ec, std::string& what);
+
+  /// Keyed topics: follows only `keys` (every key when empty) and, with
+  /// `snapshot`, delivers every followed key's latest value first, then the
+  /// stream from exactly where the values leave off. Call once, right
+  /// after opening. Errors: invalid_key (a plain topic, or a bad key).
+  bool follow(std::span<const std::string> keys, bool snapshot, std::error_code& ec) noexcept;
+  /// Keyed topics: follows `keys` from now on (every key when empty).
+  bool set_keys(std::span<const std::string> keys, std::error_code& ec) noexcept;
+  /// Keyed topics: drops what is unread, takes a new snapshot of the
+  /// followed keys (delivered next, as at a join) and resumes the stream
+  /// after it. Returns the updates skipped (neither delivered nor reported
+  /// missed), or nullopt with `ec` set.
+  std::optional<std::uint64_t> resync(std::error_code& ec) noexcept;
+  /// Keyed topics: the latest value of `key` (see key_follower::get).
+  read_status get(std::string_view key, std::span<std::byte> dst, message_info& info, std::error_code& ec) noexcept;
+  /// Keyed topics: every key with a value.
+  std::vector<key_stats> keys(std::error_code& ec);
   subscriber_port(subscriber_port&& o) noexcept;
   subscriber_port& operator=(subscriber_port&& o) noexcept;
   ~subscriber_port();
@@ -42,8 +60,8 @@ class subscriber_port {
   [[nodiscard]] bool gone() const noexcept { return seg_.gone(); }
   [[nodiscard]] std::uint64_t missed_total() const noexcept { return missed_total_; }
   [[nodiscard]] std::uint64_t received_total() const noexcept { return received_total_; }
-  /// A message newer than the cursor is there.
-  [[nodiscard]] bool available() const noexcept { return seg_.newest() >= next_; }
+  /// A message newer than the cursor (or a snapshot value) is there.
+  [[nodiscard]] bool available() const noexcept { return seg_.newest() >= next_ || keys_.snapshot_pending(); }
 
   /// Copies the next message into `dst`. `ok`: `info` describes it;
   /// `buffer_too_small`: `info` describes the message, which stays unread;
@@ -72,6 +90,20 @@ class subscriber_port {
   bool block_until(std::optional<clock::time_point> deadline, std::error_code& ec) noexcept;
   // Counts a delivery and records it in our entry (for `shmbus stat`).
   void account(const message_info& info) noexcept;
+  // A stream read's decision on a message before it is copied: keyed
+  // topics skip keys not followed and updates the snapshot holds.
+  visit_action decide(const message_info& meta, const slot_keys& keys) noexcept {
+    return keys_.active() ? keys_.decide(meta, keys) : visit_action::take;
+  }
+  // After a stream read: what it lost is reported with the message finally
+  // delivered (filtered: that key's own losses), the key named, the
+  // delivery counted; corrupt_segment for a key index the table never
+  // held, topic_closed once everything before a close was read.
+  void finish_read(read_status& status, message_info& info, const slot_keys& keys, std::error_code& ec) noexcept;
+  // Counts a snapshot value's delivery.
+  void account_snapshot() noexcept;
+  // Keyed topics only: checks that this is one (invalid_key otherwise).
+  bool keyed(std::error_code& ec) const noexcept;
   void release() noexcept;
 
   topic_segment seg_;
@@ -80,29 +112,34 @@ class subscriber_port {
   std::uint64_t pending_missed_ = 0;  // skips found by reads that delivered nothing
   std::uint64_t missed_total_ = 0;
   std::uint64_t received_total_ = 0;
+  key_follower keys_;  // keyed topics; inactive otherwise
 };
 
 template <class F>
 bool subscriber_port::read_in_place(F&& f, std::error_code& ec) {
   message_info delivered;
-  const read_status status = seqlock_read(
+  slot_keys keys;
+  if (keys_.snapshot_pending()) {
+    // The snapshot is a private copy: a view of it is as good as any.
+    keys_.peek_snapshot([&](const message_info& info, std::span<const std::byte> payload) { f(info, payload); });
+    account_snapshot();
+    return true;
+  }
+  read_status status = seqlock_read(
       seg_.ring(), next_, delivered,
-      [&](const message_info& meta, std::span<const std::byte> payload) {
+      [&](const message_info& meta, const slot_keys& k, std::span<const std::byte> payload) {
+        const visit_action action = decide(meta, k);
+        if (action != visit_action::take) return action;
+        keys = k;
         message_info told = meta;
         told.missed += pending_missed_;
+        if (keys_.active()) keys_.describe(told, k);
         f(static_cast<const message_info&>(told), payload);
-        return true;
+        return visit_action::take;
       },
       ec);
-  if (status != read_status::ok) {
-    pending_missed_ += delivered.missed;
-    if (!ec && gone()) ec = make_error_code(errc::topic_closed);
-    return false;
-  }
-  delivered.missed += pending_missed_;
-  pending_missed_ = 0;
-  account(delivered);
-  return true;
+  finish_read(status, delivered, keys, ec);
+  return status == read_status::ok;
 }
 
 }  // namespace shmbus::detail

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "shmbus/detail/key_table.hpp"
 #include "shmbus/detail/layout.hpp"
 #include "shmbus/detail/owner_watch.hpp"
 #include "shmbus/detail/seqlock.hpp"
@@ -84,6 +85,8 @@ class topic_segment {
   [[nodiscard]] const subscriber_table& table() const noexcept { return table_; }
   [[nodiscard]] subscriber_table& table() noexcept { return table_; }
   [[nodiscard]] const ring_view& ring() const noexcept { return ring_; }
+  /// The key table (keyed topics; `keyed()` is false otherwise).
+  [[nodiscard]] const key_table_view& keys() const noexcept { return keys_; }
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] bool closed() const noexcept;
   /// Closed, or (for a segment opened by a client) its broker has been
@@ -120,6 +123,7 @@ class topic_segment {
   // re-read from shared memory.
   topic_params params_;
   ring_view ring_;
+  key_table_view keys_;
   subscriber_table table_;
 };
 
