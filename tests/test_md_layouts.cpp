@@ -1,5 +1,6 @@
 // The market-data demo with CTP's newer struct layouts (shmbus/market_data.hpp):
-// md-strategy reads whichever layout a topic carries, told apart by size.
+// md-feed --ctp publishes v6.5.1 or v6.6.7+ snapshots, and md-strategy reads
+// whichever layout a topic carries, told apart by size.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -61,6 +62,41 @@ const std::string long_id = "SIM-very-long-instrument-id-2605-C-4500";
 
 }  // namespace
 
+TEST_CASE("md-feed --ctp v6.5 and v6.7 publish CTP's newer layouts, and md-strategy reads them") {
+  struct layout {
+    const char* ctp;
+    std::size_t size;
+  };
+  for (const layout l :
+       {layout{"v6.5", sizeof(md::depth_market_data_v6_5)}, layout{"v6.7", sizeof(md::depth_market_data_v6_7)}}) {
+    CAPTURE(l.ctp);
+    const std::string bus = unique_bus();
+    const std::string size = std::to_string(l.size);
+    config_file ini(bus, "[topic md]\nmax_message_size = " + size + "\ntype_size = " + size + "\ndepth = 1024\n");
+    auto broker = broker_with(bus, {"--config", ini.path.string()});
+    child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", l.ctp, "--instruments", "rb2605," + long_id,
+                        "--rate", "500", "--seed", "7"},
+                       true);
+    CHECK(feed.read_line() == "md-feed: 2 instruments, 500 snapshots/s, to topic 'md' on bus '" + bus +
+                                  "', exclusive publisher, CTP " + l.ctp + " layout (" + size + " bytes)");
+    child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "1.5", "--headless"}, true);
+    const auto out = all_lines(strategy);
+    CHECK(strategy.wait() == 0);
+    INFO(joined(out));
+    CHECK(has_line(out, " snapshots from 2 instruments in "));
+    CHECK(has_line(out, ", 0 missed; stopped: time is up"));
+    // The whole 39-character ID, which v6.3 could not carry, and the
+    // exchange beside it: read from the wide fields at the end.
+    CHECK(has_line(out, "md-strategy:   " + long_id + " SIM "));
+    CHECK(has_line(out, "md-strategy:   rb2605     SHFE "));
+    feed.terminate();
+    CHECK(feed.expect_line("snapshots published").find("md-feed: ") == 0);
+    CHECK(feed.wait() == 0);
+    broker.terminate();
+    CHECK(broker.wait() == 0);
+  }
+}
+
 TEST_CASE("md-strategy reads each message of an untyped topic in the layout its size names") {
   const std::string bus = unique_bus();
   auto broker = broker_with(bus, {"--topic", "raw:1024:16"});
@@ -117,4 +153,20 @@ TEST_CASE("md-strategy refuses a topic typed as no CTP layout") {
                  "(408, 568 or 584 bytes)"));
   broker.terminate();
   CHECK(broker.wait() == 0);
+}
+
+TEST_CASE("md-feed refuses an instrument ID its layout cannot hold, and an unknown --ctp") {
+  // Refused before it opens the bus: no broker is needed.
+  const std::string bus = unique_bus();
+  // Cut to 30 characters, two long IDs could publish under one name.
+  child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--instruments", long_id, "--seconds", "1"}, true);
+  auto out = all_lines(feed);
+  CHECK(feed.wait() == 2);
+  INFO(joined(out));
+  CHECK(has_line(out, "md-feed: instrument ID '" + long_id +
+                          "' is 39 characters; the v6.3 layout holds at most 30 (--ctp v6.5 or v6.7: 80)"));
+  child_process bad({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", "v6.4"}, true);
+  out = all_lines(bad);
+  CHECK(bad.wait() == 2);
+  CHECK(has_line(out, "md-feed: --ctp must be v6.3, v6.5 or v6.7"));
 }
