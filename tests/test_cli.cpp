@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "shmbus/client.hpp"
@@ -98,13 +99,16 @@ double json_number(const std::string& json, const std::string& key, std::size_t 
   return std::stod(json.substr(at + key.size() + 3));
 }
 
-shmbus::market_data::depth_market_data sample_snapshot() {
+// The same snapshot in any of the CTP layouts; `id` must fit the layout.
+template <shmbus::market_data::depth_market_data_layout T = shmbus::market_data::depth_market_data>
+T sample_snapshot(std::string_view id = "rb2605") {
   using namespace shmbus::market_data;
-  depth_market_data md{};
+  REQUIRE(id.size() < sizeof(T::instrument_id));
+  T md{};
   set_text(md.trading_day, "20260105");
-  set_text(md.instrument_id, "rb2605");
+  set_text(md.instrument_id, id);
   set_text(md.exchange_id, "SHFE");
-  set_text(md.exchange_inst_id, "rb2605");
+  set_text(md.exchange_inst_id, id);
   set_text(md.update_time, "09:30:01");
   set_text(md.action_day, "20260105");
   md.update_millisec = 500;
@@ -113,10 +117,10 @@ shmbus::market_data::depth_market_data sample_snapshot() {
   md.turnover = 4.3e9;
   md.open_interest = 1.9e6;
   for (std::size_t i = 0; i < book_depth; ++i) {
-    md.*bid_price[i] = 3512 - static_cast<double>(i);
-    md.*bid_volume[i] = 12 + static_cast<std::int32_t>(i);
-    md.*ask_price[i] = 3514 + static_cast<double>(i);
-    md.*ask_volume[i] = 8 + static_cast<std::int32_t>(i);
+    md.*bid_price_of<T>[i] = 3512 - static_cast<double>(i);
+    md.*bid_volume_of<T>[i] = 12 + static_cast<std::int32_t>(i);
+    md.*ask_price_of<T>[i] = 3514 + static_cast<double>(i);
+    md.*ask_volume_of<T>[i] = 8 + static_cast<std::int32_t>(i);
   }
   md.close_price = no_price;
   md.settlement_price = no_price;
@@ -347,7 +351,8 @@ TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct"
   // Unknown formats and topics that cannot hold the struct are refused.
   auto r = run(cli(bus, {"sub", "md", "--format", "ctp"}));
   CHECK(r.code == 2);
-  CHECK(r.out.find("unknown --format 'ctp' (known: text, hex, depth_market_data)") != std::string::npos);
+  CHECK(r.out.find("unknown --format 'ctp' (known: text, hex, depth_market_data, depth_market_data_v6_3, "
+                   "depth_market_data_v6_5, depth_market_data_v6_7)") != std::string::npos);
   r = run(cli(bus, {"sub", "ticks", "--format", "depth_market_data"}));
   CHECK(r.code == 1);
   CHECK(r.out == "shmbus: topic 'ticks' declares a 56-byte type, the caller's type is 408 bytes\n");
@@ -389,6 +394,75 @@ TEST_CASE("shmbus sub --format depth_market_data decodes the market-data struct"
   raw.publish_value(sample_snapshot());
   CHECK(raw_sub.expect_line("InstrumentID=").find("InstrumentID=rb2605 ") != std::string::npos);
   CHECK(raw_sub.wait() == 0);
+}
+
+TEST_CASE("shmbus sub --format depth_market_data_v6_5 and _v6_7 decode CTP's v6.5.1+ layouts, long IDs included") {
+  using namespace shmbus::market_data;
+  const std::string bus = unique_bus();
+  config_file ini(bus,
+                  "[topic md65]\nmax_message_size = 568\ntype_size = 568\ndepth = 16\n"
+                  "[topic md67]\nmax_message_size = 584\ntype_size = 584\ndepth = 16\n");
+  running_broker broker(bus, {"--config", ini.path.string()});
+  // Longer than the 30 characters v6.3's InstrumentID holds; the second is
+  // the full 80 of v6.5.1+.
+  const std::string long_id = "SIM-very-long-instrument-id-2605-C-4500";
+  const std::string longest(80, 'x');
+  REQUIRE(long_id.size() > sizeof(depth_market_data_v6_3::instrument_id) - 1);
+
+  // Each name decodes only its own size: a v6.3 or v6.5 reader of a newer
+  // layout's topic is refused, as any type-size mismatch is.
+  auto r = run(cli(bus, {"sub", "md65", "--format", "depth_market_data"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md65' declares a 568-byte type, the caller's type is 408 bytes\n");
+  r = run(cli(bus, {"sub", "md67", "--format", "depth_market_data_v6_5"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md67' declares a 584-byte type, the caller's type is 568 bytes\n");
+  r = run(cli(bus, {"sub", "--help"}));
+  CHECK(r.out.find("depth_market_data_v6_5: CTP depth market data, v6.5.1 layout, 568 bytes") != std::string::npos);
+  CHECK(r.out.find("depth_market_data_v6_7: CTP depth market data, v6.6.7-v6.7.11 layout, 584 bytes") !=
+        std::string::npos);
+
+  child_process sub65(cli(bus, {"sub", "md65", "--format", "depth_market_data_v6_5", "--count", "1", "-v"}), true);
+  child_process sub67(cli(bus, {"sub", "md67", "--format", "depth_market_data_v6_7", "--count", "1", "-v"}), true);
+  wait_for_subscribers(bus,
+                       "{\"name\":\"md65\",\"max_message_size\":568,\"depth\":16,\"type_size\":568,"
+                       "\"published\":0,\"subscribers\":1");
+  wait_for_subscribers(bus,
+                       "{\"name\":\"md67\",\"max_message_size\":584,\"depth\":16,\"type_size\":584,"
+                       "\"published\":0,\"subscribers\":1");
+
+  shmbus::bus b(bus);
+  // The reserves hold text a v6.3-minded reader would take for the ID: the
+  // decoder must read the wide fields at the end, and not print the reserves.
+  auto md65 = sample_snapshot<depth_market_data_v6_5>(long_id);
+  set_text(md65.reserve1, "reserve-one");
+  set_text(md65.reserve2, "reserve-two");
+  b.make_publisher<depth_market_data_v6_5>("md65").publish_value(md65);
+  const std::string line65 = sub65.read_line().value();
+  CHECK(line65.rfind("#1 568B ", 0) == 0);
+  CHECK(line65.find("us TradingDay=20260105 InstrumentID=" + long_id + " ExchangeID=SHFE ExchangeInstID=" + long_id +
+                    " UpdateTime=09:30:01 UpdateMillisec=500 LastPrice=3512.5 Volume=123456 Turnover=4300000000 "
+                    "OpenInterest=1900000 BidPrice1=3512 BidVolume1=12 AskPrice1=3514 AskVolume1=8 BidPrice2=3511 ") !=
+        std::string::npos);
+  CHECK(line65.find(" BidPrice5=3508 BidVolume5=16 AskPrice5=3518 AskVolume5=12 ") != std::string::npos);
+  CHECK(line65.find(" ClosePrice=- SettlementPrice=- ") != std::string::npos);
+  CHECK(line65.find(" UpperLimitPrice=3720 LowerLimitPrice=3300 ") != std::string::npos);
+  // v6.5.1 has no banding prices: ActionDay is the last field printed.
+  CHECK(line65.ends_with(" ActionDay=20260105"));
+  CHECK(line65.find("reserve") == std::string::npos);
+  CHECK(sub65.wait() == 0);
+
+  auto md67 = sample_snapshot<depth_market_data_v6_7>(longest);
+  md67.banding_upper_price = 3650.5;
+  md67.banding_lower_price = 3370;
+  b.make_publisher<depth_market_data_v6_7>("md67").publish_value(md67);
+  const std::string line67 = sub67.read_line().value();
+  CHECK(line67.rfind("#1 584B ", 0) == 0);
+  CHECK(line67.find(" InstrumentID=" + longest + " ExchangeID=SHFE ExchangeInstID=" + longest + " UpdateTime=") !=
+        std::string::npos);
+  CHECK(line67.find(" BidPrice5=3508 BidVolume5=16 AskPrice5=3518 AskVolume5=12 ") != std::string::npos);
+  CHECK(line67.ends_with(" ActionDay=20260105 BandingUpperPrice=3650.5 BandingLowerPrice=3370"));
+  CHECK(sub67.wait() == 0);
 }
 
 TEST_CASE("shmbus pub refuses a message of another size on a typed topic, for an argument and for stdin lines") {

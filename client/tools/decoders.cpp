@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 #include "shmbus/market_data.hpp"
 
@@ -30,32 +31,36 @@ void append_number(std::string& out, std::string_view name, std::int32_t v) {
   append_field(out, name, std::to_string(v));
 }
 
-using md_struct = market_data::depth_market_data;
-
 // The day's prices and figures after the book, in the order they are
 // printed: a table, not a call per field, so a field is added in one line.
+template <market_data::depth_market_data_layout T>
 struct price_field {
   std::string_view name;
-  double md_struct::*field;
+  double T::*field;
 };
-constexpr price_field day_prices[] = {
-    {"OpenPrice", &md_struct::open_price},
-    {"HighestPrice", &md_struct::highest_price},
-    {"LowestPrice", &md_struct::lowest_price},
-    {"ClosePrice", &md_struct::close_price},
-    {"SettlementPrice", &md_struct::settlement_price},
-    {"PreSettlementPrice", &md_struct::pre_settlement_price},
-    {"PreClosePrice", &md_struct::pre_close_price},
-    {"PreOpenInterest", &md_struct::pre_open_interest},
-    {"UpperLimitPrice", &md_struct::upper_limit_price},
-    {"LowerLimitPrice", &md_struct::lower_limit_price},
-    {"PreDelta", &md_struct::pre_delta},
-    {"CurrDelta", &md_struct::curr_delta},
-    {"AveragePrice", &md_struct::average_price},
+template <market_data::depth_market_data_layout T>
+constexpr price_field<T> day_prices[] = {
+    {"OpenPrice", &T::open_price},
+    {"HighestPrice", &T::highest_price},
+    {"LowestPrice", &T::lowest_price},
+    {"ClosePrice", &T::close_price},
+    {"SettlementPrice", &T::settlement_price},
+    {"PreSettlementPrice", &T::pre_settlement_price},
+    {"PreClosePrice", &T::pre_close_price},
+    {"PreOpenInterest", &T::pre_open_interest},
+    {"UpperLimitPrice", &T::upper_limit_price},
+    {"LowerLimitPrice", &T::lower_limit_price},
+    {"PreDelta", &T::pre_delta},
+    {"CurrDelta", &T::curr_delta},
+    {"AveragePrice", &T::average_price},
 };
 
+// One decoder for the three CTP layouts: the same fields in the same printed
+// order, so that a script reading one layout's lines reads the others'. The
+// v6.5.1+ reserve fields are CTP's "invalid" ones and are not printed.
+template <market_data::depth_market_data_layout T>
 void format_depth_market_data(std::span<const std::byte> payload, std::string& out) {
-  md_struct md;
+  T md;
   std::memcpy(&md, payload.data(), sizeof md);
   using market_data::text;
   append_field(out, "TradingDay", text(md.trading_day));
@@ -70,18 +75,34 @@ void format_depth_market_data(std::span<const std::byte> payload, std::string& o
   append_number(out, "OpenInterest", md.open_interest);
   for (std::size_t i = 0; i < market_data::book_depth; ++i) {
     const std::string n = std::to_string(i + 1);
-    append_number(out, "BidPrice" + n, md.*market_data::bid_price[i]);
-    append_number(out, "BidVolume" + n, md.*market_data::bid_volume[i]);
-    append_number(out, "AskPrice" + n, md.*market_data::ask_price[i]);
-    append_number(out, "AskVolume" + n, md.*market_data::ask_volume[i]);
+    append_number(out, "BidPrice" + n, md.*market_data::bid_price_of<T>[i]);
+    append_number(out, "BidVolume" + n, md.*market_data::bid_volume_of<T>[i]);
+    append_number(out, "AskPrice" + n, md.*market_data::ask_price_of<T>[i]);
+    append_number(out, "AskVolume" + n, md.*market_data::ask_volume_of<T>[i]);
   }
-  for (const auto& [name, field] : day_prices) append_number(out, name, md.*field);
+  for (const auto& [name, field] : day_prices<T>) append_number(out, name, md.*field);
   append_field(out, "ActionDay", text(md.action_day));
+  if constexpr (std::is_same_v<T, market_data::depth_market_data_v6_7>) {
+    append_number(out, "BandingUpperPrice", md.banding_upper_price);
+    append_number(out, "BandingLowerPrice", md.banding_lower_price);
+  }
 }
 
+using market_data::depth_market_data_v6_3;
+using market_data::depth_market_data_v6_5;
+using market_data::depth_market_data_v6_7;
+
+// depth_market_data first and unchanged: it was the only name before the
+// newer layouts, and scripts use it.
 constexpr decoder registry[] = {
-    {"depth_market_data", "CTP depth market data, 408 bytes (shmbus/market_data.hpp)", sizeof(md_struct),
-     &format_depth_market_data},
+    {"depth_market_data", "CTP depth market data, v6.3 layout, 408 bytes (shmbus/market_data.hpp)",
+     sizeof(depth_market_data_v6_3), &format_depth_market_data<depth_market_data_v6_3>},
+    {"depth_market_data_v6_3", "the same as depth_market_data", sizeof(depth_market_data_v6_3),
+     &format_depth_market_data<depth_market_data_v6_3>},
+    {"depth_market_data_v6_5", "CTP depth market data, v6.5.1 layout, 568 bytes", sizeof(depth_market_data_v6_5),
+     &format_depth_market_data<depth_market_data_v6_5>},
+    {"depth_market_data_v6_7", "CTP depth market data, v6.6.7-v6.7.11 layout, 584 bytes",
+     sizeof(depth_market_data_v6_7), &format_depth_market_data<depth_market_data_v6_7>},
 };
 
 }  // namespace

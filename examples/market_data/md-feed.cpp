@@ -6,6 +6,7 @@
 //
 //   md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]
 //           [--instruments rb2605,cu2603,...] [--rate N] [--seconds S] [--seed N] [--shared]
+//           [--ctp v6.3|v6.5|v6.7]
 //
 // A feed handler is the one writer of its topics: md-feed holds their
 // exclusive publish right (shmbus::publisher_options::exclusive), so a
@@ -17,6 +18,13 @@
 // (latest-value topics: a subscriber gets each instrument's newest
 // snapshot); both: to each. The broker must declare the topics
 // (examples/market_data/broker.ini does, for the default instruments).
+//
+// --ctp picks the struct: v6.3 (depth_market_data, 408 bytes, the default:
+// the demo's broker.ini declares 408-byte topics, and every subscriber
+// written before the newer layouts expects it), v6.5 (CTP v6.5.1, 568
+// bytes) or v6.7 (CTP v6.6.7 to v6.7.11, 584 bytes), as a feed handler
+// built with that CTP SDK would publish. The topics must declare that size
+// (or none); md-strategy tells the layouts apart by size.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +34,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "command_line.hpp"
@@ -36,7 +45,6 @@
 
 namespace {
 
-using shmbus::market_data::depth_market_data;
 namespace md = shmbus::market_data;
 
 // What an exchange says about a contract, and where today's simulation starts.
@@ -83,7 +91,8 @@ class instrument {
   const std::string& id() const noexcept { return id_; }
 
   // Advances the simulation by one update and fills `out` with the snapshot.
-  void next(std::mt19937_64& rng, depth_market_data& out) {
+  template <md::depth_market_data_layout T>
+  void next(std::mt19937_64& rng, T& out) {
     std::bernoulli_distribution trades(0.6);
     if (trades(rng)) {
       // A small random step: mostly 0 or 1 tick, occasionally a jump.
@@ -104,13 +113,15 @@ class instrument {
     const std::int64_t bid = bid_at_last(rng) ? last_ : last_ - 1;
     const std::int64_t ask = bid + (wide(rng) ? 2 : 1);
     std::uniform_int_distribution<std::int32_t> depth(1, 300);
-    out = depth_market_data{};
+    // (v6.5.1+'s reserve1/reserve2 stay zero: CTP's header calls them
+    // invalid, and a reader of those layouts reads the wide IDs.)
+    out = T{};
     for (std::size_t i = 0; i < md::book_depth; ++i) {
       const auto k = static_cast<std::int64_t>(i);
-      out.*md::bid_price[i] = price_of(bid - k);
-      out.*md::ask_price[i] = price_of(ask + k);
-      out.*md::bid_volume[i] = depth(rng) / static_cast<std::int32_t>(i + 1) + 1;
-      out.*md::ask_volume[i] = depth(rng) / static_cast<std::int32_t>(i + 1) + 1;
+      out.*md::bid_price_of<T>[i] = price_of(bid - k);
+      out.*md::ask_price_of<T>[i] = price_of(ask + k);
+      out.*md::bid_volume_of<T>[i] = depth(rng) / static_cast<std::int32_t>(i + 1) + 1;
+      out.*md::ask_volume_of<T>[i] = depth(rng) / static_cast<std::int32_t>(i + 1) + 1;
     }
     md::set_text(out.instrument_id, id_);
     md::set_text(out.exchange_inst_id, id_);
@@ -131,6 +142,12 @@ class instrument {
     out.upper_limit_price = price_of(upper_);
     out.lower_limit_price = price_of(lower_);
     out.average_price = volume_ > 0 ? turnover_ / (volume_ * c_.multiplier) : 0;
+    if constexpr (std::is_same_v<T, md::depth_market_data_v6_7>) {
+      // The simulator has no price bands of its own: the daily limits are
+      // the widest band an exchange would set.
+      out.banding_upper_price = price_of(upper_);
+      out.banding_lower_price = price_of(lower_);
+    }
   }
 
  private:
@@ -152,7 +169,8 @@ class instrument {
 
 // Exchange time: China Standard Time (UTC+8, no daylight saving), computed
 // from the UTC clock so that no time-zone database is needed.
-void stamp(depth_market_data& out) {
+template <md::depth_market_data_layout T>
+void stamp(T& out) {
   using namespace std::chrono;
   const auto now = system_clock::now() + hours(8);
   const auto day = floor<days>(now);
@@ -183,45 +201,127 @@ std::vector<std::string> split(const std::string& list) {
 constexpr const char* usage =
     "usage: md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]\n"
     "               [--instruments ID,ID,...] [--rate N] [--seconds S] [--seed N] [--shared]\n"
+    "               [--ctp v6.3|v6.5|v6.7]\n"
     "  --rate N      snapshots per second, all instruments together (default 2000)\n"
     "  --seconds S   stop after S seconds (default: run until Ctrl-C / SIGTERM)\n"
     "  --shared      publish under the topic mutex, beside other publishers, instead of\n"
-    "                holding the topics' exclusive publish right (the default)\n";
+    "                holding the topics' exclusive publish right (the default)\n"
+    "  --ctp V       the struct's CTP layout: v6.3 (408 bytes, the default), v6.5\n"
+    "                (CTP v6.5.1, 568 bytes) or v6.7 (CTP v6.6.7-v6.7.11, 584 bytes)\n";
+
+// The longest instrument ID a layout holds (its char[N] minus the NUL).
+template <md::depth_market_data_layout T>
+constexpr std::size_t max_id_length = sizeof(T::instrument_id) - 1;
+
+// What main() decided, for the publishing loop of one layout.
+struct feed_options {
+  std::string bus_name, topic, layout;
+  double rate = 0, seconds = 0;
+  bool shared = false;
+  std::uint64_t seed = 0;
+  std::vector<std::string> ids;
+  std::string ctp;
+};
+
+// Publishes T snapshots until --seconds or a termination request; returns
+// the number published through `sent` (also when it throws).
+template <md::depth_market_data_layout T>
+void run(const feed_options& o, std::uint64_t& sent) {
+  std::mt19937_64 rng(o.seed);
+  std::vector<instrument> instruments;
+  for (const auto& id : o.ids) instruments.emplace_back(contract_of(id), rng);
+
+  shmbus::bus bus(o.bus_name);
+  std::vector<shmbus::publisher> keyed, own;  // own[i]: instrument i's topic
+  shmbus::publisher_options opts;
+  opts.type_size = sizeof(T);
+  opts.exclusive = !o.shared;
+  if (o.layout != "per-instrument") keyed.push_back(bus.make_publisher(o.topic, opts));
+  if (o.layout != "keyed")
+    for (const auto& in : instruments) own.push_back(bus.make_publisher(o.topic + "." + in.id(), opts));
+  const std::string where = o.layout == "keyed"  ? "topic '" + o.topic + "'"
+                            : o.layout == "both" ? "topics '" + o.topic + "' and '" + o.topic + ".ID'"
+                                                 : "topics '" + o.topic + ".ID'";
+  // The default layout's line is as it was before there were others.
+  const std::string ctp = o.ctp == "v6.3" ? "" : ", CTP " + o.ctp + " layout (" + std::to_string(sizeof(T)) + " bytes)";
+  std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'%s%s\n", instruments.size(), o.rate,
+              where.c_str(), bus.name().c_str(), o.shared ? "" : ", exclusive publisher", ctp.c_str());
+  std::fflush(stdout);
+
+  std::uniform_int_distribution<std::size_t> pick(0, instruments.size() - 1);
+  T snapshot{};
+  const std::int64_t start = shmbus::monotonic_ns();
+  const auto burst = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(o.rate / 10));
+  std::uint64_t scheduled = 0;  // snapshots the schedule has handed out so far
+  for (;;) {
+    const double elapsed = static_cast<double>(shmbus::monotonic_ns() - start) / 1e9;
+    if (o.seconds > 0 && elapsed >= o.seconds) break;
+    // Catch up with the schedule, but after a long stall (a stopped
+    // process) drop the backlog beyond a tenth of a second rather than
+    // flood it out.
+    const auto due = static_cast<std::uint64_t>(o.rate * elapsed);
+    if (due > scheduled + burst) scheduled = due - burst;
+    for (; scheduled < due; ++scheduled, ++sent) {
+      const std::size_t k = pick(rng);
+      instruments[k].next(rng, snapshot);
+      stamp(snapshot);
+      for (auto& p : keyed) p.publish_value(snapshot);
+      if (!own.empty()) own[k].publish_value(snapshot);
+    }
+    if (shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(1))) break;
+  }
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string bus_name, topic = "md", layout = "keyed", instrument_list;
-  double rate = 2000, seconds = 0;
-  bool shared = false;
-  std::uint64_t seed = std::random_device{}();
+  feed_options o;
+  o.topic = "md", o.layout = "keyed", o.ctp = "v6.3", o.rate = 2000;
+  o.seed = std::random_device{}();
+  std::string instrument_list;
   try {
     for (md_demo::command_line args(argc, argv); args.next();) {
       const std::string& a = args.flag();
       if (a == "--bus")
-        bus_name = args.value();
+        o.bus_name = args.value();
       else if (a == "--topic")
-        topic = args.value();
+        o.topic = args.value();
       else if (a == "--layout")
-        layout = args.value();
+        o.layout = args.value();
       else if (a == "--instruments")
         instrument_list = args.value();
       else if (a == "--rate")
-        rate = std::stod(args.value());
+        o.rate = std::stod(args.value());
       else if (a == "--seconds")
-        seconds = std::stod(args.value());
+        o.seconds = std::stod(args.value());
       else if (a == "--seed")
-        seed = std::stoull(args.value());
+        o.seed = std::stoull(args.value());
       else if (a == "--shared")
-        shared = true;
+        o.shared = true;
+      else if (a == "--ctp")
+        o.ctp = args.value();
       else if (a == "--help" || a == "-h")
         return std::fputs(usage, stdout), 0;
       else
         throw std::invalid_argument("unknown option " + a);
     }
-    if (layout != "keyed" && layout != "per-instrument" && layout != "both")
+    if (o.layout != "keyed" && o.layout != "per-instrument" && o.layout != "both")
       throw std::invalid_argument("--layout must be keyed, per-instrument or both");
-    if (!(rate > 0 && rate <= 10'000'000)) throw std::invalid_argument("--rate must be in (0, 10000000]");
+    if (o.ctp != "v6.3" && o.ctp != "v6.5" && o.ctp != "v6.7")
+      throw std::invalid_argument("--ctp must be v6.3, v6.5 or v6.7");
+    if (!(o.rate > 0 && o.rate <= 10'000'000)) throw std::invalid_argument("--rate must be in (0, 10000000]");
+    o.ids = split(instrument_list);
+    if (o.ids.empty())
+      for (const auto& c : known_contracts) o.ids.emplace_back(c.id);
+    // A longer ID would be cut short in the struct, and two instruments
+    // could publish under one name: refused, not truncated.
+    const std::size_t max_id =
+        o.ctp == "v6.3" ? max_id_length<md::depth_market_data_v6_3> : max_id_length<md::depth_market_data_v6_7>;
+    for (const auto& id : o.ids)
+      if (id.size() > max_id)
+        throw std::invalid_argument("instrument ID '" + id + "' is " + std::to_string(id.size()) + " characters; the " +
+                                    o.ctp + " layout holds at most " + std::to_string(max_id) +
+                                    (o.ctp == "v6.3" ? " (--ctp v6.5 or v6.7: 80)" : ""));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "md-feed: %s\n%s", e.what(), usage);
     return 2;
@@ -232,50 +332,12 @@ int main(int argc, char** argv) {
   shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(0));
   std::uint64_t sent = 0;
   try {
-    std::mt19937_64 rng(seed);
-    std::vector<instrument> instruments;
-    std::vector<std::string> ids = split(instrument_list);
-    if (ids.empty())
-      for (const auto& c : known_contracts) ids.emplace_back(c.id);
-    for (const auto& id : ids) instruments.emplace_back(contract_of(id), rng);
-
-    shmbus::bus bus(bus_name);
-    std::vector<shmbus::publisher> keyed, own;  // own[i]: instrument i's topic
-    shmbus::publisher_options opts;
-    opts.type_size = sizeof(depth_market_data);
-    opts.exclusive = !shared;
-    if (layout != "per-instrument") keyed.push_back(bus.make_publisher(topic, opts));
-    if (layout != "keyed")
-      for (const auto& in : instruments) own.push_back(bus.make_publisher(topic + "." + in.id(), opts));
-    const std::string where = layout == "keyed"  ? "topic '" + topic + "'"
-                              : layout == "both" ? "topics '" + topic + "' and '" + topic + ".ID'"
-                                                 : "topics '" + topic + ".ID'";
-    std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'%s\n", instruments.size(), rate,
-                where.c_str(), bus.name().c_str(), shared ? "" : ", exclusive publisher");
-    std::fflush(stdout);
-
-    std::uniform_int_distribution<std::size_t> pick(0, instruments.size() - 1);
-    depth_market_data snapshot{};
-    const std::int64_t start = shmbus::monotonic_ns();
-    const auto burst = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(rate / 10));
-    std::uint64_t scheduled = 0;  // snapshots the schedule has handed out so far
-    for (;;) {
-      const double elapsed = static_cast<double>(shmbus::monotonic_ns() - start) / 1e9;
-      if (seconds > 0 && elapsed >= seconds) break;
-      // Catch up with the schedule, but after a long stall (a stopped
-      // process) drop the backlog beyond a tenth of a second rather than
-      // flood it out.
-      const auto due = static_cast<std::uint64_t>(rate * elapsed);
-      if (due > scheduled + burst) scheduled = due - burst;
-      for (; scheduled < due; ++scheduled, ++sent) {
-        const std::size_t k = pick(rng);
-        instruments[k].next(rng, snapshot);
-        stamp(snapshot);
-        for (auto& p : keyed) p.publish_value(snapshot);
-        if (!own.empty()) own[k].publish_value(snapshot);
-      }
-      if (shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(1))) break;
-    }
+    if (o.ctp == "v6.3")
+      run<md::depth_market_data_v6_3>(o, sent);
+    else if (o.ctp == "v6.5")
+      run<md::depth_market_data_v6_5>(o, sent);
+    else
+      run<md::depth_market_data_v6_7>(o, sent);
   } catch (const shmbus::error& e) {
     if (e.code() == shmbus::errc::topic_closed) {
       std::printf("md-feed: the broker stopped; %llu snapshots published\n", static_cast<unsigned long long>(sent));

@@ -8,13 +8,20 @@
 //   md-strategy [--bus NAME] [--topic md] [--per-instrument] [--seconds S]
 //               [--interval S] [--headless] [--label TEXT]
 //
+// It reads any of the CTP layouts of shmbus/market_data.hpp (v6.3, 408
+// bytes; v6.5.1, 568; v6.6.7+, 584), whichever md-feed --ctp publishes:
+// the layouts differ in size, so a topic's declared type size, or on an
+// untyped topic each message's size, says which one it is.
+//
 // Exits 0 once it has received market data, 1 if it received none.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -38,9 +45,16 @@ struct options {
   double seconds = 0, interval = 1;
 };
 
+// The part of a snapshot the table shows, the same for every layout.
+struct last_quote {
+  std::string exchange;
+  double last_price = 0, bid_price = 0, ask_price = 0;
+  std::int32_t bid_volume = 0, ask_volume = 0, volume = 0;
+};
+
 // What the strategy knows about one instrument.
 struct row {
-  md::depth_market_data last{};
+  last_quote last;
   std::uint64_t total = 0, window = 0;  // snapshots: whole run, this interval
   std::uint64_t gaps = 0;               // per-instrument topics only: missed snapshots
   latency_histogram window_latency, total_latency;
@@ -56,10 +70,41 @@ struct book {
   bool failed = false;      // ... because of an error, not the broker stopping
 };
 
+// The CTP layout of a message of `size` bytes: calls `f` with the snapshot
+// decoded from `bytes` and returns true, or returns false for any other size.
+template <class F>
+bool with_snapshot(const std::byte* bytes, std::size_t size, F&& f) {
+  auto as = [&]<md::depth_market_data_layout T>(T md) {
+    std::memcpy(&md, bytes, sizeof md);
+    f(md);
+    return true;
+  };
+  switch (size) {
+    case sizeof(md::depth_market_data_v6_3): return as(md::depth_market_data_v6_3{});
+    case sizeof(md::depth_market_data_v6_5): return as(md::depth_market_data_v6_5{});
+    case sizeof(md::depth_market_data_v6_7): return as(md::depth_market_data_v6_7{});
+    default: return false;
+  }
+}
+
+// The layout a topic declares, for the source line; throws for a declared
+// type that is none of them (a subscriber could not read a single snapshot).
+std::string layout_of(const shmbus::topic_info& t) {
+  switch (t.type_size) {
+    case 0: return "any CTP layout";
+    case sizeof(md::depth_market_data_v6_3): return "CTP v6.3 layout";
+    case sizeof(md::depth_market_data_v6_5): return "CTP v6.5 layout";
+    case sizeof(md::depth_market_data_v6_7): return "CTP v6.7 layout";
+    default:
+      throw std::runtime_error("topic '" + t.name + "' declares a " + std::to_string(t.type_size) +
+                               "-byte type, not a CTP depth-market-data layout (408, 568 or 584 bytes)");
+  }
+}
+
 // Reads one topic until `stop`: each snapshot updates its instrument's row.
 void read_topic(shmbus::subscriber& sub, bool per_instrument, book& b, std::atomic<bool>& stop) {
-  md::depth_market_data snapshot;
-  shmbus::message_info info;
+  // The largest message the topic holds, so that no read is too small.
+  std::vector<std::byte> buffer(sub.topic().max_message_size);
   try {
     while (!stop) {
       std::error_code ec;
@@ -76,25 +121,37 @@ void read_topic(shmbus::subscriber& sub, bool per_instrument, book& b, std::atom
       }
       for (;;) {
         std::error_code read_ec;
-        const bool got = sub.try_read(snapshot, &info, read_ec);
-        if (read_ec == shmbus::errc::type_size_mismatch) {
+        const auto info = sub.try_read(std::span<std::byte>(buffer), read_ec);
+        if (read_ec) throw std::system_error(read_ec, "read from topic '" + sub.topic().name + "'");
+        if (!info) break;
+        // Publisher and subscriber read the same system-wide monotonic clock.
+        const std::int64_t latency = shmbus::monotonic_ns() - info->timestamp_ns;
+        std::string id;
+        last_quote q;
+        const bool snapshot = with_snapshot(buffer.data(), info->size, [&](const auto& md) {
+          id = md::text(md.instrument_id);
+          q = {std::string(md::text(md.exchange_id)),
+               md.last_price,
+               md.bid_price1,
+               md.ask_price1,
+               md.bid_volume1,
+               md.ask_volume1,
+               md.volume};
+        });
+        if (!snapshot) {
           // Not a snapshot (an untyped topic, or bytes forged into the ring):
-          // `snapshot` was left as it was and the message consumed; go on.
+          // the message is consumed; go on.
           std::fprintf(stderr, "md-strategy: topic '%s': message #%llu is %zu bytes, not a snapshot; skipped\n",
-                       sub.topic().name.c_str(), static_cast<unsigned long long>(info.sequence), info.size);
+                       sub.topic().name.c_str(), static_cast<unsigned long long>(info->sequence), info->size);
           continue;
         }
-        if (read_ec) throw std::system_error(read_ec, "read from topic '" + sub.topic().name + "'");
-        if (!got) break;
-        // Publisher and subscriber read the same system-wide monotonic clock.
-        const std::int64_t latency = shmbus::monotonic_ns() - info.timestamp_ns;
         std::lock_guard lock(b.mutex);
-        row& r = b.rows[std::string(md::text(snapshot.instrument_id))];
-        r.last = snapshot;
+        row& r = b.rows[id];
+        r.last = std::move(q);
         ++r.total, ++r.window, ++b.total, ++b.window;
         // On a keyed topic a gap belongs to no instrument in particular.
-        if (per_instrument) r.gaps += info.missed;
-        b.gaps += info.missed;
+        if (per_instrument) r.gaps += info->missed;
+        b.gaps += info->missed;
         r.window_latency.add(latency);
         r.total_latency.add(latency);
         b.window_latency.add(latency);
@@ -138,10 +195,9 @@ std::vector<std::string> draw_table(book& b, const options& o, const std::string
                 "ASK", "TICKS/S", "GAPS", "P50_US", "P99_US");
   lines.emplace_back(buf);
   for (auto& [id, r] : b.rows) {
-    std::snprintf(buf, sizeof buf, "%-10s %-6s %10s %16s %16s %9.1f %6s %8s %8s", id.c_str(),
-                  std::string(md::text(r.last.exchange_id)).c_str(), price(r.last.last_price).c_str(),
-                  quote(r.last.bid_price1, r.last.bid_volume1).c_str(),
-                  quote(r.last.ask_price1, r.last.ask_volume1).c_str(), static_cast<double>(r.window) / window_secs,
+    std::snprintf(buf, sizeof buf, "%-10s %-6s %10s %16s %16s %9.1f %6s %8s %8s", id.c_str(), r.last.exchange.c_str(),
+                  price(r.last.last_price).c_str(), quote(r.last.bid_price, r.last.bid_volume).c_str(),
+                  quote(r.last.ask_price, r.last.ask_volume).c_str(), static_cast<double>(r.window) / window_secs,
                   o.per_instrument ? std::to_string(r.gaps).c_str() : "-", latency_text(r.window_latency, 0.50).c_str(),
                   latency_text(r.window_latency, 0.99).c_str());
     lines.emplace_back(buf);
@@ -183,9 +239,8 @@ void print_summary(const book& b, const options& o, double elapsed, const std::s
               b.total_latency.percentile_us(0.999), b.total_latency.max_us());
   for (const auto& [id, r] : b.rows)
     std::printf("%s:   %-10s %-6s %8llu snapshots  last %-10s volume %-9d p50 %.1f us  p99 %.1f us\n", l, id.c_str(),
-                std::string(md::text(r.last.exchange_id)).c_str(), static_cast<unsigned long long>(r.total),
-                price(r.last.last_price).c_str(), r.last.volume, r.total_latency.percentile_us(0.50),
-                r.total_latency.percentile_us(0.99));
+                r.last.exchange.c_str(), static_cast<unsigned long long>(r.total), price(r.last.last_price).c_str(),
+                r.last.volume, r.total_latency.percentile_us(0.50), r.total_latency.percentile_us(0.99));
 }
 
 constexpr const char* usage =
@@ -246,15 +301,23 @@ int main(int argc, char** argv) {
     shmbus::bus bus(o.bus);
     o.bus = bus.name();
     if (o.per_instrument) {
+      // Subscribed with the topic's own type size: whichever layout it
+      // declares is one this strategy reads.
+      std::string layout;
       for (const auto& t : bus.topics())
-        if (t.name.rfind(o.topic + ".", 0) == 0) subs.push_back(bus.make_subscriber<md::depth_market_data>(t.name));
+        if (t.name.rfind(o.topic + ".", 0) == 0) {
+          layout = layout_of(t);
+          subs.push_back(bus.make_subscriber(t.name, t.type_size));
+        }
       if (subs.empty()) throw std::runtime_error("bus '" + bus.name() + "' has no topics named '" + o.topic + ".*'");
       source = std::to_string(subs.size()) + " topics '" + o.topic + ".*' (depth " +
-               std::to_string(subs.front().topic().depth) + ")";
+               std::to_string(subs.front().topic().depth) + ", " + layout + ")";
     } else {
-      subs.push_back(bus.make_subscriber<md::depth_market_data>(o.topic));
-      const auto depth = subs.front().topic().depth;
-      source = "topic '" + o.topic + "' (" + (depth == 1 ? "latest value" : "ring of " + std::to_string(depth)) + ")";
+      subs.push_back(bus.make_subscriber(o.topic));
+      const auto& t = subs.front().topic();
+      const std::string layout = layout_of(t);
+      source = "topic '" + o.topic + "' (" + (t.depth == 1 ? "latest value" : "ring of " + std::to_string(t.depth)) +
+               ", " + layout + ")";
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", o.label.c_str(), e.what());
