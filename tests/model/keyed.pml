@@ -100,6 +100,7 @@
  *     G7 re-check              h's word reloaded: accept iff unchanged and
  *                              seq(h) <= W, else retry (bounded: a
  *                              nondeterministic give-up after any retry)
+ *        BUG_ODD_ABSENT        both words odd taken for "no value"
  *        BUG_RECHECK_BEFORE_W  G7 before G6
  *        BUG_NO_W_CHECK        no `seq(h) <= W`
  *        W_FIRST               the read proposed instead: G0 `W =
@@ -133,6 +134,9 @@
  *                         never announced (and never in the stream).
  *   BUG_TARGET_NEWEST     the only complete value is overwritten: a get
  *                         goes back (to no value), a snapshot loses it.
+ *   BUG_ODD_ABSENT        (4 messages) a get loads A while it is
+ *                         rewritten, then B while it is rewritten after
+ *                         A's write completed: no value, after a value.
  *   BUG_DEDUP_LT          the snapshot's value applied again from the stream.
  *   BUG_W0_AFTER          a message announced between S2 and S1 is neither
  *                         in the snapshot nor in the stream.
@@ -419,7 +423,11 @@ inline read_value(key) {
     :: else -> h = 2
     fi;
     if
+#ifndef BUG_ODD_ABSENT
     :: h == 2 && (w0 == 0 || w1 == 0) ->
+#else
+    :: h == 2 ->   /* both odd taken for "no value" too */
+#endif
       atomic { rs = 0; a = 0; b = 0; rks = 0; ok = true; w0 = 0; w1 = 0; W = 0 };
       break   /* no value */
     :: h == 2 && w0 != 0 && w1 != 0 -> skip   /* retry */
