@@ -396,11 +396,28 @@ TEST_CASE("keyed topic under a hammering publisher: snapshot + stream reproduce 
       CAPTURE(i);
       CHECK(v.bad == 0);
       const bool filtered = i % 2 == 1;
-      std::uint64_t wrong = 0;
-      for (std::uint32_t k = 0; k < keys; ++k) {
-        const bool followed = !filtered || std::find(twenty.begin(), twenty.end(), key_name(k)) != twenty.end();
-        if (v.count[k] != (followed ? final_count[k] : 0)) ++wrong;
+      auto followed = [&](std::uint32_t k) {
+        return !filtered || std::find(twenty.begin(), twenty.end(), key_name(k)) != twenty.end();
+      };
+      // What it holds now is exact but for the last updates of keys that
+      // an overrun took and that had no update since (a filtered stream
+      // learns of those with the key's next update): a resync counts them
+      // exactly and brings them.
+      std::uint64_t behind = 0;
+      for (std::uint32_t k = 0; k < keys; ++k)
+        if (followed(k)) behind += final_count[k] - v.count[k];
+      if (filtered) {
+        CHECK(v.sub.resync() == behind);
+      } else {
+        CHECK(behind == 0);  // the unfiltered stream is told of every loss at once
+        v.sub.resync();
       }
+      while (v.step(100000)) {
+      }
+      CHECK(v.bad == 0);
+      std::uint64_t wrong = 0;
+      for (std::uint32_t k = 0; k < keys; ++k)
+        if (v.count[k] != (followed(k) ? final_count[k] : 0)) ++wrong;
       CHECK(wrong == 0);
       MESSAGE("view " << i << ": applied " << v.applied << ", resyncs " << v.resyncs);
     }

@@ -12,6 +12,8 @@ namespace {
 // Snapshots that keep meeting a key rewritten under them, retried before
 // the caller is told to try again.
 constexpr unsigned max_value_tries = 100;
+// Snapshots taken again because the publisher lapped the ring meanwhile.
+constexpr unsigned max_snapshot_tries = 4;
 // Baseline attempts for a filtered stream whose cursor may move (subscribe).
 constexpr unsigned max_baseline_tries = 16;
 
@@ -74,15 +76,21 @@ void key_follower::commit() noexcept {
   if (last == unknown || described_.key_seq > last) last = described_.key_seq;
 }
 
-bool key_follower::announced_value(std::uint32_t index, std::uint64_t at) const noexcept {
-  return key_detail::newest_half(keys_.half(index, 0).seq.load(std::memory_order_acquire),
-                                 keys_.half(index, 1).seq.load(std::memory_order_acquire), at) >= 0;
-}
-
 std::uint64_t key_follower::take_snapshot(std::uint64_t cursor, std::uint64_t pending_missed, std::uint64_t& skipped,
                                           std::error_code& ec) noexcept {
+  // A snapshot the publisher lapped the ring during is exact still, but the
+  // stream after it starts with a loss: taken again, a few times.
+  for (unsigned tries = 1;; ++tries) {
+    const std::uint64_t resume = copy_values(ec);
+    if (resume == 0) return 0;
+    if (ring_.newest() < resume + ring_.depth - 1 || tries == max_snapshot_tries) break;
+  }
+  commit_snapshot(cursor, pending_missed, skipped);
+  return resume_;
+}
+
+std::uint64_t key_follower::copy_values(std::error_code& ec) noexcept {
   clear_error(ec);
-  skipped = 0;
   // Every update up to `newest` wrote its value before it was announced,
   // so each value read below is at least as new as that update: the
   // stream from newest+1, minus what the values hold, is exact.
@@ -105,20 +113,17 @@ std::uint64_t key_follower::take_snapshot(std::uint64_t cursor, std::uint64_t pe
         if (!payload.empty()) std::memcpy(bytes.data() + offset, payload.data(), payload.size());
         return true;
       };
-      read_status status = read_status::empty;
-      for (unsigned tries = 0; tries < max_value_tries && status != read_status::ok; ++tries) {
+      read_status status = read_status::busy;
+      for (unsigned tries = 0; tries < max_value_tries && status == read_status::busy; ++tries)
         status = read_value(keys_, ring_, i, v.info, keys, copy, ec);
-        if (ec) return 0;
-        // No value announced yet (its first publish is under way, or died):
-        // the stream brings it.
-        if (status != read_status::ok && !announced_value(i, ring_.newest())) break;
-      }
-      if (status != read_status::ok) {
-        bytes.resize(offset);
-        if (!announced_value(i, ring_.newest())) continue;
-        // Rewritten under us on every try.
+      if (ec) return 0;
+      if (status == read_status::busy) {
         ec = std::make_error_code(std::errc::resource_unavailable_try_again);
         return 0;
+      }
+      if (status != read_status::ok) {  // no value yet: the stream brings its first
+        bytes.resize(offset);
+        continue;
       }
       bytes.resize(offset + v.info.size);
       v.info.key_seq = keys.key_seq;
@@ -129,29 +134,35 @@ std::uint64_t key_follower::take_snapshot(std::uint64_t cursor, std::uint64_t pe
     ec = make_error_code(std::errc::not_enough_memory);
     return 0;
   }
-  // Committed: nothing below fails.
-  if (!filtered()) skipped = pending_missed + (newest + 1 > cursor ? newest + 1 - cursor : 0);
+  snapshot_ = std::move(values);
+  bytes_ = std::move(bytes);
+  pos_ = 0;
+  resume_ = newest + 1;
+  return resume_;
+}
+
+void key_follower::commit_snapshot(std::uint64_t cursor, std::uint64_t pending_missed,
+                                   std::uint64_t& skipped) noexcept {
+  skipped = 0;
+  // Unfiltered: the messages between the cursor and the resume point are
+  // the ones not delivered.
+  if (!filtered()) skipped = pending_missed + (resume_ > cursor ? resume_ - cursor : 0);
   std::fill(snapshot_seq_.begin(), snapshot_seq_.end(), 0);
   dedup_until_ = 0;
-  for (std::uint32_t i = 0; i < count; ++i)
-    if (follow_[i] != 0 && filtered()) {
-      // Followed keys without a value had no update announced: 0 so far.
-      if (last_key_seq_[i] == unknown) last_key_seq_[i] = 0;
-    }
-  for (snapshot_value& v : values) {
+  if (filtered())
+    for (std::size_t i = 0; i < follow_.size(); ++i)
+      if (follow_[i] != 0 && last_key_seq_[i] == unknown) last_key_seq_[i] = 0;  // no value: no update yet
+  for (snapshot_value& v : snapshot_) {
     v.info.key = names_[v.index];
     snapshot_seq_[v.index] = v.info.sequence;
     dedup_until_ = std::max(dedup_until_, v.info.sequence);
     if (filtered()) {
+      // Filtered: each key's updates since the one it was last told of.
       std::uint64_t& last = last_key_seq_[v.index];
       if (v.info.key_seq > last) skipped += v.info.key_seq - last;
       last = std::max(last, v.info.key_seq);
     }
   }
-  snapshot_ = std::move(values);
-  bytes_ = std::move(bytes);
-  pos_ = 0;
-  return newest + 1;
 }
 
 read_status key_follower::next_snapshot(std::span<std::byte> dst, message_info& info) noexcept {
@@ -242,6 +253,7 @@ read_status key_follower::get(std::string_view key, std::span<std::byte> dst, me
         return true;
       },
       ec);
+  if (status == read_status::busy) ec = std::make_error_code(std::errc::resource_unavailable_try_again);
   info.key = names_[*index];
   info.key_seq = keys.key_seq;
   return status;
@@ -259,10 +271,10 @@ std::vector<key_stats> key_follower::list(std::error_code& ec) {
   for (std::uint32_t i = 0; i < count; ++i) {
     message_info meta;
     slot_keys keys;
-    if (read_value(keys_, ring_, i, meta, keys, header_only, ec) != read_status::ok) {
-      if (ec) return {};
-      continue;
-    }
+    const read_status status = read_value(keys_, ring_, i, meta, keys, header_only, ec);
+    if (status == read_status::busy) ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+    if (ec) return {};
+    if (status != read_status::ok) continue;
     out.push_back({names_[i], meta.sequence, meta.timestamp_ns, meta.size, keys.key_seq});
   }
   return out;

@@ -100,8 +100,10 @@ class key_follower {
 
   // Consumes a snapshot value; the copy is freed after the last one.
   void advance() noexcept;
-  // Whether key `index` has a value announced by message `at`.
-  [[nodiscard]] bool announced_value(std::uint32_t index, std::uint64_t at) const noexcept;
+  // take_snapshot's halves: the copy of every followed key's value (the
+  // resume point, 0 with `ec` set), then what it changes in our state.
+  std::uint64_t copy_values(std::error_code& ec) noexcept;
+  void commit_snapshot(std::uint64_t cursor, std::uint64_t pending_missed, std::uint64_t& skipped) noexcept;
 
   struct snapshot_value {
     message_info info;
@@ -121,6 +123,7 @@ class key_follower {
   std::vector<snapshot_value> snapshot_;
   std::vector<std::byte> bytes_;
   std::size_t pos_ = 0;
+  std::uint64_t resume_ = 0;  // the snapshot's resume point
   bool corrupt_ = false;
   slot_keys described_;  // the last describe()'s message
 };

@@ -150,13 +150,16 @@ inline slot_header& value_target(const key_table_view& kt, std::uint32_t index, 
 }
 
 /// The one read of a key's value: the newest complete half whose message
-/// has been announced (a value is written before its message is, so a
-/// newer half may still wait for its write_seq), visited in place as
-/// seqlock_read does, then validated. `visit(meta, keys, payload)` returns
-/// whether it took the value (false: buffer too small). `empty`: the key
-/// has no announced value (it was added by a publish that is still under
-/// way, or that died and was discarded), or the halves kept changing
-/// under the reader for max_read_attempts tries.
+/// had been announced when the read began (a value is written before its
+/// message is announced, so a newer half may still wait for its
+/// write_seq), visited in place as seqlock_read does, then validated.
+/// write_seq is loaded first: a half whose word is still the same after the
+/// visit then holds exactly the announced message that word names
+/// (tests/model/keyed.pml, the W_FIRST read). `visit(meta, keys, payload)`
+/// returns whether it took the value (false: buffer too small). `empty`:
+/// the key has no announced value (it was added by a publish still under
+/// way, or one that died and was discarded); `busy`: both halves were
+/// rewritten under the reader on every attempt.
 template <class Visit>
 read_status read_value(const key_table_view& kt, const ring_view& ring, std::uint32_t index, message_info& meta,
                        slot_keys& keys, Visit&& visit, std::error_code& ec) {
@@ -164,10 +167,18 @@ read_status read_value(const key_table_view& kt, const ring_view& ring, std::uin
   slot_header& h0 = kt.half(index, 0);
   slot_header& h1 = kt.half(index, 1);
   for (unsigned attempts = 0; attempts < seqlock_detail::max_read_attempts; ++attempts) {
+    const std::uint64_t announced = ring.newest();
     const std::uint64_t w0 = h0.seq.load(std::memory_order_acquire);
     const std::uint64_t w1 = h1.seq.load(std::memory_order_acquire);
-    const int which = key_detail::newest_half(w0, w1, ring.newest());
-    if (which < 0) return read_status::empty;
+    const int which = key_detail::newest_half(w0, w1, announced);
+    if (which < 0) {
+      // A key's first value goes to half 0, so half 1 untouched means no
+      // value was ever complete and announced. Otherwise both halves
+      // changed between our loads (two odd words seen at different
+      // times), or both are newer than `announced`: look again.
+      if (w1 == 0) return read_status::empty;
+      continue;
+    }
     slot_header& s = which == 0 ? h0 : h1;
     const std::uint64_t v = which == 0 ? w0 : w1;
     const std::uint64_t size = s.size.load(std::memory_order_relaxed);
@@ -187,7 +198,7 @@ read_status read_value(const key_table_view& kt, const ring_view& ring, std::uin
     }
     return taken ? read_status::ok : read_status::buffer_too_small;
   }
-  return read_status::empty;
+  return read_status::busy;
 }
 
 }  // namespace shmbus::detail

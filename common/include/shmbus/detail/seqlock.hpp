@@ -24,7 +24,9 @@ namespace shmbus::detail {
 /// stale by publishing, killing and recovering meanwhile. Null in production.
 inline void (*read_hook)(std::uint64_t write_seq) = nullptr;
 
-enum class read_status { ok, empty, buffer_too_small };
+/// `busy` (a key's value only, read_value): rewritten under the reader on
+/// every attempt; try again.
+enum class read_status { ok, empty, buffer_too_small, busy };
 
 /// What a read's visitor decides about the message it was shown: `take` it
 /// (copied; the cursor moves past it), decline it as `too_small` for the
@@ -62,14 +64,16 @@ struct ring_view {
 // ---- writer (holds the publish right) --------------------------------------
 
 /// Marks slot `s` as being written with message `seq`: the odd marker first,
-/// and the release fence keeps the payload stores from becoming visible
-/// before it. A keyed message's key index is stored first, so that a
-/// publisher recovering from this one's death can tell whose value it was
-/// writing (publisher_port::recover_after_owner_death).
+/// and the release fence keeps every later store (key, payload, size) from
+/// becoming visible before it, so a reader that saw the slot's old word
+/// again after reading any of them knows it read the old message whole. A
+/// keyed message's key index is one of those stores: stored before the
+/// marker, a reader could pair the old payload with the new key
+/// (tests/model/keyed.pml -DBUG_KEY_BEFORE_BEGIN).
 inline void write_begin(slot_header& s, std::uint64_t seq, std::uint32_t key = 0) noexcept {
-  s.key.store(key, std::memory_order_relaxed);
   s.seq.store(2 * seq - 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
+  s.key.store(key, std::memory_order_relaxed);
 }
 
 /// Completes message `seq` in slot `s` (payload already copied in).
