@@ -49,7 +49,7 @@ using strings = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("keyed topic: each publish replaces its key's value and joins the stream; get and keys report them") {
+TEST_CASE("keyed topic: each publish replaces its key's value and joins the stream, and get and keys report them") {
   test_bus tb({keyed("md", 64, 16, 8)});
   bus b(tb.name);
   CHECK(b.topics().at(0).key_capacity == 8);
@@ -421,5 +421,71 @@ TEST_CASE("keyed topic under a hammering publisher: snapshot + stream reproduce 
       CHECK(wrong == 0);
       MESSAGE("view " << i << ": applied " << v.applied << ", resyncs " << v.resyncs);
     }
+  }
+}
+
+// ---- a publisher dying at the protocol's points -------------------------------
+
+namespace {
+
+// The point of a keyed publish a "keyed-dies" child stops at, until killed.
+void hold_forever() {
+  signal_parent("ready");
+  for (;;) std::this_thread::sleep_for(1s);  // idling until killed, not synchronisation
+}
+
+}  // namespace
+
+SHMBUS_CHILD("keyed-dies")(const std::vector<std::string>& a) {
+  bus b(a.at(0));
+  auto pub = b.make_publisher(a.at(1));
+  pub.publish("old", "v1");
+  static int copies = 0;
+  if (a.at(2) == "in-insert") {
+    detail::insert_hook = hold_forever;
+    pub.publish("new", "n1");
+  } else {
+    // The first copy is the ring's, the second the key's value.
+    const int at = a.at(2) == "in-ring" ? 1 : 2;
+    static int stop_at = 0;
+    stop_at = at;
+    detail::publish_hook = [] {
+      if (++copies == stop_at) hold_forever();
+    };
+    pub.publish("old", "v2-never");
+  }
+  return 1;  // unreachable
+}
+
+TEST_CASE("keyed topic: a publisher SIGKILLed in the ring copy, the value copy or a key insertion is recovered from") {
+  for (const char* where : {"in-ring", "in-value", "in-insert"}) {
+    CAPTURE(where);
+    test_bus tb({keyed("md", 64, 8, 8)});
+    bus b(tb.name);
+    auto sub = b.make_subscriber("md", following({}, true));
+    auto child = started_child("keyed-dies", {tb.name, "md", where});
+    kill_and_reap(child);
+    auto raw = open_raw(tb.name, "md");
+    CHECK(raw.newest() == 1);
+    auto pub = b.make_publisher("md");
+    message m;
+    CHECK(pub.publish("other", "o1") == 2);  // the dead one's message is discarded: its sequence is reused
+    CHECK(pub.mutex_recoveries() == 1);
+    CHECK(raw.header().torn_discarded.load() == (std::string(where) == "in-insert" ? 0u : 1u));
+    // The key it was rewriting keeps its last whole value.
+    REQUIRE(sub.get("old", m));
+    CHECK(m.text() == "v1");
+    if (std::string(where) == "in-insert") {
+      // Counted but not indexed when it died: recovery indexed it, so it is
+      // found, and publishing it adds no second entry.
+      CHECK(raw.keys().count() == 3);
+      CHECK(raw.keys().find("new") == std::optional<std::uint32_t>(1));
+      CHECK(!sub.get("new", m));  // no value: its first publish died
+      CHECK(pub.publish("new", "n2") == 3);
+      CHECK(raw.keys().count() == 3);
+      REQUIRE(sub.get("new", m));
+      CHECK(m.text() == "n2");
+    }
+    CHECK(drain(sub).front() == "old=v1");  // the snapshot, then the stream, whole
   }
 }

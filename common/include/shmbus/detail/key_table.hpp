@@ -37,6 +37,10 @@ inline std::uint64_t key_hash(std::string_view key) noexcept {
   return h;
 }
 
+/// Test-only: called when a new key has been counted but before its bucket
+/// is stored, so a test can kill the publisher exactly there. Null in production.
+inline void (*insert_hook)() = nullptr;
+
 /// Checks a key given by a caller: 1..max_key_size bytes.
 inline bool valid_key(std::string_view key) noexcept { return !key.empty() && key.size() <= max_key_size; }
 
@@ -101,6 +105,7 @@ struct key_table_view {
     e.size = static_cast<std::uint8_t>(key.size());
     std::memcpy(e.bytes, key.data(), key.size());
     const_cast<a_u32*>(key_count)->store(n + 1, std::memory_order_release);
+    if (insert_hook != nullptr) insert_hook();
     index_entry(n, hash);
     return n;
   }
