@@ -355,7 +355,7 @@ struct market_view {
 
 TEST_CASE("keyed topic under a hammering publisher: snapshot + stream reproduce every key exactly, filtered or not") {
   constexpr std::uint32_t keys = 25000;
-  constexpr std::uint64_t updates = 600000;
+  const std::uint64_t updates = stress_count(600000);
   for (const char* mode : {"shared", "exclusive"}) {
     CAPTURE(mode);
     test_bus tb({keyed("md", sizeof(update), 8192, keys)});

@@ -1,7 +1,8 @@
 // libFuzzer target: random bytes as a mapped segment (topic data, topic
 // control, or registry). Validation must never
 // crash, and whatever it accepts must keep every access a client then makes
-// (slots, payloads, subscriber table) inside the mapping. The buffer is
+// (slots, payloads, subscriber table, a keyed topic's key index, values,
+// snapshot and keyed stream) inside the mapping. The buffer is
 // exactly `size` bytes on the heap, so ASan reports any read past it.
 #include <algorithm>
 #include <cstddef>
@@ -10,14 +11,77 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "shmbus/detail/key_follower.hpp"
 #include "shmbus/detail/layout.hpp"
 
+using namespace shmbus;
 using namespace shmbus::detail;
 
 namespace {
 
 volatile std::uint64_t g_sink;
+
+// A keyed topic's key table, through the reader code every subscriber
+// runs on it (the mapping is private here, so nothing changes under it):
+// the index, every value, a snapshot, the listing, lookups.
+void walk_keys(std::span<const std::byte> m, const topic_params& p, const topic_geometry& g) {
+  auto* base = const_cast<std::byte*>(m.data());
+  auto& h = *reinterpret_cast<topic_header*>(base);
+  const ring_view ring{&h.write_seq, base + g.slots_offset, g.slot_stride, g.slot_count, p.depth, p.max_message_size};
+  const key_table_view keys{&h.key_count,
+                            reinterpret_cast<key_bucket*>(base + g.buckets_offset),
+                            reinterpret_cast<key_entry*>(base + g.entries_offset),
+                            base + g.values_offset,
+                            g.bucket_count,
+                            p.key_capacity,
+                            g.slot_stride};
+  std::error_code ec;
+  for (std::uint32_t i = 0; i < keys.count() && i < 64; ++i) {
+    char bytes[max_key_size];
+    std::size_t size = 0;
+    if (keys.key_of(i, bytes, size)) g_sink = g_sink + keys.find(std::string_view(bytes, size)).value_or(0);
+  }
+  key_follower all(keys, ring, {});
+  std::uint64_t skipped = 0;
+  if (all.take_snapshot(1, 0, skipped, ec) != 0) {
+    std::vector<std::byte> dst(p.max_message_size);
+    message_info info;
+    while (all.snapshot_pending()) {
+      if (all.next_snapshot(dst, info) != read_status::ok) all.skip_snapshot();
+      g_sink = g_sink + info.size;
+    }
+  }
+  for (const key_stats& k : all.list(ec)) {
+    std::vector<std::byte> dst(p.max_message_size);
+    message_info info;
+    g_sink = g_sink + static_cast<std::uint64_t>(all.get(k.key, dst, info, ec));
+  }
+  // The stream through the keyed read: every key's name resolved, filter applied.
+  const std::string only[] = {"A"};
+  key_follower some(keys, ring, only);
+  std::uint64_t next = 1;
+  message_info meta;
+  std::vector<std::byte> dst(p.max_message_size);
+  for (int i = 0; i < 16; ++i) {
+    slot_keys got;
+    const auto status = seqlock_read(
+        ring, next, meta,
+        [&](const message_info& mi, const slot_keys& k, std::span<const std::byte> payload) {
+          const visit_action a = some.decide(mi, k);
+          if (a != visit_action::take) return a;
+          got = k;
+          if (payload.size() > dst.size()) return visit_action::too_small;
+          std::memcpy(dst.data(), payload.data(), payload.size());
+          return visit_action::take;
+        },
+        ec);
+    if (status != read_status::ok || some.corrupt()) break;
+    some.describe(meta, got);
+    some.commit();
+  }
+}
 
 // What a client does once a segment validates: derive the geometry from the
 // validated parameters (as topic_segment caches it) and touch everything.
@@ -37,6 +101,7 @@ void walk_topic(std::span<const std::byte> m) {
     for (std::uint64_t b = 0; b < size; ++b) sum += static_cast<std::uint8_t>(slot[sizeof(slot_header) + b]);
     g_sink = g_sink + sum;
   }
+  if (p.keyed()) walk_keys(m, p, g);
 }
 
 // A control segment: validated against the parameters it claims (a client
