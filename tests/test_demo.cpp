@@ -215,6 +215,17 @@ TEST_CASE(
   CHECK(!has_line(out, "some:   cu2603"));
   feed.terminate();
   CHECK(feed.wait() == 0);
+
+  // With the feed stopped, the snapshot alone: market data (exit 0), but
+  // no ticks (its values are not this run's updates).
+  child_process after({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "0.3", "--headless", "--label", "after"},
+                      true);
+  CHECK(after.read_line() == "after: joined with a snapshot of" + all);
+  out = lines_until_eof(after);
+  CHECK(after.wait() == 0);
+  INFO(joined(out));
+  CHECK(has_line(out, "after: 0 snapshots from 8 instruments in "));
+  CHECK(has_line(out, "after:   rb2605     SHFE          0 snapshots  last "));
   broker.terminate();
   CHECK(broker.wait() == 0);
 }
