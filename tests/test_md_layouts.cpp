@@ -72,19 +72,20 @@ TEST_CASE("md-feed --ctp v6.5 and v6.7 publish CTP's newer layouts, and md-strat
     CAPTURE(l.ctp);
     const std::string bus = unique_bus();
     const std::string size = std::to_string(l.size);
-    config_file ini(bus, "[topic md]\nmax_message_size = " + size + "\ntype_size = " + size + "\ndepth = 1024\n");
+    config_file ini(bus,
+                    "[topic md]\nmax_message_size = " + size + "\ntype_size = " + size + "\ndepth = 1024\nkeys = 16\n");
     auto broker = broker_with(bus, {"--config", ini.path.string()});
     child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", l.ctp, "--instruments", "rb2605," + long_id,
                         "--rate", "500", "--seed", "7"},
                        true);
-    CHECK(feed.read_line() == "md-feed: 2 instruments, 500 snapshots/s, to topic 'md' on bus '" + bus +
+    CHECK(feed.read_line() == "md-feed: 2 instruments, 500 snapshots/s, to keyed topic 'md' on bus '" + bus +
                                   "', exclusive publisher, CTP " + l.ctp + " layout (" + size + " bytes)");
     child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "1.5", "--headless"}, true);
     const auto out = all_lines(strategy);
     CHECK(strategy.wait() == 0);
     INFO(joined(out));
     CHECK(has_line(out, " snapshots from 2 instruments in "));
-    CHECK(has_line(out, ", 0 missed; stopped: time is up"));
+    CHECK(has_line(out, ", 0 missed, 0 resyncs; stopped: time is up"));
     // The whole 39-character ID, which v6.3 could not carry, and the
     // exchange beside it: read from the wide fields at the end.
     CHECK(has_line(out, "md-strategy:   " + long_id + " SIM "));
@@ -169,4 +170,58 @@ TEST_CASE("md-feed refuses an instrument ID its layout cannot hold, and an unkno
   out = all_lines(bad);
   CHECK(bad.wait() == 2);
   CHECK(has_line(out, "md-feed: --ctp must be v6.3, v6.5 or v6.7"));
+}
+
+TEST_CASE("md-feed --layout ring publishes plain messages to a topic without keys, and each layout refuses the other") {
+  const std::string bus = unique_bus();
+  auto broker = broker_with(bus, {"--topic", "ring:408:64", "--topic", "keyed:408:64:4"});
+  child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "ring", "--layout", "ring", "--rate", "500"}, true);
+  CHECK(feed.read_line() ==
+        "md-feed: 8 instruments, 500 snapshots/s, to topic 'ring' on bus '" + bus + "', exclusive publisher");
+  // md-strategy reads a plain ring as before: no snapshot, no key filter.
+  child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "ring", "--seconds", "1", "--headless"},
+                         true);
+  auto out = all_lines(strategy);
+  CHECK(strategy.wait() == 0);
+  INFO(joined(out));
+  CHECK(!has_line(out, "joined with a snapshot"));
+  CHECK(has_line(out, " snapshots from 8 instruments in "));
+  CHECK(has_line(out, "md-strategy:   rb2605     SHFE "));
+  child_process filtered(
+      {SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "ring", "--instruments", "rb2605", "--headless"}, true);
+  out = all_lines(filtered);
+  CHECK(filtered.wait() == 1);
+  CHECK(has_line(out, "md-strategy: topic 'ring' is not keyed: --instruments follows instruments of a keyed topic"));
+  feed.terminate();
+  CHECK(feed.wait() == 0);
+
+  child_process keyed_to_ring({SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "ring", "--seconds", "1"}, true);
+  out = all_lines(keyed_to_ring);
+  CHECK(keyed_to_ring.wait() == 1);
+  CHECK(has_line(out, "md-feed: topic 'ring' is not keyed (declare it with keys = N, or use --layout ring)"));
+  child_process ring_to_keyed(
+      {SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "keyed", "--layout", "ring", "--seconds", "1"}, true);
+  out = all_lines(ring_to_keyed);
+  CHECK(ring_to_keyed.wait() == 1);
+  CHECK(has_line(out, "md-feed: topic 'keyed' is keyed (--layout keyed publishes to it)"));
+  // 8 instruments do not fit 4 keys: told before anything is published.
+  child_process too_many({SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "keyed", "--seconds", "1"}, true);
+  out = all_lines(too_many);
+  CHECK(too_many.wait() == 1);
+  CHECK(has_line(out, "md-feed: topic 'keyed' holds at most 4 keys, not 8 instruments"));
+  for (const auto& t : shmbus::bus(bus).stats())
+    if (t.info.name == "keyed") CHECK(t.published == 0);
+  broker.terminate();
+  CHECK(broker.wait() == 0);
+}
+
+TEST_CASE("md-feed refuses an instrument ID longer than a key (before it opens the bus)") {
+  const std::string bus = unique_bus();
+  const std::string id64(64, 'x');
+  child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", "v6.7", "--instruments", id64}, true);
+  const auto out = all_lines(feed);
+  CHECK(feed.wait() == 2);
+  INFO(joined(out));
+  CHECK(has_line(out,
+                 "md-feed: instrument ID '" + id64 + "' is 64 characters; a key holds at most 63 (--layout ring: 80)"));
 }

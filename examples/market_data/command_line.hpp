@@ -1,7 +1,9 @@
 #pragma once
 // The demo programs' command lines: flags in order, some followed by a value.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace md_demo {
 
@@ -28,5 +30,17 @@ class command_line {
   int index_ = 0;
   std::string flag_;
 };
+
+/// The items of a comma-separated list ("a,b,,c": a, b, c).
+inline std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const auto comma = std::min(list.find(',', start), list.size());
+    if (comma > start) out.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
 
 }  // namespace md_demo

@@ -4,26 +4,28 @@
 // the daily limits, trades adding volume, turnover and open interest, and a
 // five-level book around the last price.
 //
-//   md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]
+//   md-feed [--bus NAME] [--topic md] [--layout keyed|ring]
 //           [--instruments rb2605,cu2603,...] [--rate N] [--seconds S] [--seed N] [--shared]
 //           [--ctp v6.3|v6.5|v6.7]
 //
-// A feed handler is the one writer of its topics: md-feed holds their
+// A feed handler is the one writer of its topic: md-feed holds its
 // exclusive publish right (shmbus::publisher_options::exclusive), so a
 // publish takes no lock and a second feed started by mistake is refused.
 // --shared publishes under the topic mutex instead, beside other publishers.
 //
-// keyed: every snapshot goes to TOPIC (a ring, so a subscriber that keeps up
-// sees every instrument's every update); per-instrument: to TOPIC.INSTRUMENT
-// (latest-value topics: a subscriber gets each instrument's newest
-// snapshot); both: to each. The broker must declare the topics
-// (examples/market_data/broker.ini does, for the default instruments).
+// keyed (the default): every snapshot goes to the keyed topic TOPIC under its
+// instrument ID, so the topic holds both the ordered stream of every update
+// and each instrument's latest snapshot: a subscriber that keeps up sees
+// every update, one that joins late or falls behind gets the current book
+// at once (md-strategy). ring: to TOPIC as plain messages, for a broker that
+// declares TOPIC without keys. The broker must declare the topic
+// (examples/market_data/broker.ini does: `keys = 4096`).
 //
 // --ctp picks the struct: v6.3 (depth_market_data, 408 bytes, the default:
-// the demo's broker.ini declares 408-byte topics, and every subscriber
+// the demo's broker.ini declares a 408-byte topic, and every subscriber
 // written before the newer layouts expects it), v6.5 (CTP v6.5.1, 568
 // bytes) or v6.7 (CTP v6.6.7 to v6.7.11, 584 bytes), as a feed handler
-// built with that CTP SDK would publish. The topics must declare that size
+// built with that CTP SDK would publish. The topic must declare that size
 // (or none); md-strategy tells the layouts apart by size.
 #include <algorithm>
 #include <chrono>
@@ -187,31 +189,25 @@ void stamp(T& out) {
   out.update_millisec = static_cast<std::int32_t>(hms.subseconds().count());
 }
 
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    const auto comma = std::min(list.find(',', start), list.size());
-    if (comma > start) out.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 constexpr const char* usage =
-    "usage: md-feed [--bus NAME] [--topic md] [--layout keyed|per-instrument|both]\n"
+    "usage: md-feed [--bus NAME] [--topic md] [--layout keyed|ring]\n"
     "               [--instruments ID,ID,...] [--rate N] [--seconds S] [--seed N] [--shared]\n"
     "               [--ctp v6.3|v6.5|v6.7]\n"
+    "  --layout L    keyed (the default): under each instrument's ID on a keyed topic;\n"
+    "                ring: as plain messages, to a topic declared without keys\n"
     "  --rate N      snapshots per second, all instruments together (default 2000)\n"
     "  --seconds S   stop after S seconds (default: run until Ctrl-C / SIGTERM)\n"
     "  --shared      publish under the topic mutex, beside other publishers, instead of\n"
-    "                holding the topics' exclusive publish right (the default)\n"
+    "                holding the topic's exclusive publish right (the default)\n"
     "  --ctp V       the struct's CTP layout: v6.3 (408 bytes, the default), v6.5\n"
     "                (CTP v6.5.1, 568 bytes) or v6.7 (CTP v6.6.7-v6.7.11, 584 bytes)\n";
 
 // The longest instrument ID a layout holds (its char[N] minus the NUL).
 template <md::depth_market_data_layout T>
 constexpr std::size_t max_id_length = sizeof(T::instrument_id) - 1;
+
+// The longest key of a keyed topic (shmbus::publisher::publish(key, ...)).
+constexpr std::size_t max_key_length = 63;
 
 // What main() decided, for the publishing loop of one layout.
 struct feed_options {
@@ -232,16 +228,21 @@ void run(const feed_options& o, std::uint64_t& sent) {
   for (const auto& id : o.ids) instruments.emplace_back(contract_of(id), rng);
 
   shmbus::bus bus(o.bus_name);
-  std::vector<shmbus::publisher> keyed, own;  // own[i]: instrument i's topic
   shmbus::publisher_options opts;
   opts.type_size = sizeof(T);
   opts.exclusive = !o.shared;
-  if (o.layout != "per-instrument") keyed.push_back(bus.make_publisher(o.topic, opts));
-  if (o.layout != "keyed")
-    for (const auto& in : instruments) own.push_back(bus.make_publisher(o.topic + "." + in.id(), opts));
-  const std::string where = o.layout == "keyed"  ? "topic '" + o.topic + "'"
-                            : o.layout == "both" ? "topics '" + o.topic + "' and '" + o.topic + ".ID'"
-                                                 : "topics '" + o.topic + ".ID'";
+  auto pub = bus.make_publisher(o.topic, opts);
+  const bool keyed = o.layout == "keyed";
+  const auto& t = pub.topic();
+  // Told before the first publish, not as the first publish's error.
+  if (keyed && !t.keyed())
+    throw std::runtime_error("topic '" + o.topic + "' is not keyed (declare it with keys = N, or use --layout ring)");
+  if (!keyed && t.keyed())
+    throw std::runtime_error("topic '" + o.topic + "' is keyed (--layout keyed publishes to it)");
+  if (keyed && instruments.size() > t.key_capacity)
+    throw std::runtime_error("topic '" + o.topic + "' holds at most " + std::to_string(t.key_capacity) + " keys, not " +
+                             std::to_string(instruments.size()) + " instruments");
+  const std::string where = (keyed ? "keyed topic '" : "topic '") + o.topic + "'";
   // The default layout's line is as it was before there were others.
   const std::string ctp = o.ctp == "v6.3" ? "" : ", CTP " + o.ctp + " layout (" + std::to_string(sizeof(T)) + " bytes)";
   std::printf("md-feed: %zu instruments, %.0f snapshots/s, to %s on bus '%s'%s%s\n", instruments.size(), o.rate,
@@ -265,8 +266,10 @@ void run(const feed_options& o, std::uint64_t& sent) {
       const std::size_t k = pick(rng);
       instruments[k].next(rng, snapshot);
       stamp(snapshot);
-      for (auto& p : keyed) p.publish_value(snapshot);
-      if (!own.empty()) own[k].publish_value(snapshot);
+      if (keyed)
+        pub.publish_value(instruments[k].id(), snapshot);
+      else
+        pub.publish_value(snapshot);
     }
     if (shmbus::platform::wait_for_termination_request(std::chrono::milliseconds(1))) break;
   }
@@ -305,12 +308,11 @@ int main(int argc, char** argv) {
       else
         throw std::invalid_argument("unknown option " + a);
     }
-    if (o.layout != "keyed" && o.layout != "per-instrument" && o.layout != "both")
-      throw std::invalid_argument("--layout must be keyed, per-instrument or both");
+    if (o.layout != "keyed" && o.layout != "ring") throw std::invalid_argument("--layout must be keyed or ring");
     if (o.ctp != "v6.3" && o.ctp != "v6.5" && o.ctp != "v6.7")
       throw std::invalid_argument("--ctp must be v6.3, v6.5 or v6.7");
     if (!(o.rate > 0 && o.rate <= 10'000'000)) throw std::invalid_argument("--rate must be in (0, 10000000]");
-    o.ids = split(instrument_list);
+    o.ids = md_demo::split_list(instrument_list);
     if (o.ids.empty())
       for (const auto& c : known_contracts) o.ids.emplace_back(c.id);
     // A longer ID would be cut short in the struct, and two instruments
@@ -322,6 +324,10 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("instrument ID '" + id + "' is " + std::to_string(id.size()) + " characters; the " +
                                     o.ctp + " layout holds at most " + std::to_string(max_id) +
                                     (o.ctp == "v6.3" ? " (--ctp v6.5 or v6.7: 80)" : ""));
+      else if (o.layout == "keyed" && id.size() > max_key_length)
+        throw std::invalid_argument("instrument ID '" + id + "' is " + std::to_string(id.size()) +
+                                    " characters; a key holds at most " + std::to_string(max_key_length) +
+                                    " (--layout ring: " + std::to_string(max_id) + ")");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "md-feed: %s\n%s", e.what(), usage);
     return 2;
