@@ -1,8 +1,9 @@
 // shmbus-bench: one-way latency, throughput, fan-out and idle CPU of shmbus
 // against a minimal reference of the same design and the usual
 // alternatives (Unix socket, pipe, ZeroMQ), all in one run, through one
-// harness, and the publish jitter of shmbus and the reference (every publish
-// of seconds of publishing timed). See docs/performance.md.
+// harness, the publish jitter of shmbus and the reference (every publish
+// of seconds of publishing timed), and keyed topics beside plain ones
+// (issue 12). See docs/performance.md.
 //
 //   shmbus-bench [--quick] [--runs N] [--json FILE] [--plot FILE.png] ...
 #include <spdlog/spdlog.h>
@@ -21,6 +22,7 @@
 
 #include "costs.hpp"
 #include "jitter.hpp"
+#include "keyed.hpp"
 #include "report.hpp"
 #include "runner.hpp"
 #include "shmbus/platform/process.hpp"
@@ -36,7 +38,8 @@ constexpr std::int64_t ms = 1'000'000;
 struct options {
   bool quick = false;
   unsigned runs = 3;
-  std::set<std::string> modes{"latency", "throughput", "fanout", "idle", "pingpong", "costs", "jitter"};
+  std::set<std::string> modes{"latency", "throughput",    "fanout",     "idle",         "pingpong", "costs",
+                              "jitter",  "keyed-publish", "keyed-join", "keyed-filter", "keyed-get"};
   std::set<std::string> only_transports;  // empty: all
   std::set<wait_mode> waits{wait_mode::block, wait_mode::busy_poll, wait_mode::spin_then_block};
   std::vector<std::size_t> sizes{64, 512, 4096, 65536, 1048576};
@@ -55,7 +58,9 @@ const char* usage =
     "usage: shmbus-bench [options]\n"
     "  --quick            a seconds-long smoke run (few messages, small sizes, 1 run)\n"
     "  --runs N           repeat every measurement N times, report medians (default 3)\n"
-    "  --modes LIST       latency,throughput,fanout,idle,pingpong,costs,jitter (default: all)\n"
+    "  --modes LIST       latency,throughput,fanout,idle,pingpong,costs,jitter,\n"
+    "                     keyed-publish,keyed-join,keyed-filter,keyed-get (keyed topics,\n"
+    "                     issue 12; keyed: all four) (default: all)\n"
     "  --transports LIST  shmbus,shmbus-exclusive,shmbus-loan,reference,reference+ts+lock,\n"
     "                     unix-socket,pipe,zeromq,boost-interprocess,iceoryx (default: all built)\n"
     "  --waits LIST       block,busy-poll,spin (spin-then-block; default: all)\n"
@@ -293,8 +298,12 @@ std::string utc_now() {
 std::set<std::string> parse_modes(const std::string& list) {
   std::set<std::string> modes;
   for (const auto& m : split(list)) {
+    if (m == "keyed") {
+      modes.insert({"keyed-publish", "keyed-join", "keyed-filter", "keyed-get"});
+      continue;
+    }
     if (m != "latency" && m != "throughput" && m != "fanout" && m != "idle" && m != "pingpong" && m != "costs" &&
-        m != "jitter")
+        m != "jitter" && m != "keyed-publish" && m != "keyed-join" && m != "keyed-filter" && m != "keyed-get")
       throw std::invalid_argument("unknown mode " + m);
     modes.insert(m);
   }
@@ -404,6 +413,8 @@ struct measurements {
   std::vector<run_result> results;
   std::vector<cost> costs;
   std::vector<jitter_result> jitter;
+  keyed_params keyed_in;
+  keyed_result keyed;
   unsigned failures = 0;
 };
 
@@ -445,17 +456,56 @@ void run_jitter(const options& o, const std::string& prefix, measurements& m) {
     }
 }
 
+// The keyed-topic modes (issue 12), all in one parameter struct: the issue's
+// sizes and key counts, or a smoke-sized set with --quick (fast enough for
+// the sanitizer builds' quick run).
+keyed_params keyed_parameters(const options& o, const std::string& prefix) {
+  keyed_params p;
+  p.publish = o.modes.count("keyed-publish") != 0;
+  p.join = o.modes.count("keyed-join") != 0;
+  p.filter = o.modes.count("keyed-filter") != 0;
+  p.get = o.modes.count("keyed-get") != 0;
+  p.rounds = o.runs;
+  p.pin = o.pin;
+  p.name = prefix + "-keyed";
+  if (o.quick) {
+    p.publishes = 20000;
+    p.keys = 2000;
+    p.join_keys = {1000, 2000};
+    p.joins = 3;
+    p.join_hammer_rate = 50000;
+    p.filter_rate = 50000;
+    p.filter_seconds = 0.2;
+    p.gets = 2000;
+  }
+  return p;
+}
+
+void run_keyed(const options& o, const std::string& prefix, measurements& m) {
+  m.keyed_in = keyed_parameters(o, prefix);
+  const auto& p = m.keyed_in;
+  if (!(p.publish || p.join || p.filter || p.get)) return;
+  if (o.verbose) std::cerr << "keyed topics\n";
+  m.keyed = measure_keyed(p);
+  for (const auto& e : m.keyed.errors) {
+    ++m.failures;
+    std::cerr << "shmbus-bench: keyed topics, " << e << "\n";
+  }
+}
+
 // Markdown on stdout, and the JSON and plot files asked for; false if the
 // JSON cannot be written.
 bool write_outputs(const options& o, const report_meta& meta, const measurements& m, std::size_t planned) {
   const auto rows = summarise(m.results);
-  const auto targets = evaluate_targets(rows);
+  auto targets = evaluate_targets(rows);
+  for (auto& t : keyed_targets(m.keyed_in, m.keyed)) targets.push_back(std::move(t));
   write_markdown(std::cout, meta, rows, targets, m.costs);
   write_jitter_markdown(std::cout, m.jitter);
+  write_keyed_markdown(std::cout, m.keyed_in, m.keyed);
   std::cout << "_" << planned * o.runs << " runs, " << m.failures << " failed._\n";
   if (!o.json.empty()) {
     std::ofstream f(o.json);
-    write_json(f, meta, rows, targets, m.costs, m.results, m.jitter);
+    write_json(f, meta, rows, targets, m.costs, m.results, m.jitter, m.keyed);
     if (!f) {
       std::cerr << "shmbus-bench: cannot write " << o.json << "\n";
       return false;
@@ -485,6 +535,7 @@ int bench_main(int argc, char** argv) {
   run_rounds(o, specs, prefix, m);
   if (o.modes.count("costs")) m.costs = measure_costs(prefix + "-costs", o.quick);
   if (o.modes.count("jitter")) run_jitter(o, prefix, m);
+  run_keyed(o, prefix, m);
   meta.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   meta.machine = shmbus::bench::sys::machine_description();

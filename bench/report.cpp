@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "keyed.hpp"
 #include "sys.hpp"
 
 namespace shmbus::bench {
@@ -504,7 +505,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
 
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                 const std::vector<target>& targets, const std::vector<cost>& costs, const std::vector<run_result>& runs,
-                const std::vector<jitter_result>& jitter) {
+                const std::vector<jitter_result>& jitter, const keyed_result& keyed) {
   out << "{\n  \"machine\": " << json_string(meta.machine) << ",\n  \"command\": " << json_string(meta.command)
       << ",\n  \"started\": " << json_string(meta.started) << ",\n  \"seconds\": " << json_number(meta.seconds)
       << ",\n  \"load_average_before\": " << json_string(meta.load_before)
@@ -546,6 +547,8 @@ void write_json(std::ostream& out, const report_meta& meta, const std::vector<ro
         << (i + 1 < costs.size() ? "," : "") << "\n";
   out << "  ],\n  \"publish_jitter\": ";
   write_jitter_json(out, jitter);
+  out << ",\n  \"keyed\": ";
+  write_keyed_json(out, keyed);
   out << ",\n  \"runs\": [\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const run_result& r = runs[i];

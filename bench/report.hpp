@@ -14,6 +14,8 @@
 
 namespace shmbus::bench {
 
+struct keyed_result;  // keyed.hpp (which needs `target` from here)
+
 /// The figures of one spec: each is the median over its runs.
 struct row {
   run_spec spec;
@@ -61,7 +63,7 @@ void write_markdown(std::ostream& out, const report_meta& meta, const std::vecto
                     const std::vector<target>& targets, const std::vector<cost>& costs);
 void write_json(std::ostream& out, const report_meta& meta, const std::vector<row>& rows,
                 const std::vector<target>& targets, const std::vector<cost>& costs, const std::vector<run_result>& runs,
-                const std::vector<jitter_result>& jitter);
+                const std::vector<jitter_result>& jitter, const keyed_result& keyed);
 /// Draws p50 / p99 / p99.9 latency against size per transport and wait
 /// mode with gnuplot. Returns an empty string, or why it could not.
 std::string write_plot(const std::string& png, const report_meta& meta, const std::vector<row>& rows);
