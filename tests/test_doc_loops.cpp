@@ -75,3 +75,32 @@ TEST_CASE("docs/api.md's feed (examples/api/feed.cpp): an exclusive publisher by
   CHECK(reader.expect_line("the broker stopped", 10s).find("topic 'quotes'") != std::string::npos);
   CHECK(reader.wait(10s) == 0);
 }
+
+TEST_CASE("docs/api.md's market (examples/api/market.cpp): a keyed topic joined with a snapshot, all keys or some") {
+  const std::string bus = unique_bus();
+  child_process broker({SHMBUS_BROKER_PATH, "--bus", bus, "--config", SHMBUS_SOURCE_DIR "/examples/api/broker.ini"},
+                       true);
+  broker.expect_line("ready");
+  const env_guard env("SHMBUS_BUS", bus);
+  child_process feed({SHMBUS_API_MARKET_PATH, "publish", "30"}, true);
+  CHECK(feed.wait() == 0);
+  // A late joiner sees every instrument's latest quote at once (quotes 28,
+  // 29 and 30 went to rb2605, IF2612 and cu2603), in the order the
+  // instruments first appeared.
+  child_process all({SHMBUS_API_MARKET_PATH, "watch"}, true);
+  CHECK(all.read_line() == "snapshot rb2605 #28 1028.0/1029.0");
+  CHECK(all.read_line() == "snapshot IF2612 #29 1029.0/1030.0");
+  CHECK(all.read_line() == "snapshot cu2603 #30 1030.0/1031.0");
+  child_process one({SHMBUS_API_MARKET_PATH, "watch", "rb2605"}, true);
+  CHECK(one.read_line() == "snapshot rb2605 #28 1028.0/1029.0");
+  // Then the stream: the next quotes, after the snapshot, once.
+  child_process more({SHMBUS_API_MARKET_PATH, "publish", "2"}, true);
+  CHECK(more.wait() == 0);
+  CHECK(all.read_line() == "update rb2605 #1 1001.0/1002.0");
+  CHECK(all.read_line() == "update IF2612 #2 1002.0/1003.0");
+  CHECK(one.read_line() == "update rb2605 #1 1001.0/1002.0");
+  CHECK(all.wait(30s) == 0);  // 10 s without a quote end it
+  CHECK(one.wait(30s) == 0);
+  broker.terminate();
+  CHECK(broker.wait() == 0);
+}

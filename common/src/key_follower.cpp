@@ -143,26 +143,31 @@ std::uint64_t key_follower::copy_values(std::error_code& ec) noexcept {
 
 void key_follower::commit_snapshot(std::uint64_t cursor, std::uint64_t pending_missed,
                                    std::uint64_t& skipped) noexcept {
+  // Skipped: the updates that will never be delivered, neither one by one
+  // nor as a key's latest value in this snapshot.
   skipped = 0;
-  // Unfiltered: the messages between the cursor and the resume point are
-  // the ones not delivered.
-  if (!filtered()) skipped = pending_missed + (resume_ > cursor ? resume_ - cursor : 0);
   std::fill(snapshot_seq_.begin(), snapshot_seq_.end(), 0);
   dedup_until_ = 0;
   if (filtered())
     for (std::size_t i = 0; i < follow_.size(); ++i)
       if (follow_[i] != 0 && last_key_seq_[i] == unknown) last_key_seq_[i] = 0;  // no value: no update yet
+  std::uint64_t delivered_between = 0;  // snapshot values among the messages cursor .. resume-1
   for (snapshot_value& v : snapshot_) {
     v.info.key = names_[v.index];
     snapshot_seq_[v.index] = v.info.sequence;
     dedup_until_ = std::max(dedup_until_, v.info.sequence);
+    if (v.info.sequence >= cursor && v.info.sequence < resume_) ++delivered_between;
     if (filtered()) {
-      // Filtered: each key's updates since the one it was last told of.
+      // Filtered: each key's updates since the one it was last told of,
+      // but the one this value is.
       std::uint64_t& last = last_key_seq_[v.index];
-      if (v.info.key_seq > last) skipped += v.info.key_seq - last;
+      if (v.info.key_seq > last) skipped += v.info.key_seq - last - 1;
       last = std::max(last, v.info.key_seq);
     }
   }
+  // Unfiltered: the messages between the cursor and the resume point, but
+  // those whose values the snapshot delivers.
+  if (!filtered()) skipped = pending_missed + (resume_ > cursor ? resume_ - cursor : 0) - delivered_between;
 }
 
 read_status key_follower::next_snapshot(std::span<std::byte> dst, message_info& info) noexcept {

@@ -452,8 +452,9 @@ class subscriber {
   /// Keyed topics: after an overrun (a message reported `missed`), gets
   /// back in step: drops what is unread, delivers every followed key's
   /// latest value next (as a join with a snapshot does), then the stream
-  /// after them. Returns the updates of followed keys skipped over (neither
-  /// delivered nor already reported missed).
+  /// after them. Returns the updates of followed keys it will never see,
+  /// neither one by one nor as a latest value (nor already reported
+  /// missed); counted in missed_total().
   std::uint64_t resync();
   std::optional<std::uint64_t> resync(std::error_code& ec) noexcept;
   std::optional<std::uint64_t> resync(error_info& err) noexcept;

@@ -43,8 +43,8 @@ class subscriber_port {
   bool set_keys(std::span<const std::string> keys, std::error_code& ec) noexcept;
   /// Keyed topics: drops what is unread, takes a new snapshot of the
   /// followed keys (delivered next, as at a join) and resumes the stream
-  /// after it. Returns the updates skipped (neither delivered nor reported
-  /// missed), or nullopt with `ec` set.
+  /// after it. Returns the updates skipped (never to be delivered, one by
+  /// one or as a latest value, nor reported missed), or nullopt with `ec` set.
   std::optional<std::uint64_t> resync(std::error_code& ec) noexcept;
   /// Keyed topics: the latest value of `key` (see key_follower::get).
   read_status get(std::string_view key, std::span<std::byte> dst, message_info& info, std::error_code& ec) noexcept;
