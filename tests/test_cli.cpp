@@ -159,7 +159,7 @@ TEST_CASE("shmbus --help and shmbus-broker --help describe the commands") {
   CHECK(r.out.find("--count N") != std::string::npos);
   r = run({SHMBUS_BROKER_PATH, "--help"});
   CHECK(r.code == 0);
-  CHECK(r.out.find("--topic NAME[:MAX_SIZE[:DEPTH]]") != std::string::npos);
+  CHECK(r.out.find("--topic NAME[:MAX_SIZE[:DEPTH[:KEYS]]]") != std::string::npos);
 }
 
 TEST_CASE("CLI failures: non-zero exit and one clear line") {
