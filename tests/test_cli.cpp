@@ -251,9 +251,9 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
   CHECK(r.code == 0);
   CHECK(r.out.find("bus '" + bus + "', broker pid ") == 0);
   CHECK(row_of(r.out, "TOPIC") == std::vector<std::string>{"TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S", "SUBS",
-                                                           "MAX_LAG", "GAPS", "LAST_PUB", "RECOV"});
+                                                           "MAX_LAG", "GAPS", "LAST_PUB", "RECOV", "KEYS"});
   auto row = row_of(r.out, "prices");
-  REQUIRE(row.size() == 10);
+  REQUIRE(row.size() == 11);
   CHECK(row[1] == "4");    // depth
   CHECK(row[2] == "10");   // published
   CHECK(row[3] == "0.0");  // nothing published during the interval
@@ -261,6 +261,7 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
   CHECK(row[5] == "2");   // live subscribers
   CHECK(row[6] == "10");  // the lagging one has read nothing
   CHECK(row[9] == "0");   // no mutex recoveries
+  CHECK(row[10] == "-");  // a plain topic
   row = row_of(r.out, "status");
   CHECK(row[2] == "0");
   CHECK(row[8] == "never");
@@ -517,4 +518,57 @@ TEST_CASE("shmbus pub --exclusive holds the topic's publish right while it runs,
   REQUIRE(sub.try_read(m));
   CHECK(m.text() == "second");
   CHECK(m.sequence() == 2);
+}
+
+// ---- keyed topics (issue 12) ------------------------------------------------
+
+namespace {
+
+// A broker with a keyed topic `md` (8 keys), a keyed topic `full` of 2 keys
+// and a plain topic.
+struct keyed_broker : running_broker {
+  explicit keyed_broker(const std::string& bus)
+      : running_broker(bus, {"--topic", "md:64:16:8", "--topic", "full:32:4:2", "--topic", "plain:64:4"}) {}
+};
+
+}  // namespace
+
+TEST_CASE("shmbus ls and stat show a keyed topic's keys in use of its capacity") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("a", "1");
+  pub.publish("b", "2");
+  pub.publish("a", "3");
+
+  auto r = run(cli(bus, {"ls"}));
+  CHECK(row_of(r.out, "TOPIC") ==
+        std::vector<std::string>{"TOPIC", "MAX_SIZE", "DEPTH", "PUBLISHED", "SUBSCRIBERS", "KEYS"});
+  CHECK(row_of(r.out, "md") == std::vector<std::string>{"md", "64", "16", "3", "0", "2/8"});
+  CHECK(row_of(r.out, "full") == std::vector<std::string>{"full", "32", "4", "0", "0", "0/2"});
+  CHECK(row_of(r.out, "plain") == std::vector<std::string>{"plain", "64", "4", "0", "0", "-"});
+  // Within 80 columns.
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) CHECK(line.size() <= 80);
+  r = run(cli(bus, {"ls", "--json"}));
+  CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,\"published\":3,"
+                   "\"subscribers\":0,\"mutex_recoveries\":0,\"key_capacity\":8,\"keys\":2}") != std::string::npos);
+  CHECK(r.out.find("\"name\":\"plain\",\"max_message_size\":64,\"depth\":4,\"type_size\":0,\"published\":0,"
+                   "\"subscribers\":0,\"mutex_recoveries\":0,\"key_capacity\":0,\"keys\":0}") != std::string::npos);
+
+  r = run(cli(bus, {"stat", "--interval", "0.01"}));
+  CHECK(r.code == 0);
+  CHECK(row_of(r.out, "TOPIC").back() == "KEYS");
+  CHECK(row_of(r.out, "md").back() == "2/8");
+  CHECK(row_of(r.out, "plain").back() == "-");
+  r = run(cli(bus, {"stat", "--interval", "0.01", "--json"}));
+  const auto md = r.out.find("{\"name\":\"md\"");
+  REQUIRE(md != std::string::npos);
+  CHECK(json_number(r.out, "key_capacity", md) == 8);
+  CHECK(json_number(r.out, "keys", md) == 2);
+  const auto plain = r.out.find("{\"name\":\"plain\"");
+  REQUIRE(plain != std::string::npos);
+  CHECK(json_number(r.out, "key_capacity", plain) == 0);
+  CHECK(json_number(r.out, "keys", plain) == 0);
 }

@@ -40,7 +40,8 @@ Exit status: 0 success, 1 error, 2 bad usage, 3 timeout.
 constexpr std::string_view ls_usage = R"(Usage: shmbus ls [--bus NAME] [--json]
 
 Lists the topics of a bus: name, max message size, depth, messages
-published, live subscribers.
+published, live subscribers, and for keyed topics the keys in use of the
+topic's key capacity (KEYS, e.g. 2/25000; - for a plain topic).
 )";
 
 constexpr std::string_view stat_usage = R"(Usage: shmbus stat [--bus NAME] [--watch] [--interval S] [--json]
@@ -50,8 +51,9 @@ topic: messages and bytes published per second, live subscribers, the
 slowest subscriber's lag (messages published that it has not read yet),
 gaps (messages the live subscribers were told they missed), the age of the
 last publish, and recoveries (publishers that died holding the mutex or
-the exclusive publish right). Below the table, each topic whose exclusive
-publish right is held names the holder's pid.
+the exclusive publish right), and for keyed topics the keys in use of the
+topic's key capacity (- for a plain topic). Below the table, each topic
+whose exclusive publish right is held names the holder's pid.
 
 Options:
   -w, --watch            keep sampling; redraw in place on a terminal, one
@@ -172,13 +174,55 @@ args parse(int argc, char** argv) {
   return a;
 }
 
+// The length of the valid UTF-8 sequence starting at s[i] (overlong forms,
+// surrogates and code points past U+10FFFF are not valid), or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+  const auto cont = [&](std::size_t k) { return (byte(k) & 0xc0u) == 0x80u; };
+  const unsigned b0 = byte(0), b1 = byte(1);
+  if (b0 >= 0xc2 && b0 <= 0xdf) return cont(1) ? 2 : 0;
+  if (b0 >= 0xe0 && b0 <= 0xef) {
+    const bool second_ok = b0 == 0xe0 ? b1 >= 0xa0 && b1 <= 0xbf : b0 == 0xed ? b1 >= 0x80 && b1 <= 0x9f : cont(1);
+    return second_ok && cont(2) ? 3 : 0;
+  }
+  if (b0 >= 0xf0 && b0 <= 0xf4) {
+    const bool second_ok = b0 == 0xf0 ? b1 >= 0x90 && b1 <= 0xbf : b0 == 0xf4 ? b1 >= 0x80 && b1 <= 0x8f : cont(1);
+    return second_ok && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// The body of a JSON string holding `s`. Keys are arbitrary bytes, and JSON
+// text must be UTF-8: valid UTF-8 passes through, quotes, backslashes,
+// control bytes and DEL are escaped, and any other byte is written as
+// \u0080-\u00ff. Characters U+0080-U+00FF themselves are never escaped, so
+// such an escape always stands for one byte and the bytes can be recovered.
 std::string json_escape(std::string_view s) {
   std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += s[i++];
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += s[i++];
+    } else if (const std::size_t n = c >= 0x80 ? utf8_sequence(s, i) : 0; n != 0) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      ++i;
+    }
   }
   return out;
+}
+
+// A keyed topic's keys in use of its capacity ("2/25000"), "-" for a plain one.
+std::string keys_cell(const shmbus::topic_stats& s) {
+  if (!s.info.keyed()) return "-";
+  return std::to_string(s.keys) + "/" + std::to_string(s.info.key_capacity);
 }
 
 int cmd_ls(const args& a) {
@@ -192,19 +236,20 @@ int cmd_ls(const args& a) {
       const auto& s = stats[i];
       std::printf(
           "%s{\"name\":\"%s\",\"max_message_size\":%llu,\"depth\":%u,\"type_size\":%u,"
-          "\"published\":%llu,\"subscribers\":%u,\"mutex_recoveries\":%llu}",
+          "\"published\":%llu,\"subscribers\":%u,\"mutex_recoveries\":%llu,\"key_capacity\":%u,\"keys\":%u}",
           i ? "," : "", json_escape(s.info.name).c_str(), static_cast<unsigned long long>(s.info.max_message_size),
           s.info.depth, s.info.type_size, static_cast<unsigned long long>(s.published), s.live_subscribers,
-          static_cast<unsigned long long>(s.mutex_recoveries));
+          static_cast<unsigned long long>(s.mutex_recoveries), s.info.key_capacity, s.keys);
     }
     std::printf("]}\n");
     return exit_ok;
   }
-  std::printf("%-24s %10s %7s %12s %11s\n", "TOPIC", "MAX_SIZE", "DEPTH", "PUBLISHED", "SUBSCRIBERS");
+  // 80 columns with a full 25000-key topic's "25000/25000".
+  std::printf("%-24s %10s %7s %12s %11s %11s\n", "TOPIC", "MAX_SIZE", "DEPTH", "PUBLISHED", "SUBSCRIBERS", "KEYS");
   for (const auto& s : stats) {
-    std::printf("%-24s %10llu %7u %12llu %11u\n", s.info.name.c_str(),
+    std::printf("%-24s %10llu %7u %12llu %11u %11s\n", s.info.name.c_str(),
                 static_cast<unsigned long long>(s.info.max_message_size), s.info.depth,
-                static_cast<unsigned long long>(s.published), s.live_subscribers);
+                static_cast<unsigned long long>(s.published), s.live_subscribers, keys_cell(s).c_str());
   }
   return exit_ok;
 }
@@ -389,17 +434,18 @@ int print_table(const std::string& bus_name, const sample& before, const sample&
   const double secs = static_cast<double>(after.taken_ns - before.taken_ns) / 1e9;
   std::printf("bus '%s', broker pid %llu, rates over %.2f s\n", bus_name.c_str(),
               static_cast<unsigned long long>(after.broker_pid), secs);
-  std::printf("%-24s %6s %12s %10s %12s %5s %8s %8s %9s %6s\n", "TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S",
-              "SUBS", "MAX_LAG", "GAPS", "LAST_PUB", "RECOV");
+  std::printf("%-24s %6s %12s %10s %12s %5s %8s %8s %9s %6s %11s\n", "TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S",
+              "SUBS", "MAX_LAG", "GAPS", "LAST_PUB", "RECOV", "KEYS");
   for (const auto& r : rows_of(before, after)) {
     const auto& t = *r.now;
     char msg_rate[32] = "-";
     if (r.have_rates) std::snprintf(msg_rate, sizeof msg_rate, "%.1f", r.publishes_per_s);
-    std::printf("%-24s %6u %12llu %10s %12s %5u %8llu %8llu %9s %6llu\n", t.info.name.c_str(), t.info.depth,
+    std::printf("%-24s %6u %12llu %10s %12s %5u %8llu %8llu %9s %6llu %11s\n", t.info.name.c_str(), t.info.depth,
                 static_cast<unsigned long long>(t.published), msg_rate,
                 r.have_rates ? (human_bytes(r.bytes_per_s) + "/s").c_str() : "-", t.live_subscribers,
                 static_cast<unsigned long long>(t.slowest_lag()), static_cast<unsigned long long>(t.missed()),
-                human_age(r.last_publish_age_s).c_str(), static_cast<unsigned long long>(t.mutex_recoveries));
+                human_age(r.last_publish_age_s).c_str(), static_cast<unsigned long long>(t.mutex_recoveries),
+                keys_cell(t).c_str());
   }
   int holders = 0;
   for (const auto& t : after.topics) {
@@ -443,10 +489,12 @@ void print_json(const std::string& bus_name, const sample& before, const sample&
     out += buf;
     std::snprintf(buf, sizeof buf,
                   "\"subscribers\":%u,\"slowest_lag\":%llu,\"missed\":%llu,\"mutex_recoveries\":%llu,"
-                  "\"torn_discarded\":%llu,\"exclusive_pid\":%llu,\"subscriber_details\":[",
+                  "\"torn_discarded\":%llu,\"exclusive_pid\":%llu,\"key_capacity\":%u,\"keys\":%u,"
+                  "\"subscriber_details\":[",
                   t.live_subscribers, static_cast<unsigned long long>(t.slowest_lag()),
                   static_cast<unsigned long long>(t.missed()), static_cast<unsigned long long>(t.mutex_recoveries),
-                  static_cast<unsigned long long>(t.torn_discarded), static_cast<unsigned long long>(t.exclusive_pid));
+                  static_cast<unsigned long long>(t.torn_discarded), static_cast<unsigned long long>(t.exclusive_pid),
+                  t.info.key_capacity, t.keys);
     out += buf;
     for (std::size_t i = 0; i < t.subscribers.size(); ++i) {
       const auto& sub = t.subscribers[i];
