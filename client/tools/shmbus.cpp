@@ -287,24 +287,64 @@ void append_hex(std::string& out, std::span<const std::byte> payload) {
   }
 }
 
-int cmd_sub(const args& a) {
-  if (a.positional.size() != 1) throw usage_error{"sub needs exactly one TOPIC"};
-  const shmbus::cli::decoder* decoder = nullptr;
+// How `sub` prints payloads: --format, checked once.
+struct payload_format {
+  std::string name;                               // text, hex or the decoder's
+  const shmbus::cli::decoder* decoder = nullptr;  // a registered struct type
+  // The type size to open the subscriber with: a decoded type is checked
+  // against the topic's declared type size.
+  [[nodiscard]] std::size_t type_size() const { return decoder ? decoder->size : 0; }
+};
+
+payload_format payload_format_of(const args& a) {
+  payload_format f{a.format};
   if (a.format != "text" && a.format != "hex") {
-    decoder = shmbus::cli::find_decoder(a.format);
-    if (decoder == nullptr) {
+    f.decoder = shmbus::cli::find_decoder(a.format);
+    if (f.decoder == nullptr) {
       std::string known = "text, hex";
       for (const auto& d : shmbus::cli::decoders()) known += ", " + std::string(d.name);
       throw usage_error{"unknown --format '" + a.format + "' (known: " + known + ")"};
     }
   }
+  return f;
+}
+
+// Prints `m` on one line of standard output, as `sub` does: with `verbose`,
+// "#SEQUENCE SIZEB TAG " first (TAG: the latency); then the payload in
+// format `f`.
+void print_message(const shmbus::message& m, const payload_format& f, bool verbose, std::string_view tag) {
+  std::string line;
+  if (verbose) {
+    char prefix[64];
+    std::snprintf(prefix, sizeof prefix, "#%llu %zuB ", static_cast<unsigned long long>(m.sequence()), m.size());
+    line += prefix;
+    line += tag;
+    line += ' ';
+  }
+  if (f.decoder != nullptr && m.size() == f.decoder->size) {
+    f.decoder->format(m.payload(), line);
+  } else if (f.decoder != nullptr) {
+    std::fprintf(stderr, "shmbus: message #%llu is %zu bytes, not a %zu-byte %s; shown as hex\n",
+                 static_cast<unsigned long long>(m.sequence()), m.size(), f.decoder->size, f.decoder->name.data());
+    append_hex(line, m.payload());
+  } else if (f.name == "hex") {
+    append_hex(line, m.payload());
+  } else {
+    shmbus::cli::append_escaped(line, m.text());
+  }
+  line += '\n';
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+int cmd_sub(const args& a) {
+  if (a.positional.size() != 1) throw usage_error{"sub needs exactly one TOPIC"};
+  const payload_format format = payload_format_of(a);
   shmbus::bus bus(a.bus);
-  // A decoded type is checked against the topic's declared type size.
-  auto sub = bus.make_subscriber(a.positional[0], decoder ? decoder->size : 0);
+  auto sub = bus.make_subscriber(a.positional[0], format.type_size());
   std::optional<std::chrono::nanoseconds> timeout;
   if (a.timeout >= 0) timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(a.timeout * 1e9));
   shmbus::message m;
-  std::string line;
   for (std::uint64_t n = 0; a.count == 0 || n < a.count; ++n) {
     if (!sub.wait(m, timeout)) {
       std::fprintf(stderr, "shmbus: timed out after %g s waiting for a message on topic '%s' (%llu received)\n",
@@ -317,27 +357,9 @@ int cmd_sub(const args& a) {
     if (m.missed() != 0)
       std::fprintf(stderr, "shmbus: gap: %llu message(s) missed before #%llu\n",
                    static_cast<unsigned long long>(m.missed()), static_cast<unsigned long long>(m.sequence()));
-    line.clear();
-    if (a.verbose) {
-      char prefix[96];
-      std::snprintf(prefix, sizeof prefix, "#%llu %zuB %.1fus ", static_cast<unsigned long long>(m.sequence()),
-                    m.size(), static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
-      line += prefix;
-    }
-    if (decoder != nullptr && m.size() == decoder->size) {
-      decoder->format(m.payload(), line);
-    } else if (decoder != nullptr) {
-      std::fprintf(stderr, "shmbus: message #%llu is %zu bytes, not a %zu-byte %s; shown as hex\n",
-                   static_cast<unsigned long long>(m.sequence()), m.size(), decoder->size, decoder->name.data());
-      append_hex(line, m.payload());
-    } else if (a.format == "hex") {
-      append_hex(line, m.payload());
-    } else {
-      shmbus::cli::append_escaped(line, m.text());
-    }
-    line += '\n';
-    std::fputs(line.c_str(), stdout);
-    std::fflush(stdout);
+    char tag[32];
+    std::snprintf(tag, sizeof tag, "%.1fus", static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
+    print_message(m, format, a.verbose, tag);
   }
   return exit_ok;
 }
