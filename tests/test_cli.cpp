@@ -533,6 +533,116 @@ struct keyed_broker : running_broker {
 
 }  // namespace
 
+TEST_CASE("shmbus --help describes the keyed options of pub and sub") {
+  auto r = run({SHMBUS_CLI_PATH, "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("pub  TOPIC [--key KEY] [MESSAGE]") != std::string::npos);
+  CHECK(r.out.find("[--key KEY]... [--snapshot]") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "pub", "--help"});
+  CHECK(r.out.find("-k, --key KEY") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "sub", "--help"});
+  CHECK(r.out.find("-k, --key KEY") != std::string::npos);
+  CHECK(r.out.find("--snapshot") != std::string::npos);
+}
+
+TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys and a full key table are errors") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  auto r = run(cli(bus, {"pub", "plain", "--key", "k", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: publish without --key\n");
+  r = run(cli(bus, {"pub", "md", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md' is keyed: every message needs a key (give it with --key KEY)\n");
+  // Told before reading standard input, not as a failure of its first line.
+  r = run(cli(bus, {"pub", "md"}), "x\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md' is keyed: every message needs a key (give it with --key KEY)\n");
+  r = run(cli(bus, {"pub", "md", "--key", std::string(64, 'k'), "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md': key of 64 bytes: keys are 1-63 bytes; nothing was published\n");
+  CHECK(run(cli(bus, {"pub", "md", "--key", std::string(63, 'k'), "x"})).code == 0);
+  r = run(cli(bus, {"pub", "md", "--key", "a", "--key", "b", "x"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("shmbus: pub takes one --key") == 0);
+
+  CHECK(run(cli(bus, {"pub", "full", "--key", "a", "x"})).code == 0);
+  CHECK(run(cli(bus, {"pub", "full", "--key", "b", "x"})).code == 0);
+  const std::string full =
+      "topic 'full': its key table is full (2 keys): key 'c' was not added and nothing was published";
+  r = run(cli(bus, {"pub", "full", "--key", "c", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: " + full + "\n");
+  r = run(cli(bus, {"pub", "full", "--key", "c"}), "x\ny\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: standard input line 1: " + full + "\n");
+  CHECK(run(cli(bus, {"pub", "full", "--key", "b", "y"})).code == 0);  // known keys go on
+
+  // Nothing refused reached a topic: md has the 63-byte key's one message,
+  // full its three.
+  r = run(cli(bus, {"ls", "--json"}));
+  CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,\"published\":1,") !=
+        std::string::npos);
+  CHECK(r.out.find("{\"name\":\"full\",\"max_message_size\":32,\"depth\":4,\"type_size\":0,\"published\":3,") !=
+        std::string::npos);
+  CHECK(r.out.find("{\"name\":\"plain\",\"max_message_size\":64,\"depth\":4,\"type_size\":0,\"published\":0,") !=
+        std::string::npos);
+
+  // sub: keys and snapshots are for keyed topics, keys are 1-63 bytes.
+  r = run(cli(bus, {"sub", "plain", "--key", "k"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it takes no keys and has no snapshot\n");
+  r = run(cli(bus, {"sub", "plain", "--snapshot"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it takes no keys and has no snapshot\n");
+  r = run(cli(bus, {"sub", "md", "--key", std::string(64, 'k')}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md': keys are 1-63 bytes\n");
+}
+
+TEST_CASE("shmbus sub on a keyed topic: KEY: payload lines, --key filters, --snapshot prints the values first") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("a", "a1");
+  pub.publish("b", "b1");
+  pub.publish("c", "c1");
+  pub.publish("a", "a2");
+
+  // Every key, no snapshot: the stream from now on.
+  child_process all(cli(bus, {"sub", "md", "--count", "3", "--timeout", "20"}), true);
+  wait_for_subscribers(bus,
+                       "{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,"
+                       "\"published\":4,\"subscribers\":1");
+  // a and c, snapshot first: their latest values at once, in the order the
+  // keys were added; then their later updates.
+  child_process some(
+      cli(bus, {"sub", "md", "--key", "c", "-k", "a", "--snapshot", "--count", "4", "-v", "--timeout", "20"}), true);
+  CHECK(some.read_line() == "#4 2B snapshot a: a2");
+  CHECK(some.read_line() == "#3 2B snapshot c: c1");
+  // And a value-only look, as a script would: snapshot then stream, no -v.
+  child_process only_b(cli(bus, {"sub", "md", "--key", "b", "--snapshot", "--count", "2", "--timeout", "20"}), true);
+  CHECK(only_b.read_line() == "b: b1");
+
+  pub.publish("b", "b2");
+  pub.publish("c", "c2");
+  pub.publish("a", "a3");
+  CHECK(all.read_line() == "b: b2");
+  CHECK(all.read_line() == "c: c2");
+  CHECK(all.read_line() == "a: a3");
+  CHECK(all.wait() == 0);
+  std::string line = some.read_line().value();
+  CHECK(line.rfind("#6 2B ", 0) == 0);
+  CHECK(line.ends_with("us c: c2"));  // after the latency
+  line = some.read_line().value();
+  CHECK(line.rfind("#7 2B ", 0) == 0);
+  CHECK(line.ends_with("us a: a3"));
+  CHECK(some.wait() == 0);
+  CHECK(only_b.read_line() == "b: b2");
+  CHECK(only_b.wait() == 0);
+}
+
 TEST_CASE("shmbus ls and stat show a keyed topic's keys in use of its capacity") {
   const std::string bus = unique_bus();
   keyed_broker broker(bus);

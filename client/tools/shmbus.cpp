@@ -26,8 +26,9 @@ Commands:
   ls   [--json]                     list the bus's topics
   stat [--watch] [--interval S] [--json]
                                     per-topic rates, subscribers, lag, gaps
-  pub  TOPIC [MESSAGE]              publish MESSAGE, or each line of stdin
+  pub  TOPIC [--key KEY] [MESSAGE]  publish MESSAGE, or each line of stdin
   sub  TOPIC [--count N] [--timeout SECONDS] [--format text|hex|TYPE] [-v]
+             [--key KEY]... [--snapshot]
                                     print messages as they arrive
 
 Options (every command):
@@ -72,6 +73,11 @@ declares a type size, a message of any other size is refused: exit 1, and
 nothing after it is published.
 
 Options:
+  -k, --key KEY          the message's key (1-63 bytes); needed on a keyed
+                         topic, refused on a plain one. Every message is
+                         published under it and becomes its latest value.
+                         A new key beyond the topic's key capacity is
+                         refused: exit 1
   -x, --exclusive        hold the topic's exclusive publish right while
                          running: no other publisher can publish meanwhile
                          (exit 1 if another one holds it)
@@ -90,7 +96,16 @@ Options:
   -f, --format FORMAT    text (default; control bytes escaped), hex, or a
                          registered struct type, decoded as Field=value:
 @TYPES@  -v, --verbose          prefix each line with sequence, size and
-                         publish-to-receive latency
+                         publish-to-receive latency ("snapshot" instead of
+                         the latency for a --snapshot value)
+
+Keyed topics: each line starts with the message's key, "KEY: " (escaped as
+text is).
+  -k, --key KEY          only messages of KEY; repeat it for more keys
+                         (default: every key)
+      --snapshot         first every selected key's latest value, then the
+                         messages published after those values, none lost
+                         and none twice. --count counts both.
 )";
 
 std::string sub_help() {
@@ -110,7 +125,8 @@ struct args {
   std::string bus;
   std::string command;
   std::vector<std::string> positional;
-  bool json = false, verbose = false, help = false, watch = false, exclusive = false;
+  bool json = false, verbose = false, help = false, watch = false, exclusive = false, snapshot = false;
+  std::vector<std::string> keys;  // --key, in the order given
   std::optional<double> wait_right;
   std::uint64_t count = 0;
   double timeout = -1;
@@ -164,6 +180,10 @@ args parse(int argc, char** argv) {
       a.exclusive = true;
     else if (arg == "--wait-right")
       a.wait_right = parse_seconds(arg, value());
+    else if (arg == "-k" || arg == "--key")
+      a.keys.push_back(value());
+    else if (arg == "--snapshot")
+      a.snapshot = true;
     else if (arg.size() > 1 && arg[0] == '-' && arg != "-")
       throw usage_error{"unknown option '" + arg + "'"};
     else if (a.command.empty())
@@ -257,6 +277,9 @@ int cmd_ls(const args& a) {
 int cmd_pub(const args& a) {
   if (a.positional.empty() || a.positional.size() > 2) throw usage_error{"pub needs TOPIC [MESSAGE]"};
   if (a.wait_right && !a.exclusive) throw usage_error{"--wait-right needs --exclusive"};
+  if (a.keys.size() > 1) throw usage_error{"pub takes one --key"};
+  if (a.snapshot) throw usage_error{"--snapshot is for sub"};
+  const std::optional<std::string> key = a.keys.empty() ? std::nullopt : std::optional(a.keys[0]);
   shmbus::bus bus(a.bus);
   shmbus::publisher_options opts;
   opts.exclusive = a.exclusive;
@@ -264,14 +287,27 @@ int cmd_pub(const args& a) {
     opts.wait_for_right =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(*a.wait_right));
   auto pub = bus.make_publisher(a.positional[0], opts);
+  // Told before any input is read, not at its first line (or never, for
+  // empty input); a bad key or a full key table is the library's to tell.
+  const std::string& topic = a.positional[0];
+  if (key && !pub.topic().keyed())
+    throw std::runtime_error("topic '" + topic + "' is not keyed: publish without --key");
+  if (!key && pub.topic().keyed())
+    throw std::runtime_error("topic '" + topic + "' is keyed: every message needs a key (give it with --key KEY)");
+  const auto publish = [&](const std::string& message) {
+    if (key)
+      pub.publish(*key, message);
+    else
+      pub.publish(message);
+  };
   if (a.positional.size() == 2) {
-    pub.publish(a.positional[1]);
+    publish(a.positional[1]);
     return exit_ok;
   }
   std::string line;
   for (std::uint64_t n = 1; std::getline(std::cin, line); ++n) {
     try {
-      pub.publish(line);
+      publish(line);
     } catch (const shmbus::error& e) {
       throw std::runtime_error("standard input line " + std::to_string(n) + ": " + e.what());
     }
@@ -310,9 +346,10 @@ payload_format payload_format_of(const args& a) {
 }
 
 // Prints `m` on one line of standard output, as `sub` does: with `verbose`,
-// "#SEQUENCE SIZEB TAG " first (TAG: the latency); then the payload in
-// format `f`.
-void print_message(const shmbus::message& m, const payload_format& f, bool verbose, std::string_view tag) {
+// "#SEQUENCE SIZEB TAG " first (TAG: the latency, or what kind of value it
+// is); the key, "KEY: ", when `with_key`; then the payload in format `f`.
+void print_message(const shmbus::message& m, const payload_format& f, bool verbose, std::string_view tag,
+                   bool with_key) {
   std::string line;
   if (verbose) {
     char prefix[64];
@@ -320,6 +357,10 @@ void print_message(const shmbus::message& m, const payload_format& f, bool verbo
     line += prefix;
     line += tag;
     line += ' ';
+  }
+  if (with_key) {
+    shmbus::cli::append_escaped(line, m.key());
+    line += ": ";
   }
   if (f.decoder != nullptr && m.size() == f.decoder->size) {
     f.decoder->format(m.payload(), line);
@@ -341,7 +382,12 @@ int cmd_sub(const args& a) {
   if (a.positional.size() != 1) throw usage_error{"sub needs exactly one TOPIC"};
   const payload_format format = payload_format_of(a);
   shmbus::bus bus(a.bus);
-  auto sub = bus.make_subscriber(a.positional[0], format.type_size());
+  shmbus::subscriber_options opts;
+  opts.type_size = format.type_size();
+  opts.keys = a.keys;
+  opts.snapshot = a.snapshot;
+  auto sub = bus.make_subscriber(a.positional[0], opts);
+  const bool keyed = sub.topic().keyed();
   std::optional<std::chrono::nanoseconds> timeout;
   if (a.timeout >= 0) timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(a.timeout * 1e9));
   shmbus::message m;
@@ -357,9 +403,11 @@ int cmd_sub(const args& a) {
     if (m.missed() != 0)
       std::fprintf(stderr, "shmbus: gap: %llu message(s) missed before #%llu\n",
                    static_cast<unsigned long long>(m.missed()), static_cast<unsigned long long>(m.sequence()));
-    char tag[32];
-    std::snprintf(tag, sizeof tag, "%.1fus", static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
-    print_message(m, format, a.verbose, tag);
+    // A snapshot value's publish-to-receive time is its age, not a latency.
+    char tag[32] = "snapshot";
+    if (!m.from_snapshot())
+      std::snprintf(tag, sizeof tag, "%.1fus", static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
+    print_message(m, format, a.verbose, tag, keyed);
   }
   return exit_ok;
 }
