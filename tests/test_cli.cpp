@@ -1,6 +1,7 @@
 // The shipped binaries, end to end: shmbus-broker and the shmbus CLI.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -533,16 +534,59 @@ struct keyed_broker : running_broker {
 
 }  // namespace
 
-TEST_CASE("shmbus --help describes the keyed options of pub and sub") {
+TEST_CASE("shmbus --help lists get and keys, and each keyed option is described") {
   auto r = run({SHMBUS_CLI_PATH, "--help"});
   CHECK(r.code == 0);
   CHECK(r.out.find("pub  TOPIC [--key KEY] [MESSAGE]") != std::string::npos);
   CHECK(r.out.find("[--key KEY]... [--snapshot]") != std::string::npos);
+  CHECK(r.out.find("get  TOPIC KEY") != std::string::npos);
+  CHECK(r.out.find("keys TOPIC [--json]") != std::string::npos);
+  CHECK(r.out.find("4 no such key (get)") != std::string::npos);
   r = run({SHMBUS_CLI_PATH, "pub", "--help"});
   CHECK(r.out.find("-k, --key KEY") != std::string::npos);
   r = run({SHMBUS_CLI_PATH, "sub", "--help"});
   CHECK(r.out.find("-k, --key KEY") != std::string::npos);
   CHECK(r.out.find("--snapshot") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "get", "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage: shmbus get [--bus NAME] TOPIC KEY") == 0);
+  CHECK(r.out.find("Exit 4 when") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "keys", "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage: shmbus keys [--bus NAME] TOPIC [--json]") == 0);
+}
+
+TEST_CASE("shmbus pub --key, then get prints the key's latest value; a missing key exits 4") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  CHECK(run(cli(bus, {"pub", "md", "--key", "rb2605", "3500"})).code == 0);
+  CHECK(run(cli(bus, {"pub", "md", "-k", "cu2606", "70000"})).code == 0);
+  // Each line of standard input under the key.
+  auto r = run(cli(bus, {"pub", "md", "--key", "rb2605"}), "3501\n3502\n");
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+
+  r = run(cli(bus, {"get", "md", "rb2605"}));
+  CHECK(r.code == 0);
+  CHECK(r.out == "3502\n");
+  r = run(cli(bus, {"get", "md", "cu2606", "-v"}));
+  CHECK(r.code == 0);
+  CHECK(r.out == "#2 5B latest 70000\n");
+  r = run(cli(bus, {"get", "md", "rb2605", "--format", "hex", "-v"}));
+  CHECK(r.out == "#4 4B latest 33353032\n");
+
+  r = run(cli(bus, {"get", "md", "ag2612"}));
+  CHECK(r.code == 4);
+  CHECK(r.out == "shmbus: topic 'md' has no key 'ag2612'\n");
+  r = run(cli(bus, {"get", "plain", "rb2605"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it has no values by key\n");
+  r = run(cli(bus, {"get", "md"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("shmbus: get needs TOPIC KEY") == 0);
+  r = run(cli(bus, {"get", "md", "rb2605", "--format", "ctp"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("unknown --format 'ctp'") != std::string::npos);
 }
 
 TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys and a full key table are errors") {
@@ -577,6 +621,7 @@ TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys 
   CHECK(r.code == 1);
   CHECK(r.out == "shmbus: standard input line 1: " + full + "\n");
   CHECK(run(cli(bus, {"pub", "full", "--key", "b", "y"})).code == 0);  // known keys go on
+  CHECK(run(cli(bus, {"get", "full", "c"})).code == 4);
 
   // Nothing refused reached a topic: md has the 63-byte key's one message,
   // full its three.
@@ -598,6 +643,63 @@ TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys 
   r = run(cli(bus, {"sub", "md", "--key", std::string(64, 'k')}));
   CHECK(r.code == 1);
   CHECK(r.out == "shmbus: topic 'md': keys are 1-63 bytes\n");
+  r = run(cli(bus, {"get", "md", "--key", "k"}));
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("shmbus keys lists every key with its sequence, age, size and updates, as text and as JSON") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("rb2605", "3500");
+  pub.publish("cu2606", "70000");
+  pub.publish("rb2605", "3501");
+  // Keys are bytes: a quote, a control byte and a byte that is not UTF-8
+  // must come out escaped (published here, not through a command line).
+  const std::string odd = "q\"u\x01\xff";
+  pub.publish(odd, "v");
+  pub.publish("\xc3\xa9", "v");  // valid UTF-8 ("é"): written as it is
+
+  auto r = run(cli(bus, {"keys", "md"}));
+  CHECK(r.code == 0);
+  CHECK(row_of(r.out, "KEY") == std::vector<std::string>{"KEY", "SEQUENCE", "AGE", "SIZE", "UPDATES"});
+  auto row = row_of(r.out, "rb2605");
+  REQUIRE(row.size() == 5);
+  CHECK(row[1] == "3");
+  CHECK(row[2].find_first_of("0123456789") == 0);  // an age: "12ms", "1.5s"
+  CHECK(row[3] == "4");
+  CHECK(row[4] == "2");
+  row = row_of(r.out, "cu2606");
+  REQUIRE(row.size() == 5);
+  CHECK(row[1] == "2");
+  CHECK(row[3] == "5");
+  CHECK(row[4] == "1");
+  row = row_of(r.out, "q\"u\\x01\xff");  // as sub prints text
+  CHECK(row[1] == "4");
+  // The order the keys were added.
+  CHECK(r.out.find("rb2605") < r.out.find("cu2606"));
+  CHECK(r.out.find("cu2606") < r.out.find("q\"u"));
+
+  r = run(cli(bus, {"keys", "md", "--json"}));
+  CHECK(r.code == 0);
+  const std::string& j = r.out;
+  CHECK(j.find("{\"bus\":\"" + bus +
+               "\",\"topic\":\"md\",\"key_capacity\":8,\"keys\":[{\"key\":\"rb2605\","
+               "\"sequence\":3,\"timestamp_ns\":") == 0);
+  CHECK(json_number(j, "age_s") >= 0);
+  CHECK(j.find(",\"size\":4,\"updates\":2},{\"key\":\"cu2606\",\"sequence\":2,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"q\\\"u\\u0001\\u00ff\",\"sequence\":4,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"\xc3\xa9\",\"sequence\":5,") != std::string::npos);
+  CHECK(j.ends_with(",\"size\":1,\"updates\":1}]}\n"));
+  CHECK(std::count(j.begin(), j.end(), '\n') == 1);
+
+  // A keyed topic without keys yet; a plain topic has none at all.
+  r = run(cli(bus, {"keys", "full", "--json"}));
+  CHECK(r.out == "{\"bus\":\"" + bus + "\",\"topic\":\"full\",\"key_capacity\":2,\"keys\":[]}\n");
+  r = run(cli(bus, {"keys", "plain"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it has no keys\n");
 }
 
 TEST_CASE("shmbus sub on a keyed topic: KEY: payload lines, --key filters, --snapshot prints the values first") {

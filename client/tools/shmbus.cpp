@@ -1,4 +1,5 @@
-// shmbus: the command-line client. `shmbus ls`, `stat`, `pub`, `sub`.
+// shmbus: the command-line client. `shmbus ls`, `stat`, `pub`, `sub`, `get`,
+// `keys`.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,7 +19,7 @@
 
 namespace {
 
-constexpr int exit_ok = 0, exit_error = 1, exit_usage = 2, exit_timeout = 3;
+constexpr int exit_ok = 0, exit_error = 1, exit_usage = 2, exit_timeout = 3, exit_not_found = 4;
 
 constexpr std::string_view main_usage = R"(Usage: shmbus [--bus NAME] COMMAND [ARGS]
 
@@ -30,12 +31,15 @@ Commands:
   sub  TOPIC [--count N] [--timeout SECONDS] [--format text|hex|TYPE] [-v]
              [--key KEY]... [--snapshot]
                                     print messages as they arrive
+  get  TOPIC KEY [--format text|hex|TYPE] [-v]
+                                    print a keyed topic's latest value of KEY
+  keys TOPIC [--json]               list a keyed topic's keys
 
 Options (every command):
   -b, --bus NAME   bus name (default: $SHMBUS_BUS, else "default")
   -h, --help       help; `shmbus COMMAND --help` for a command
 
-Exit status: 0 success, 1 error, 2 bad usage, 3 timeout.
+Exit status: 0 success, 1 error, 2 bad usage, 3 timeout, 4 no such key (get).
 )";
 
 constexpr std::string_view ls_usage = R"(Usage: shmbus ls [--bus NAME] [--json]
@@ -106,6 +110,31 @@ text is).
       --snapshot         first every selected key's latest value, then the
                          messages published after those values, none lost
                          and none twice. --count counts both.
+)";
+
+constexpr std::string_view get_usage = R"(Usage: shmbus get [--bus NAME] TOPIC KEY [OPTIONS]
+
+Prints the latest value of KEY on the keyed topic TOPIC, on one line, as
+`shmbus sub` prints a message (without the key). Exit 4 when TOPIC has no
+value of KEY.
+
+Options:
+  -f, --format FORMAT    text (default), hex or a registered struct type, as
+                         for `shmbus sub` (see shmbus sub --help)
+  -v, --verbose          prefix the line with the value's sequence, size and
+                         the word "latest"
+)";
+
+constexpr std::string_view keys_usage = R"(Usage: shmbus keys [--bus NAME] TOPIC [--json]
+
+Lists the keys of the keyed topic TOPIC, in the order they were added: the
+key (escaped as `shmbus sub` escapes text), the sequence of the message that
+wrote its latest value, that message's age, its size in bytes, and the
+messages published under the key.
+
+Options:
+      --json             one JSON object on one line: the bus, the topic,
+                         its key capacity and a "keys" array
 )";
 
 std::string sub_help() {
@@ -323,7 +352,7 @@ void append_hex(std::string& out, std::span<const std::byte> payload) {
   }
 }
 
-// How `sub` prints payloads: --format, checked once.
+// How `sub` and `get` print payloads: --format, checked once.
 struct payload_format {
   std::string name;                               // text, hex or the decoder's
   const shmbus::cli::decoder* decoder = nullptr;  // a registered struct type
@@ -409,6 +438,24 @@ int cmd_sub(const args& a) {
       std::snprintf(tag, sizeof tag, "%.1fus", static_cast<double>(received_ns - m.timestamp_ns()) / 1e3);
     print_message(m, format, a.verbose, tag, keyed);
   }
+  return exit_ok;
+}
+
+int cmd_get(const args& a) {
+  if (a.positional.size() != 2) throw usage_error{"get needs TOPIC KEY"};
+  if (!a.keys.empty() || a.snapshot) throw usage_error{"get takes its KEY as an argument, and no --key or --snapshot"};
+  const payload_format format = payload_format_of(a);
+  shmbus::bus bus(a.bus);
+  auto sub = bus.make_subscriber(a.positional[0], format.type_size());
+  shmbus::message m;
+  const std::string& key = a.positional[1];
+  if (!sub.get(key, m)) {
+    std::string shown;
+    shmbus::cli::append_escaped(shown, key);
+    std::fprintf(stderr, "shmbus: topic '%s' has no key '%s'\n", a.positional[0].c_str(), shown.c_str());
+    return exit_not_found;
+  }
+  print_message(m, format, a.verbose, "latest", false);
   return exit_ok;
 }
 
@@ -629,6 +676,53 @@ int cmd_stat(const args& a) {
   return exit_ok;
 }
 
+// ---- keys ------------------------------------------------------------------
+
+int cmd_keys(const args& a) {
+  if (a.positional.size() != 1) throw usage_error{"keys needs exactly one TOPIC"};
+  if (!a.keys.empty() || a.snapshot) throw usage_error{"keys takes no --key or --snapshot"};
+  shmbus::bus bus(a.bus);
+  auto sub = bus.make_subscriber(a.positional[0]);
+  // Said plainly: the library's sentence for this is about keys in general.
+  if (!sub.topic().keyed()) throw std::runtime_error("topic '" + a.positional[0] + "' is not keyed: it has no keys");
+  const auto keys = sub.keys();
+  const std::int64_t now_ns = shmbus::platform::monotonic_ns();
+  const auto age_of = [&](const shmbus::key_stats& k) {
+    return std::max(0.0, static_cast<double>(now_ns - k.timestamp_ns) / 1e9);
+  };
+  if (a.json) {
+    std::string out = "{\"bus\":\"" + json_escape(bus.name()) + "\",\"topic\":\"" + json_escape(a.positional[0]) +
+                      "\",\"key_capacity\":" + std::to_string(sub.topic().key_capacity) + ",\"keys\":[";
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const auto& k = keys[i];
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "\",\"sequence\":%llu,\"timestamp_ns\":%lld,\"age_s\":%.6f,\"size\":%zu,\"updates\":%llu}",
+                    static_cast<unsigned long long>(k.sequence), static_cast<long long>(k.timestamp_ns), age_of(k),
+                    k.size, static_cast<unsigned long long>(k.updates));
+      out += (i ? ",{\"key\":\"" : "{\"key\":\"") + json_escape(k.key) + buf;
+    }
+    out += "]}\n";
+    std::fputs(out.c_str(), stdout);
+    return exit_ok;
+  }
+  // The key column as wide as the widest key, so that the others line up.
+  std::vector<std::string> shown(keys.size());
+  std::size_t width = 3;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    shmbus::cli::append_escaped(shown[i], keys[i].key);
+    width = std::max(width, shown[i].size());
+  }
+  const int w = static_cast<int>(width);
+  std::printf("%-*s %12s %9s %10s %12s\n", w, "KEY", "SEQUENCE", "AGE", "SIZE", "UPDATES");
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto& k = keys[i];
+    std::printf("%-*s %12llu %9s %10zu %12llu\n", w, shown[i].c_str(), static_cast<unsigned long long>(k.sequence),
+                human_age(age_of(k)).c_str(), k.size, static_cast<unsigned long long>(k.updates));
+  }
+  return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -654,7 +748,15 @@ int main(int argc, char** argv) {
       if (a.help) return std::fputs(sub_help().c_str(), stdout), exit_ok;
       return cmd_sub(a);
     }
-    throw usage_error{"unknown command '" + a.command + "' (commands: ls, stat, pub, sub)"};
+    if (a.command == "get") {
+      if (a.help) return std::fputs(get_usage.data(), stdout), exit_ok;
+      return cmd_get(a);
+    }
+    if (a.command == "keys") {
+      if (a.help) return std::fputs(keys_usage.data(), stdout), exit_ok;
+      return cmd_keys(a);
+    }
+    throw usage_error{"unknown command '" + a.command + "' (commands: ls, stat, pub, sub, get, keys)"};
   } catch (const usage_error& e) {
     std::fprintf(stderr, "shmbus: %s (see shmbus --help)\n", e.text.c_str());
     return exit_usage;
