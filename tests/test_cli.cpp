@@ -595,6 +595,9 @@ TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys 
   auto r = run(cli(bus, {"pub", "plain", "--key", "k", "x"}));
   CHECK(r.code == 1);
   CHECK(r.out == "shmbus: topic 'plain' is not keyed: publish without --key\n");
+  r = run(cli(bus, {"pub", "plain", "--key", "k"}), "x\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: publish without --key\n");
   r = run(cli(bus, {"pub", "md", "x"}));
   CHECK(r.code == 1);
   CHECK(r.out == "shmbus: topic 'md' is keyed: every message needs a key (give it with --key KEY)\n");
@@ -660,6 +663,7 @@ TEST_CASE("shmbus keys lists every key with its sequence, age, size and updates,
   const std::string odd = "q\"u\x01\xff";
   pub.publish(odd, "v");
   pub.publish("\xc3\xa9", "v");  // valid UTF-8 ("é"): written as it is
+  pub.publish("\\\x7f", "v");    // a backslash and DEL
 
   auto r = run(cli(bus, {"keys", "md"}));
   CHECK(r.code == 0);
@@ -691,6 +695,7 @@ TEST_CASE("shmbus keys lists every key with its sequence, age, size and updates,
   CHECK(j.find(",\"size\":4,\"updates\":2},{\"key\":\"cu2606\",\"sequence\":2,") != std::string::npos);
   CHECK(j.find(",{\"key\":\"q\\\"u\\u0001\\u00ff\",\"sequence\":4,") != std::string::npos);
   CHECK(j.find(",{\"key\":\"\xc3\xa9\",\"sequence\":5,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"\\\\\\u007f\",\"sequence\":6,") != std::string::npos);
   CHECK(j.ends_with(",\"size\":1,\"updates\":1}]}\n"));
   CHECK(std::count(j.begin(), j.end(), '\n') == 1);
 
