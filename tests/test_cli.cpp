@@ -556,7 +556,7 @@ TEST_CASE("shmbus --help lists get and keys, and each keyed option is described"
   CHECK(r.out.find("Usage: shmbus keys [--bus NAME] TOPIC [--json]") == 0);
 }
 
-TEST_CASE("shmbus pub --key, then get prints the key's latest value; a missing key exits 4") {
+TEST_CASE("shmbus pub --key, then get prints the key's latest value, and a missing key exits 4") {
   const std::string bus = unique_bus();
   keyed_broker broker(bus);
   CHECK(run(cli(bus, {"pub", "md", "--key", "rb2605", "3500"})).code == 0);
