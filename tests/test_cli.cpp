@@ -1,6 +1,7 @@
 // The shipped binaries, end to end: shmbus-broker and the shmbus CLI.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -159,7 +160,7 @@ TEST_CASE("shmbus --help and shmbus-broker --help describe the commands") {
   CHECK(r.out.find("--count N") != std::string::npos);
   r = run({SHMBUS_BROKER_PATH, "--help"});
   CHECK(r.code == 0);
-  CHECK(r.out.find("--topic NAME[:MAX_SIZE[:DEPTH]]") != std::string::npos);
+  CHECK(r.out.find("--topic NAME[:MAX_SIZE[:DEPTH[:KEYS]]]") != std::string::npos);
 }
 
 TEST_CASE("CLI failures: non-zero exit and one clear line") {
@@ -251,9 +252,9 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
   CHECK(r.code == 0);
   CHECK(r.out.find("bus '" + bus + "', broker pid ") == 0);
   CHECK(row_of(r.out, "TOPIC") == std::vector<std::string>{"TOPIC", "DEPTH", "PUBLISHED", "MSG/S", "BYTES/S", "SUBS",
-                                                           "MAX_LAG", "GAPS", "LAST_PUB", "RECOV"});
+                                                           "MAX_LAG", "GAPS", "LAST_PUB", "RECOV", "KEYS"});
   auto row = row_of(r.out, "prices");
-  REQUIRE(row.size() == 10);
+  REQUIRE(row.size() == 11);
   CHECK(row[1] == "4");    // depth
   CHECK(row[2] == "10");   // published
   CHECK(row[3] == "0.0");  // nothing published during the interval
@@ -261,6 +262,7 @@ TEST_CASE("shmbus stat: counts, the slowest subscriber's lag and gaps, plain and
   CHECK(row[5] == "2");   // live subscribers
   CHECK(row[6] == "10");  // the lagging one has read nothing
   CHECK(row[9] == "0");   // no mutex recoveries
+  CHECK(row[10] == "-");  // a plain topic
   row = row_of(r.out, "status");
   CHECK(row[2] == "0");
   CHECK(row[8] == "never");
@@ -517,4 +519,273 @@ TEST_CASE("shmbus pub --exclusive holds the topic's publish right while it runs,
   REQUIRE(sub.try_read(m));
   CHECK(m.text() == "second");
   CHECK(m.sequence() == 2);
+}
+
+// ---- keyed topics (issue 12) ------------------------------------------------
+
+namespace {
+
+// A broker with a keyed topic `md` (8 keys), a keyed topic `full` of 2 keys
+// and a plain topic.
+struct keyed_broker : running_broker {
+  explicit keyed_broker(const std::string& bus)
+      : running_broker(bus, {"--topic", "md:64:16:8", "--topic", "full:32:4:2", "--topic", "plain:64:4"}) {}
+};
+
+}  // namespace
+
+TEST_CASE("shmbus --help lists get and keys, and each keyed option is described") {
+  auto r = run({SHMBUS_CLI_PATH, "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("pub  TOPIC [--key KEY] [MESSAGE]") != std::string::npos);
+  CHECK(r.out.find("[--key KEY]... [--snapshot]") != std::string::npos);
+  CHECK(r.out.find("get  TOPIC KEY") != std::string::npos);
+  CHECK(r.out.find("keys TOPIC [--json]") != std::string::npos);
+  CHECK(r.out.find("4 no such key (get)") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "pub", "--help"});
+  CHECK(r.out.find("-k, --key KEY") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "sub", "--help"});
+  CHECK(r.out.find("-k, --key KEY") != std::string::npos);
+  CHECK(r.out.find("--snapshot") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "get", "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage: shmbus get [--bus NAME] TOPIC KEY") == 0);
+  CHECK(r.out.find("Exit 4 when") != std::string::npos);
+  r = run({SHMBUS_CLI_PATH, "keys", "--help"});
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Usage: shmbus keys [--bus NAME] TOPIC [--json]") == 0);
+}
+
+TEST_CASE("shmbus pub --key, then get prints the key's latest value, and a missing key exits 4") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  CHECK(run(cli(bus, {"pub", "md", "--key", "rb2605", "3500"})).code == 0);
+  CHECK(run(cli(bus, {"pub", "md", "-k", "cu2606", "70000"})).code == 0);
+  // Each line of standard input under the key.
+  auto r = run(cli(bus, {"pub", "md", "--key", "rb2605"}), "3501\n3502\n");
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+
+  r = run(cli(bus, {"get", "md", "rb2605"}));
+  CHECK(r.code == 0);
+  CHECK(r.out == "3502\n");
+  r = run(cli(bus, {"get", "md", "cu2606", "-v"}));
+  CHECK(r.code == 0);
+  CHECK(r.out == "#2 5B latest 70000\n");
+  r = run(cli(bus, {"get", "md", "rb2605", "--format", "hex", "-v"}));
+  CHECK(r.out == "#4 4B latest 33353032\n");
+
+  r = run(cli(bus, {"get", "md", "ag2612"}));
+  CHECK(r.code == 4);
+  CHECK(r.out == "shmbus: topic 'md' has no key 'ag2612'\n");
+  r = run(cli(bus, {"get", "plain", "rb2605"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it has no values by key\n");
+  r = run(cli(bus, {"get", "md"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("shmbus: get needs TOPIC KEY") == 0);
+  r = run(cli(bus, {"get", "md", "rb2605", "--format", "ctp"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("unknown --format 'ctp'") != std::string::npos);
+}
+
+TEST_CASE("shmbus pub --key: a plain topic, a keyed one without a key, bad keys and a full key table are errors") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  auto r = run(cli(bus, {"pub", "plain", "--key", "k", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: publish without --key\n");
+  r = run(cli(bus, {"pub", "plain", "--key", "k"}), "x\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: publish without --key\n");
+  r = run(cli(bus, {"pub", "md", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md' is keyed: every message needs a key (give it with --key KEY)\n");
+  // Told before reading standard input, not as a failure of its first line.
+  r = run(cli(bus, {"pub", "md"}), "x\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md' is keyed: every message needs a key (give it with --key KEY)\n");
+  r = run(cli(bus, {"pub", "md", "--key", std::string(64, 'k'), "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md': key of 64 bytes: keys are 1-63 bytes; nothing was published\n");
+  CHECK(run(cli(bus, {"pub", "md", "--key", std::string(63, 'k'), "x"})).code == 0);
+  r = run(cli(bus, {"pub", "md", "--key", "a", "--key", "b", "x"}));
+  CHECK(r.code == 2);
+  CHECK(r.out.find("shmbus: pub takes one --key") == 0);
+
+  CHECK(run(cli(bus, {"pub", "full", "--key", "a", "x"})).code == 0);
+  CHECK(run(cli(bus, {"pub", "full", "--key", "b", "x"})).code == 0);
+  const std::string full =
+      "topic 'full': its key table is full (2 keys): key 'c' was not added and nothing was published";
+  r = run(cli(bus, {"pub", "full", "--key", "c", "x"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: " + full + "\n");
+  r = run(cli(bus, {"pub", "full", "--key", "c"}), "x\ny\n");
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: standard input line 1: " + full + "\n");
+  CHECK(run(cli(bus, {"pub", "full", "--key", "b", "y"})).code == 0);  // known keys go on
+  CHECK(run(cli(bus, {"get", "full", "c"})).code == 4);
+
+  // Nothing refused reached a topic: md has the 63-byte key's one message,
+  // full its three.
+  r = run(cli(bus, {"ls", "--json"}));
+  CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,\"published\":1,") !=
+        std::string::npos);
+  CHECK(r.out.find("{\"name\":\"full\",\"max_message_size\":32,\"depth\":4,\"type_size\":0,\"published\":3,") !=
+        std::string::npos);
+  CHECK(r.out.find("{\"name\":\"plain\",\"max_message_size\":64,\"depth\":4,\"type_size\":0,\"published\":0,") !=
+        std::string::npos);
+
+  // sub: keys and snapshots are for keyed topics, keys are 1-63 bytes.
+  r = run(cli(bus, {"sub", "plain", "--key", "k"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it takes no keys and has no snapshot\n");
+  r = run(cli(bus, {"sub", "plain", "--snapshot"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it takes no keys and has no snapshot\n");
+  r = run(cli(bus, {"sub", "md", "--key", std::string(64, 'k')}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'md': keys are 1-63 bytes\n");
+  r = run(cli(bus, {"get", "md", "--key", "k"}));
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("shmbus keys lists every key with its sequence, age, size and updates, as text and as JSON") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("rb2605", "3500");
+  pub.publish("cu2606", "70000");
+  pub.publish("rb2605", "3501");
+  // Keys are bytes: a quote, a control byte and a byte that is not UTF-8
+  // must come out escaped (published here, not through a command line).
+  const std::string odd = "q\"u\x01\xff";
+  pub.publish(odd, "v");
+  pub.publish("\xc3\xa9", "v");  // valid UTF-8 ("é"): written as it is
+  pub.publish("\\\x7f", "v");    // a backslash and DEL
+
+  auto r = run(cli(bus, {"keys", "md"}));
+  CHECK(r.code == 0);
+  CHECK(row_of(r.out, "KEY") == std::vector<std::string>{"KEY", "SEQUENCE", "AGE", "SIZE", "UPDATES"});
+  auto row = row_of(r.out, "rb2605");
+  REQUIRE(row.size() == 5);
+  CHECK(row[1] == "3");
+  CHECK(row[2].find_first_of("0123456789") == 0);  // an age: "12ms", "1.5s"
+  CHECK(row[3] == "4");
+  CHECK(row[4] == "2");
+  row = row_of(r.out, "cu2606");
+  REQUIRE(row.size() == 5);
+  CHECK(row[1] == "2");
+  CHECK(row[3] == "5");
+  CHECK(row[4] == "1");
+  row = row_of(r.out, "q\"u\\x01\xff");  // as sub prints text
+  CHECK(row[1] == "4");
+  // The order the keys were added.
+  CHECK(r.out.find("rb2605") < r.out.find("cu2606"));
+  CHECK(r.out.find("cu2606") < r.out.find("q\"u"));
+
+  r = run(cli(bus, {"keys", "md", "--json"}));
+  CHECK(r.code == 0);
+  const std::string& j = r.out;
+  CHECK(j.find("{\"bus\":\"" + bus +
+               "\",\"topic\":\"md\",\"key_capacity\":8,\"keys\":[{\"key\":\"rb2605\","
+               "\"sequence\":3,\"timestamp_ns\":") == 0);
+  CHECK(json_number(j, "age_s") >= 0);
+  CHECK(j.find(",\"size\":4,\"updates\":2},{\"key\":\"cu2606\",\"sequence\":2,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"q\\\"u\\u0001\\u00ff\",\"sequence\":4,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"\xc3\xa9\",\"sequence\":5,") != std::string::npos);
+  CHECK(j.find(",{\"key\":\"\\\\\\u007f\",\"sequence\":6,") != std::string::npos);
+  CHECK(j.ends_with(",\"size\":1,\"updates\":1}]}\n"));
+  CHECK(std::count(j.begin(), j.end(), '\n') == 1);
+
+  // A keyed topic without keys yet; a plain topic has none at all.
+  r = run(cli(bus, {"keys", "full", "--json"}));
+  CHECK(r.out == "{\"bus\":\"" + bus + "\",\"topic\":\"full\",\"key_capacity\":2,\"keys\":[]}\n");
+  r = run(cli(bus, {"keys", "plain"}));
+  CHECK(r.code == 1);
+  CHECK(r.out == "shmbus: topic 'plain' is not keyed: it has no keys\n");
+}
+
+TEST_CASE("shmbus sub on a keyed topic: KEY: payload lines, --key filters, --snapshot prints the values first") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("a", "a1");
+  pub.publish("b", "b1");
+  pub.publish("c", "c1");
+  pub.publish("a", "a2");
+
+  // Every key, no snapshot: the stream from now on.
+  child_process all(cli(bus, {"sub", "md", "--count", "3", "--timeout", "20"}), true);
+  wait_for_subscribers(bus,
+                       "{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,"
+                       "\"published\":4,\"subscribers\":1");
+  // a and c, snapshot first: their latest values at once, in the order the
+  // keys were added; then their later updates.
+  child_process some(
+      cli(bus, {"sub", "md", "--key", "c", "-k", "a", "--snapshot", "--count", "4", "-v", "--timeout", "20"}), true);
+  CHECK(some.read_line() == "#4 2B snapshot a: a2");
+  CHECK(some.read_line() == "#3 2B snapshot c: c1");
+  // And a value-only look, as a script would: snapshot then stream, no -v.
+  child_process only_b(cli(bus, {"sub", "md", "--key", "b", "--snapshot", "--count", "2", "--timeout", "20"}), true);
+  CHECK(only_b.read_line() == "b: b1");
+
+  pub.publish("b", "b2");
+  pub.publish("c", "c2");
+  pub.publish("a", "a3");
+  CHECK(all.read_line() == "b: b2");
+  CHECK(all.read_line() == "c: c2");
+  CHECK(all.read_line() == "a: a3");
+  CHECK(all.wait() == 0);
+  std::string line = some.read_line().value();
+  CHECK(line.rfind("#6 2B ", 0) == 0);
+  CHECK(line.ends_with("us c: c2"));  // after the latency
+  line = some.read_line().value();
+  CHECK(line.rfind("#7 2B ", 0) == 0);
+  CHECK(line.ends_with("us a: a3"));
+  CHECK(some.wait() == 0);
+  CHECK(only_b.read_line() == "b: b2");
+  CHECK(only_b.wait() == 0);
+}
+
+TEST_CASE("shmbus ls and stat show a keyed topic's keys in use of its capacity") {
+  const std::string bus = unique_bus();
+  keyed_broker broker(bus);
+  shmbus::bus b(bus);
+  auto pub = b.make_publisher("md");
+  pub.publish("a", "1");
+  pub.publish("b", "2");
+  pub.publish("a", "3");
+
+  auto r = run(cli(bus, {"ls"}));
+  CHECK(row_of(r.out, "TOPIC") ==
+        std::vector<std::string>{"TOPIC", "MAX_SIZE", "DEPTH", "PUBLISHED", "SUBSCRIBERS", "KEYS"});
+  CHECK(row_of(r.out, "md") == std::vector<std::string>{"md", "64", "16", "3", "0", "2/8"});
+  CHECK(row_of(r.out, "full") == std::vector<std::string>{"full", "32", "4", "0", "0", "0/2"});
+  CHECK(row_of(r.out, "plain") == std::vector<std::string>{"plain", "64", "4", "0", "0", "-"});
+  // Within 80 columns.
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) CHECK(line.size() <= 80);
+  r = run(cli(bus, {"ls", "--json"}));
+  CHECK(r.out.find("{\"name\":\"md\",\"max_message_size\":64,\"depth\":16,\"type_size\":0,\"published\":3,"
+                   "\"subscribers\":0,\"mutex_recoveries\":0,\"key_capacity\":8,\"keys\":2}") != std::string::npos);
+  CHECK(r.out.find("\"name\":\"plain\",\"max_message_size\":64,\"depth\":4,\"type_size\":0,\"published\":0,"
+                   "\"subscribers\":0,\"mutex_recoveries\":0,\"key_capacity\":0,\"keys\":0}") != std::string::npos);
+
+  r = run(cli(bus, {"stat", "--interval", "0.01"}));
+  CHECK(r.code == 0);
+  CHECK(row_of(r.out, "TOPIC").back() == "KEYS");
+  CHECK(row_of(r.out, "md").back() == "2/8");
+  CHECK(row_of(r.out, "plain").back() == "-");
+  r = run(cli(bus, {"stat", "--interval", "0.01", "--json"}));
+  const auto md = r.out.find("{\"name\":\"md\"");
+  REQUIRE(md != std::string::npos);
+  CHECK(json_number(r.out, "key_capacity", md) == 8);
+  CHECK(json_number(r.out, "keys", md) == 2);
+  const auto plain = r.out.find("{\"name\":\"plain\"");
+  REQUIRE(plain != std::string::npos);
+  CHECK(json_number(r.out, "key_capacity", plain) == 0);
+  CHECK(json_number(r.out, "keys", plain) == 0);
 }
