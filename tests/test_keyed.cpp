@@ -128,6 +128,9 @@ TEST_CASE("keyed topic: bad keys, a full key table and keys on a plain topic are
   CHECK(err.code == std::errc::no_buffer_space);
   CHECK(err.what == "topic 'md': its key table is full (2 keys): key 'c' was not added and nothing was published");
   CHECK_THROWS_WITH_AS(pub.publish("c", "x"), doctest::Contains("key table is full"), const shmbus::error&);
+  // A key is any bytes; the sentence stays one readable line.
+  CHECK(pub.publish("c\nd'", "x", err) == 0);
+  CHECK(err.what.find("key 'c\\x0ad\\x27' was not added") != std::string::npos);
   CHECK(pub.publish("b", "y", err) == 3);  // known keys go on
   CHECK(sub.keys().size() == 2);
   message m;
@@ -145,6 +148,8 @@ TEST_CASE("keyed topic: bad keys, a full key table and keys on a plain topic are
   auto psub = b.make_subscriber("plain");
   CHECK(!psub.get("k", m, err));
   CHECK(err.code == errc::invalid_key);
+  CHECK(psub.keys(err).empty());
+  CHECK(err.what == "topic 'plain' is not keyed: it has no keys");
   CHECK(!b.make_subscriber("md", following({std::string(64, 'x')}), err).is_open());
   CHECK(err.code == errc::invalid_key);
 }

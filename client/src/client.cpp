@@ -33,6 +33,21 @@ std::string on_topic(const topic_info& topic, std::error_code ec, const std::str
   return about(ec, action + " topic '" + topic.name + "'");
 }
 
+// A key as an error sentence quotes it: keys are any bytes, and a control
+// byte must not break the one line the sentence is.
+std::string printable_key(std::string_view key) {
+  std::string out;
+  for (const char c : key) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f || c == '\\' || c == '\'') {
+      out += fmt::format("\\x{:02x}", b);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string empty_object(std::string_view kind) {
   return std::string(kind) + " is empty (default-constructed or moved-from)";
 }
@@ -448,7 +463,7 @@ void publisher::publish_error(error_info& err, const char* action, std::size_t s
     }
     if (err.code == errc::key_table_full)
       return topic + "its key table is full (" + std::to_string(info_.key_capacity) + " keys): key '" +
-             std::string(key.value_or("")) + "' was not added and nothing was published";
+             printable_key(key.value_or("")) + "' was not added and nothing was published";
     if (err.code == errc::message_too_large)
       return topic + "message of " + std::to_string(size) + " bytes exceeds max_message_size " +
              std::to_string(info_.max_message_size);
@@ -485,7 +500,13 @@ std::uint64_t subscriber::missed_total() const noexcept { return port_ ? port_->
 std::uint64_t subscriber::received_total() const noexcept { return port_ ? port_->received_total() : 0; }
 
 void subscriber::fail(error_info& err, const char* action) const noexcept {
-  fill(err, [&] { return port_ ? on_topic(info_, err.code, action) : empty_object("subscriber"); });
+  fill(err, [&] {
+    if (!port_) return empty_object("subscriber");
+    // Keys, snapshots and resyncs asked of a plain topic.
+    if (err.code == errc::invalid_key && !info_.keyed())
+      return "topic '" + info_.name + "' is not keyed: it has no keys";
+    return on_topic(info_, err.code, action);
+  });
 }
 
 void subscriber::read_error(error_info& err, const message_info& info, std::size_t type_size) const noexcept {
@@ -702,9 +723,9 @@ void subscriber::get_error(error_info& err, std::string_view key) const noexcept
                  ? "topic '" + info_.name + "': key of " + std::to_string(key.size()) + " bytes: keys are 1-63 bytes"
                  : "topic '" + info_.name + "' is not keyed: it has no values by key";
     if (err.code == errc::type_size_mismatch)
-      return "topic '" + info_.name + "': the value of key '" + std::string(key) +
+      return "topic '" + info_.name + "': the value of key '" + printable_key(key) +
              "' is not the size of the caller's type";
-    return on_topic(info_, err.code, "look up key '" + std::string(key) + "' in");
+    return on_topic(info_, err.code, "look up key '" + printable_key(key) + "' in");
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "shmbus/error.hpp"
@@ -101,16 +102,22 @@ std::uint64_t key_follower::copy_values(std::error_code& ec) noexcept {
     return 0;
   }
   std::vector<snapshot_value> values;
-  std::vector<std::byte> bytes;
+  std::unique_ptr<std::byte[]> bytes;
+  std::size_t used = 0;
   try {
+    // Room for every value at its largest, uninitialised: only the pages
+    // the copies touch are ever faulted in, and nothing is moved as it fills.
+    std::size_t followed = 0;
+    for (std::uint32_t i = 0; i < count; ++i) followed += follow_[i];
+    bytes.reset(new std::byte[std::max<std::size_t>(followed * ring_.max_message_size, 1)]);
+    values.reserve(followed);
     for (std::uint32_t i = 0; i < count; ++i) {
       if (follow_[i] == 0) continue;
-      const std::size_t offset = bytes.size();
-      bytes.resize(offset + ring_.max_message_size);
-      snapshot_value v{{}, i, offset};
+      snapshot_value v{{}, i, used};
       slot_keys keys;
-      const auto copy = [&](const message_info&, const slot_keys&, std::span<const std::byte> payload) noexcept {
-        if (!payload.empty()) std::memcpy(bytes.data() + offset, payload.data(), payload.size());
+      std::byte* dst = bytes.get() + used;
+      const auto copy = [dst](const message_info&, const slot_keys&, std::span<const std::byte> payload) noexcept {
+        if (!payload.empty()) std::memcpy(dst, payload.data(), payload.size());
         return true;
       };
       read_status status = read_status::busy;
@@ -121,11 +128,8 @@ std::uint64_t key_follower::copy_values(std::error_code& ec) noexcept {
         ec = std::make_error_code(std::errc::resource_unavailable_try_again);
         return 0;
       }
-      if (status != read_status::ok) {  // no value yet: the stream brings its first
-        bytes.resize(offset);
-        continue;
-      }
-      bytes.resize(offset + v.info.size);
+      if (status != read_status::ok) continue;  // no value yet: the stream brings its first
+      used += v.info.size;
       v.info.key_seq = keys.key_seq;
       v.info.snapshot = true;
       values.push_back(v);
@@ -174,7 +178,7 @@ read_status key_follower::next_snapshot(std::span<std::byte> dst, message_info& 
   const snapshot_value& v = snapshot_[pos_];
   info = v.info;
   if (v.info.size > dst.size()) return read_status::buffer_too_small;
-  if (v.info.size != 0) std::memcpy(dst.data(), bytes_.data() + v.offset, v.info.size);
+  if (v.info.size != 0) std::memcpy(dst.data(), bytes_.get() + v.offset, v.info.size);
   advance();
   return read_status::ok;
 }
@@ -183,7 +187,7 @@ void key_follower::advance() noexcept {
   if (++pos_ < snapshot_.size()) return;
   // All delivered: free the copy (a whole market's worth).
   std::vector<snapshot_value>().swap(snapshot_);
-  std::vector<std::byte>().swap(bytes_);
+  bytes_.reset();
   pos_ = 0;
 }
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,7 +68,7 @@ class key_follower {
   template <class F>
   void peek_snapshot(F&& f) {
     const snapshot_value& v = snapshot_[pos_];
-    f(static_cast<const message_info&>(v.info), std::span<const std::byte>(bytes_.data() + v.offset, v.info.size));
+    f(static_cast<const message_info&>(v.info), std::span<const std::byte>(bytes_.get() + v.offset, v.info.size));
     advance();
   }
 
@@ -121,7 +122,7 @@ class key_follower {
   std::vector<std::uint64_t> snapshot_seq_;  // by index: the snapshot's value's sequence, 0 = none
   std::uint64_t dedup_until_ = 0;            // the largest snapshot_seq_: later messages are never in it
   std::vector<snapshot_value> snapshot_;
-  std::vector<std::byte> bytes_;
+  std::unique_ptr<std::byte[]> bytes_;  // the values, back to back
   std::size_t pos_ = 0;
   std::uint64_t resume_ = 0;  // the snapshot's resume point
   bool corrupt_ = false;
