@@ -152,6 +152,10 @@ TEST_CASE("keyed topic: bad keys, a full key table and keys on a plain topic are
   CHECK(err.what == "topic 'plain' is not keyed: it has no keys");
   CHECK(!b.make_subscriber("md", following({std::string(64, 'x')}), err).is_open());
   CHECK(err.code == errc::invalid_key);
+
+  // A key capacity past the limit is refused when the broker creates it.
+  CHECK_THROWS_WITH_AS(broker(options(unique_bus(), {keyed("huge", 64, 4, detail::max_keys_limit + 1)})),
+                       doctest::Contains("keys must be 0 (a plain topic) or 1..4194304"), const std::system_error&);
 }
 
 TEST_CASE("keyed topic: a filtered subscriber gets exactly its keys, in order, and counts only their losses") {

@@ -73,6 +73,12 @@ TEST_CASE("topic specs from --topic") {
   CHECK(t.depth == 1);
   t = parse_topic_spec("status");
   CHECK(t.max_message_size == 4096);
+  CHECK(t.key_capacity == 0);
+  t = parse_topic_spec("md:408:4096:25000");  // a fourth field: a keyed topic
+  CHECK(t.depth == 4096);
+  CHECK(t.key_capacity == 25000);
+  CHECK(t.keyed());
+  CHECK_THROWS_WITH_AS(parse_topic_spec("md:408:64:many"), doctest::Contains("keys"), std::system_error);
   CHECK_THROWS_WITH_AS(parse_topic_spec("p:abc"), doctest::Contains("not a number"), std::system_error);
   CHECK_THROWS_WITH_AS(parse_topic_spec("a/b:12"), doctest::Contains("'/'"), std::system_error);
   CHECK_THROWS_WITH_AS(parse_topic_spec("p:2G"), doctest::Contains("larger than"), std::system_error);
@@ -91,11 +97,18 @@ depth = 1024
 type_size = 512
 
 [topic status]
+
+[topic md]
+max_message_size = 408
+depth = 4096
+keys = 25000
 )",
                    "md.ini", o);
   CHECK(o.bus == "md");
   CHECK(o.mode == 0660);
-  REQUIRE(o.topics.size() == 2);
+  REQUIRE(o.topics.size() == 3);
+  CHECK(o.topics[2].key_capacity == 25000);
+  CHECK(o.topics[1].key_capacity == 0);
   CHECK(o.topics[0].name == "prices");
   CHECK(o.topics[0].depth == 1024);
   CHECK(o.topics[0].type_size == 512);
