@@ -200,6 +200,20 @@ TEST_CASE("keyed topic: a filtered subscriber gets exactly its keys, in order, a
   pub.publish("a", "a8");
   pub.publish("c", "c4");
   CHECK(drain(sub) == strings{"a=a8", "c=c4"});
+
+  // From every key to a few: their losses are counted from here on, none before.
+  auto wide = b.make_subscriber("md");
+  pub.publish("d", "d1");
+  pub.publish("a", "a9");
+  wide.set_keys({"a", "d"});
+  pub.publish("d", "d2");
+  pub.publish("a", "a10");
+  message w;
+  REQUIRE(wide.try_read(w));
+  CHECK(w.text() == "d1");
+  CHECK(w.missed() == 0);
+  CHECK(drain(wide) == strings{"a=a9", "d=d2", "a=a10"});
+  CHECK(wide.missed_total() == 0);
 }
 
 TEST_CASE("keyed topic: joining with a snapshot gives every key's latest value, then exactly the later stream") {

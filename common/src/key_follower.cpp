@@ -231,17 +231,23 @@ std::uint64_t key_follower::set_baselines(std::uint64_t cursor, bool movable) no
 }
 
 void key_follower::set_filter(std::span<const std::string> filter, std::uint64_t cursor) noexcept {
+  // Every key the table holds now gets its place: a key only resolved
+  // later is one added later, with no update before the cursor.
+  const std::uint32_t count = keys_.count();
+  if (count > 0) resolve(count - 1);
+  const bool was_filtered = filtered();
   try {
+    std::vector<std::uint8_t> before = follow_;
     filter_ = std::unordered_set<std::string>(filter.begin(), filter.end());
+    for (std::size_t i = 0; i < names_.size(); ++i) follow_[i] = follows(names_[i]) ? 1 : 0;
+    if (!filtered()) return;
+    // Keys newly followed, and every key when the stream was unfiltered
+    // (which counts no key's updates): counted from the cursor on.
+    const std::uint64_t at = cursor - 1;
+    for (std::uint32_t i = 0; i < names_.size(); ++i)
+      if (follow_[i] != 0 && (before[i] == 0 || !was_filtered)) last_key_seq_[i] = key_seq_at(i, at).value_or(unknown);
   } catch (const std::bad_alloc&) {
-    return;
   }
-  std::vector<std::uint8_t> before = follow_;
-  for (std::size_t i = 0; i < names_.size(); ++i) follow_[i] = follows(names_[i]) ? 1 : 0;
-  if (!filtered()) return;
-  const std::uint64_t at = cursor - 1;
-  for (std::uint32_t i = 0; i < names_.size(); ++i)
-    if (follow_[i] != 0 && before[i] == 0) last_key_seq_[i] = key_seq_at(i, at).value_or(unknown);
 }
 
 read_status key_follower::get(std::string_view key, std::span<std::byte> dst, message_info& info,
