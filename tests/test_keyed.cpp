@@ -513,3 +513,37 @@ TEST_CASE("keyed topic: a publisher SIGKILLed in the ring copy, the value copy o
     CHECK(drain(sub).front() == "old=v1");  // the snapshot, then the stream, whole
   }
 }
+
+TEST_CASE("keyed topic: a corrupted key table is a clear error to its readers, never a crash") {
+  test_bus tb({keyed("md", 64, 8, 4)});
+  bus b(tb.name);
+  auto pub = b.make_publisher("md");
+  auto sub = b.make_subscriber("md");
+  pub.publish("a", "a1");
+  pub.publish("b", "b1");
+  auto raw = open_raw(tb.name, "md");
+  error_info err;
+  message m;
+
+  // A key count past the capacity is clamped to it.
+  raw.header().key_count.store(1000);
+  CHECK(raw.keys().count() == 4);
+  raw.header().key_count.store(2);
+
+  // A stream message naming a key the table does not hold.
+  raw.ring().slot(2).key.store(3);
+  REQUIRE(sub.try_read(m));  // a1, whole
+  CHECK(!sub.try_read(m, err));
+  CHECK(err.code == errc::corrupt_segment);
+  CHECK(err.what.find("topic 'md'") != std::string::npos);
+  raw.ring().slot(2).key.store(1);
+
+  // An entry whose size is out of range.
+  auto fresh = b.make_subscriber("md");
+  raw.keys().entries[1].size = 0;
+  CHECK(fresh.keys(err).empty());
+  CHECK(err.code == errc::corrupt_segment);
+  auto joining = b.make_subscriber("md", following({}, true), err);
+  CHECK(!joining.is_open());
+  CHECK(err.code == errc::corrupt_segment);
+}
