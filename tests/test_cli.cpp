@@ -15,6 +15,7 @@
 #include "shmbus/market_data.hpp"
 #include "support/child_process.hpp"
 #include "support/multiprocess.hpp"
+#include "support/process_output.hpp"
 
 using namespace shmbus::test;
 
@@ -56,19 +57,6 @@ struct running_broker {
     std::vector<std::string> v{SHMBUS_BROKER_PATH, "--bus", bus, "--log-level", "warn"};
     v.insert(v.end(), topics.begin(), topics.end());
     return v;
-  }
-};
-
-// A broker configuration file, removed again at the end of the test.
-struct config_file {
-  std::filesystem::path path;
-  config_file(const std::string& bus, const std::string& text)
-      : path(std::filesystem::temp_directory_path() / (bus + ".ini")) {
-    std::ofstream(path) << text;
-  }
-  ~config_file() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
   }
 };
 

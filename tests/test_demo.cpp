@@ -15,28 +15,11 @@
 #include "shmbus/names.hpp"
 #include "shmbus/platform/shared_memory.hpp"
 #include "support/child_process.hpp"
+#include "support/process_output.hpp"
 
 using namespace shmbus::test;
 
 namespace {
-
-std::vector<std::string> lines_until_eof(child_process& p) {
-  std::vector<std::string> lines;
-  while (auto line = p.read_line()) lines.push_back(*line);
-  return lines;
-}
-
-bool has_line(const std::vector<std::string>& lines, const std::string& needle) {
-  for (const auto& l : lines)
-    if (l.find(needle) != std::string::npos) return true;
-  return false;
-}
-
-std::string joined(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const auto& l : lines) s += l + "\n";
-  return s;
-}
 
 // The demo's broker (examples/market_data/broker.ini) on `bus`, ready.
 child_process demo_broker(const std::string& bus) {

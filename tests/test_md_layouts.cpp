@@ -12,29 +12,12 @@
 #include "shmbus/client.hpp"
 #include "shmbus/market_data.hpp"
 #include "support/child_process.hpp"
+#include "support/process_output.hpp"
 
 using namespace shmbus::test;
 namespace md = shmbus::market_data;
 
 namespace {
-
-std::vector<std::string> all_lines(child_process& p) {
-  std::vector<std::string> lines;
-  while (auto line = p.read_line()) lines.push_back(*line);
-  return lines;
-}
-
-bool has_line(const std::vector<std::string>& lines, const std::string& needle) {
-  for (const auto& l : lines)
-    if (l.find(needle) != std::string::npos) return true;
-  return false;
-}
-
-std::string joined(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const auto& l : lines) s += l + "\n";
-  return s;
-}
 
 child_process broker_with(const std::string& bus, const std::vector<std::string>& topics) {
   std::vector<std::string> argv{SHMBUS_BROKER_PATH, "--bus", bus, "--log-level", "warn"};
@@ -43,19 +26,6 @@ child_process broker_with(const std::string& bus, const std::vector<std::string>
   broker.expect_line("ready");
   return broker;
 }
-
-// A broker configuration file, removed again at the end of the test.
-struct config_file {
-  std::filesystem::path path;
-  config_file(const std::string& bus, const std::string& text)
-      : path(std::filesystem::temp_directory_path() / (bus + ".ini")) {
-    std::ofstream(path) << text;
-  }
-  ~config_file() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-  }
-};
 
 // Longer than the 30 characters of v6.3's InstrumentID.
 const std::string long_id = "SIM-very-long-instrument-id-2605-C-4500";
@@ -81,7 +51,7 @@ TEST_CASE("md-feed --ctp v6.5 and v6.7 publish CTP's newer layouts, and md-strat
     CHECK(feed.read_line() == "md-feed: 2 instruments, 500 snapshots/s, to keyed topic 'md' on bus '" + bus +
                                   "', exclusive publisher, CTP " + l.ctp + " layout (" + size + " bytes)");
     child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--seconds", "1.5", "--headless"}, true);
-    const auto out = all_lines(strategy);
+    const auto out = lines_until_eof(strategy);
     CHECK(strategy.wait() == 0);
     INFO(joined(out));
     CHECK(has_line(out, " snapshots from 2 instruments in "));
@@ -129,7 +99,7 @@ TEST_CASE("md-strategy reads each message of an untyped topic in the layout its 
   wait_for("read all four",
            [](const shmbus::topic_stats& s) { return !s.subscribers.empty() && s.subscribers[0].received == 4; });
   strategy.terminate();
-  const auto out = all_lines(strategy);
+  const auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 0);
   INFO(joined(out));
   CHECK(has_line(out, "md-strategy: 3 snapshots from 3 instruments in "));
@@ -146,7 +116,7 @@ TEST_CASE("md-strategy refuses a topic typed as no CTP layout") {
   config_file ini(bus, "[topic ticks]\nmax_message_size = 56\ntype_size = 56\n");
   auto broker = broker_with(bus, {"--config", ini.path.string()});
   child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "ticks", "--headless"}, true);
-  const auto out = all_lines(strategy);
+  const auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 1);
   INFO(joined(out));
   CHECK(has_line(out,
@@ -161,13 +131,13 @@ TEST_CASE("md-feed refuses an instrument ID its layout cannot hold, and an unkno
   const std::string bus = unique_bus();
   // Cut to 30 characters, two long IDs could publish under one name.
   child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--instruments", long_id, "--seconds", "1"}, true);
-  auto out = all_lines(feed);
+  auto out = lines_until_eof(feed);
   CHECK(feed.wait() == 2);
   INFO(joined(out));
   CHECK(has_line(out, "md-feed: instrument ID '" + long_id +
                           "' is 39 characters; the v6.3 layout holds at most 30 (--ctp v6.5 or v6.7: 80)"));
   child_process bad({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", "v6.4"}, true);
-  out = all_lines(bad);
+  out = lines_until_eof(bad);
   CHECK(bad.wait() == 2);
   CHECK(has_line(out, "md-feed: --ctp must be v6.3, v6.5 or v6.7"));
 }
@@ -181,7 +151,7 @@ TEST_CASE("md-feed --layout ring publishes plain messages to a topic without key
   // md-strategy reads a plain ring as before: no snapshot, no key filter.
   child_process strategy({SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "ring", "--seconds", "1", "--headless"},
                          true);
-  auto out = all_lines(strategy);
+  auto out = lines_until_eof(strategy);
   CHECK(strategy.wait() == 0);
   INFO(joined(out));
   CHECK(!has_line(out, "joined with a snapshot"));
@@ -189,24 +159,24 @@ TEST_CASE("md-feed --layout ring publishes plain messages to a topic without key
   CHECK(has_line(out, "md-strategy:   rb2605     SHFE "));
   child_process filtered(
       {SHMBUS_MD_STRATEGY_PATH, "--bus", bus, "--topic", "ring", "--instruments", "rb2605", "--headless"}, true);
-  out = all_lines(filtered);
+  out = lines_until_eof(filtered);
   CHECK(filtered.wait() == 1);
   CHECK(has_line(out, "md-strategy: topic 'ring' is not keyed: --instruments follows instruments of a keyed topic"));
   feed.terminate();
   CHECK(feed.wait() == 0);
 
   child_process keyed_to_ring({SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "ring", "--seconds", "1"}, true);
-  out = all_lines(keyed_to_ring);
+  out = lines_until_eof(keyed_to_ring);
   CHECK(keyed_to_ring.wait() == 1);
   CHECK(has_line(out, "md-feed: topic 'ring' is not keyed (declare it with keys = N, or use --layout ring)"));
   child_process ring_to_keyed(
       {SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "keyed", "--layout", "ring", "--seconds", "1"}, true);
-  out = all_lines(ring_to_keyed);
+  out = lines_until_eof(ring_to_keyed);
   CHECK(ring_to_keyed.wait() == 1);
   CHECK(has_line(out, "md-feed: topic 'keyed' is keyed (--layout keyed publishes to it)"));
   // 8 instruments do not fit 4 keys: told before anything is published.
   child_process too_many({SHMBUS_MD_FEED_PATH, "--bus", bus, "--topic", "keyed", "--seconds", "1"}, true);
-  out = all_lines(too_many);
+  out = lines_until_eof(too_many);
   CHECK(too_many.wait() == 1);
   CHECK(has_line(out, "md-feed: topic 'keyed' holds at most 4 keys, not 8 instruments"));
   for (const auto& t : shmbus::bus(bus).stats())
@@ -219,7 +189,7 @@ TEST_CASE("md-feed refuses an instrument ID longer than a key (before it opens t
   const std::string bus = unique_bus();
   const std::string id64(64, 'x');
   child_process feed({SHMBUS_MD_FEED_PATH, "--bus", bus, "--ctp", "v6.7", "--instruments", id64}, true);
-  const auto out = all_lines(feed);
+  const auto out = lines_until_eof(feed);
   CHECK(feed.wait() == 2);
   INFO(joined(out));
   CHECK(has_line(out,
