@@ -27,16 +27,8 @@ bool topic_segment::attach(std::error_code& ec, std::string& what) {
   auto* entries = reinterpret_cast<subscriber_entry*>(static_cast<std::byte*>(control_region_.data()) +
                                                       geometry.subscribers_offset);
   table_ = subscriber_table({entries, params_.max_subscribers});
-  ring_ = {&header_->write_seq, base + geometry.slots_offset, geometry.slot_stride, geometry.slot_count,
-           params_.depth,       params_.max_message_size};
-  if (params_.keyed())
-    keys_ = {&header_->key_count,
-             reinterpret_cast<key_bucket*>(base + geometry.buckets_offset),
-             reinterpret_cast<key_entry*>(base + geometry.entries_offset),
-             base + geometry.values_offset,
-             geometry.bucket_count,
-             params_.key_capacity,
-             geometry.slot_stride};
+  ring_ = ring_of(base, params_, geometry);
+  keys_ = key_table_of(base, params_, geometry);
   return true;
 }
 

@@ -28,15 +28,8 @@ volatile std::uint64_t g_sink;
 // the index, every value, a snapshot, the listing, lookups.
 void walk_keys(std::span<const std::byte> m, const topic_params& p, const topic_geometry& g) {
   auto* base = const_cast<std::byte*>(m.data());
-  auto& h = *reinterpret_cast<topic_header*>(base);
-  const ring_view ring{&h.write_seq, base + g.slots_offset, g.slot_stride, g.slot_count, p.depth, p.max_message_size};
-  const key_table_view keys{&h.key_count,
-                            reinterpret_cast<key_bucket*>(base + g.buckets_offset),
-                            reinterpret_cast<key_entry*>(base + g.entries_offset),
-                            base + g.values_offset,
-                            g.bucket_count,
-                            p.key_capacity,
-                            g.slot_stride};
+  const ring_view ring = ring_of(base, p, g);
+  const key_table_view keys = key_table_of(base, p, g);
   std::error_code ec;
   for (std::uint32_t i = 0; i < keys.count() && i < 64; ++i) {
     char bytes[max_key_size];

@@ -54,8 +54,9 @@ class key_follower {
   /// the stream resumes at (the newest sequence before the copy, + 1); the
   /// values are delivered first (next_snapshot), and stream messages they
   /// already hold are skipped. `skipped` receives, for a resynchronisation
-  /// from `cursor`, the updates neither delivered nor reported missed that
-  /// the snapshot replaces. 0 with `ec` set on failure (nothing changed).
+  /// from `cursor`, the updates that will never be delivered, one by one or
+  /// as a key's latest value (nor were reported missed). 0 with `ec` set on
+  /// failure (nothing changed).
   std::uint64_t take_snapshot(std::uint64_t cursor, std::uint64_t pending_missed, std::uint64_t& skipped,
                               std::error_code& ec) noexcept;
   [[nodiscard]] bool snapshot_pending() const noexcept { return pos_ < snapshot_.size(); }

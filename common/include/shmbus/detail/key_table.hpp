@@ -127,6 +127,24 @@ struct key_table_view {
   }
 };
 
+/// The ring and the key table of the data segment at `base`, laid out as
+/// `g` (computed from the validated `p`) says: the one place that turns a
+/// geometry into views (topic_segment, and the fuzz target).
+inline ring_view ring_of(std::byte* base, const topic_params& p, const topic_geometry& g) noexcept {
+  return {&header_of(base).write_seq, base + g.slots_offset, g.slot_stride, g.slot_count, p.depth, p.max_message_size};
+}
+/// Empty (keyed() false) for a plain topic.
+inline key_table_view key_table_of(std::byte* base, const topic_params& p, const topic_geometry& g) noexcept {
+  if (!p.keyed()) return {};
+  return {&header_of(base).key_count,
+          reinterpret_cast<key_bucket*>(base + g.buckets_offset),
+          reinterpret_cast<key_entry*>(base + g.entries_offset),
+          base + g.values_offset,
+          g.bucket_count,
+          p.key_capacity,
+          g.slot_stride};
+}
+
 namespace key_detail {
 
 inline bool complete(std::uint64_t word) noexcept { return word != 0 && word % 2 == 0; }
